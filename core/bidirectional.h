@@ -1,0 +1,33 @@
+// EvaluateBidirectional: one Keras Bidirectional layer over a packed batch.
+#pragma once
+
+#include "absl/types/span.h"
+#include "core/eigen_types.h"
+#include "core/model.h"
+#include "core/packed_layout.h"
+#include "core/thread_pool.h"
+
+namespace biserve {
+
+// Everything a Bidirectional layer produces for a batch. Rows are packed
+// steps ([total_steps, ...], see PackedLayout) when the layer returns
+// sequences, else sequences in sorted order ([batch, ...]).
+struct BidirectionalResult {
+  RowMatrix forward;   // [rows, forward.units]
+  RowMatrix backward;  // [rows, backward.units], aligned to input time
+  RowMatrix merged;    // [rows, output_size]; empty for merge mode none
+  // Final states, [batch, units] in sorted order; the c states for LSTM only.
+  RowMatrix forward_h, forward_c, backward_h, backward_c;
+};
+
+// Evaluates `layer` on `input` ([total_steps, input_size] packed rows),
+// running the two directions as two tasks on `pool`.
+// `initial_state` is empty (zeros) or layer.state_count() matrices of
+// [batch, units] in sorted order and Keras' order (forward h, forward c,
+// backward h, backward c as the cells have them).
+BidirectionalResult EvaluateBidirectional(
+    const BidirectionalLayer& layer, const PackedLayout& layout,
+    const RowMatrix& input, absl::Span<const RowMatrix> initial_state,
+    ThreadPool& pool);
+
+}  // namespace biserve

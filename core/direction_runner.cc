@@ -1,0 +1,138 @@
+#include "core/direction_runner.h"
+
+#include <algorithm>
+
+#include "core/activation.h"
+#include "core/eigen_types.h"
+
+namespace biserve {
+namespace {
+
+// One row's gate slice as a span, for Activate.
+inline absl::Span<float> Slice(float* row, int gate, int units) {
+  return absl::Span<float>(row + static_cast<int64_t>(gate) * units, units);
+}
+
+// Cell updates for one sequence (one row). `g` holds h * U for the row (plus
+// the recurrent bias where the cell has one); `x` is the row's input
+// projection; `h` and `c` are the row's state, updated in place.
+
+// Keras LSTMCell: i, f, c~, o = gates; c' = f c + i c~; h' = o act(c').
+inline void LstmRow(const RnnDirection& d, const float* x, float* g, float* h,
+                    float* c, float* scratch) {
+  const int u = d.units;
+  for (int j = 0; j < 4 * u; ++j) g[j] += x[j];
+  Activate(d.recurrent_activation, Slice(g, 0, u));
+  Activate(d.recurrent_activation, Slice(g, 1, u));
+  Activate(d.activation, Slice(g, 2, u));
+  Activate(d.recurrent_activation, Slice(g, 3, u));
+  for (int j = 0; j < u; ++j) {
+    c[j] = g[u + j] * c[j] + g[j] * g[2 * u + j];
+    scratch[j] = c[j];
+  }
+  Activate(d.activation, absl::Span<float>(scratch, u));
+  for (int j = 0; j < u; ++j) h[j] = g[3 * u + j] * scratch[j];
+}
+
+// Keras GRUCell, reset_after = true: g = h U + b_rec;
+// z, r = rec_act(x_zr + g_zr); h~ = act(x_h + r g_h); h' = z h + (1 - z) h~.
+inline void GruResetAfterRow(const RnnDirection& d, const float* x, float* g,
+                             float* h) {
+  const int u = d.units;
+  for (int j = 0; j < 2 * u; ++j) g[j] += x[j];
+  Activate(d.recurrent_activation, Slice(g, 0, u));
+  Activate(d.recurrent_activation, Slice(g, 1, u));
+  float* hh = g + 2 * u;
+  for (int j = 0; j < u; ++j) hh[j] = x[2 * u + j] + g[u + j] * hh[j];
+  Activate(d.activation, Slice(g, 2, u));
+  for (int j = 0; j < u; ++j) h[j] = g[j] * h[j] + (1.0f - g[j]) * hh[j];
+}
+
+}  // namespace
+
+void RunDirection(const RnnDirection& d, const PackedLayout& layout,
+                  bool reverse_output, const DirectionBuffers& io) {
+  const int u = d.units;
+  const int gu = d.gates() * u;
+  const int batch = layout.batch_size();
+  MatrixMap h(io.h, batch, u);
+  RowMatrix gates(batch, gu);   // h * U of the live rows, [batch, G * units]
+  RowMatrix scratch(batch, u);  // per-row temporaries, [batch, units]
+  const RowMatrix& recurrent = d.recurrent_kernel;  // [units, G * units]
+
+  for (int64_t s = 0; s < layout.max_length(); ++s) {
+    const int k = layout.alive(s);  // live rows are 0 .. k - 1
+    // The time a row reads at this step, and the time it writes.
+    auto time = [&](int row, bool reverse) {
+      return reverse ? layout.length(row) - 1 - s : s;
+    };
+    auto input_row = [&](int row) {
+      return io.projection +
+             layout.row(row, time(row, d.go_backwards)) * io.projection_stride;
+    };
+
+    switch (d.cell) {
+      case CellType::kLstm:
+        gates.topRows(k).noalias() = h.topRows(k) * recurrent;
+        for (int r = 0; r < k; ++r) {
+          LstmRow(d, input_row(r), &gates(r, 0), &h(r, 0),
+                  io.c + static_cast<int64_t>(r) * u, &scratch(r, 0));
+        }
+        break;
+      case CellType::kGru:
+        if (d.reset_after) {
+          gates.topRows(k).noalias() = h.topRows(k) * recurrent;
+          gates.topRows(k).rowwise() += d.recurrent_bias;
+          for (int r = 0; r < k; ++r) {
+            GruResetAfterRow(d, input_row(r), &gates(r, 0), &h(r, 0));
+          }
+        } else {
+          // Keras GRUCell, reset_after = false: the reset gate scales h
+          // before the candidate's matmul, so that matmul waits for r.
+          gates.topRows(k).leftCols(2 * u).noalias() =
+              h.topRows(k) * recurrent.leftCols(2 * u);
+          for (int r = 0; r < k; ++r) {
+            const float* x = input_row(r);
+            float* g = &gates(r, 0);
+            for (int j = 0; j < 2 * u; ++j) g[j] += x[j];
+            Activate(d.recurrent_activation, Slice(g, 0, u));
+            Activate(d.recurrent_activation, Slice(g, 1, u));
+            for (int j = 0; j < u; ++j) scratch(r, j) = g[u + j] * h(r, j);
+          }
+          gates.topRows(k).rightCols(u).noalias() =
+              scratch.topRows(k) * recurrent.rightCols(u);
+          for (int r = 0; r < k; ++r) {
+            const float* x = input_row(r);
+            float* g = &gates(r, 0);
+            float* hh = g + 2 * u;
+            for (int j = 0; j < u; ++j) hh[j] += x[2 * u + j];
+            Activate(d.activation, Slice(g, 2, u));
+            for (int j = 0; j < u; ++j) {
+              h(r, j) = g[j] * h(r, j) + (1.0f - g[j]) * hh[j];
+            }
+          }
+        }
+        break;
+      case CellType::kSimpleRnn:
+      case CellType::kUnspecified:  // rejected by Model::Create
+        // Keras SimpleRNNCell: h' = act(x W + b + h U).
+        gates.topRows(k).noalias() = h.topRows(k) * recurrent;
+        for (int r = 0; r < k; ++r) {
+          const float* x = input_row(r);
+          for (int j = 0; j < u; ++j) h(r, j) = gates(r, j) + x[j];
+          Activate(d.activation, absl::Span<float>(&h(r, 0), u));
+        }
+        break;
+    }
+
+    if (io.output != nullptr) {
+      for (int r = 0; r < k; ++r) {
+        float* out =
+            io.output + layout.row(r, time(r, reverse_output)) * io.output_stride;
+        std::copy_n(&h(r, 0), u, out);
+      }
+    }
+  }
+}
+
+}  // namespace biserve

@@ -1,0 +1,42 @@
+// RunDirection: one direction of a recurrent layer over a packed ragged batch.
+//
+// Bidirectional evaluation is two calls of this one runner: direction is a
+// parameter (the layer's go_backwards for reading, the wrapper's flip for
+// writing), never a second implementation. Rows are found by index mapping
+// through PackedLayout, so a reversed walk copies nothing.
+#pragma once
+
+#include <cstdint>
+
+#include "core/model.h"
+#include "core/packed_layout.h"
+
+namespace biserve {
+
+// Borrowed buffers of one direction; the caller owns them all.
+struct DirectionBuffers {
+  // Input projection x * W + input_bias of every packed row:
+  // [total_steps, G * units], row stride `projection_stride` floats.
+  const float* projection = nullptr;
+  int64_t projection_stride = 0;
+  // State rows in sorted order, [batch, units]: the initial state on entry,
+  // the final state of each sequence on return. `c` is for LSTM only.
+  float* h = nullptr;
+  float* c = nullptr;
+  // Per-step outputs, [total_steps, units] packed rows with row stride
+  // `output_stride`; null when the layer does not return sequences.
+  float* output = nullptr;
+  int64_t output_stride = 0;
+};
+
+// Runs `direction` over every sequence of `layout`. Sequence i reads its
+// steps last-to-first when direction.go_backwards. Its output for processing
+// step s goes to time s, or to time length(i) - 1 - s when `reverse_output`
+// (Keras' Bidirectional flips the backward layer's outputs, so that they line
+// up with the input's time steps).
+//
+// Sequential and lock-free: the caller runs directions on its thread pool.
+void RunDirection(const RnnDirection& direction, const PackedLayout& layout,
+                  bool reverse_output, const DirectionBuffers& buffers);
+
+}  // namespace biserve

@@ -1,0 +1,216 @@
+#include "proto/eval_json.h"
+
+#include <cmath>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace biserve {
+namespace {
+
+using google::protobuf::ListValue;
+using google::protobuf::Value;
+
+absl::Status Invalid(absl::string_view path, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+absl::StatusOr<const ListValue*> AsList(const Value& value,
+                                        absl::string_view path,
+                                        absl::string_view expected) {
+  if (value.kind_case() != Value::kListValue) {
+    return Invalid(path, absl::StrCat("expected ", expected));
+  }
+  return &value.list_value();
+}
+
+// Appends a list of numbers at `path` to `out`; exactly `count` unless -1.
+absl::Status AppendNumbers(const Value& value, absl::string_view path,
+                           int64_t count, std::vector<float>& out) {
+  absl::StatusOr<const ListValue*> list =
+      AsList(value, path, "a list of numbers");
+  if (!list.ok()) return list.status();
+  if (count >= 0 && (*list)->values_size() != count) {
+    return Invalid(path, absl::StrCat("expected ", count, " numbers, got ",
+                                      (*list)->values_size()));
+  }
+  for (int i = 0; i < (*list)->values_size(); ++i) {
+    const Value& v = (*list)->values(i);
+    if (v.kind_case() != Value::kNumberValue) {
+      return Invalid(absl::StrCat(path, "[", i, "]"), "expected a number");
+    }
+    out.push_back(static_cast<float>(v.number_value()));
+  }
+  return absl::OkStatus();
+}
+
+void AppendNumber(std::string& out, float v) {
+  if (std::isfinite(v)) {
+    absl::StrAppendFormat(&out, "%.9g", v);
+  } else {
+    out += "null";  // JSON has no Inf or NaN
+  }
+}
+
+// Writes a tensor as nested lists: [D] as [..], [T, D] as [[..], ..].
+void AppendTensor(std::string& out, const Tensor& tensor) {
+  const int64_t width = tensor.shape.empty() ? 0 : tensor.shape.back();
+  const int64_t rows = tensor.shape.size() == 2 ? tensor.shape[0] : 1;
+  if (tensor.shape.size() == 2) out += "[";
+  for (int64_t r = 0; r < rows; ++r) {
+    if (r > 0) out += ", ";
+    out += "[";
+    for (int64_t j = 0; j < width; ++j) {
+      if (j > 0) out += ", ";
+      AppendNumber(out, tensor.values[r * width + j]);
+    }
+    out += "]";
+  }
+  if (tensor.shape.size() == 2) out += "]";
+}
+
+}  // namespace
+
+SequenceInput OwnedSequence::View() const {
+  SequenceInput view;
+  view.length = length;
+  view.features = features;
+  view.token_ids = token_ids;
+  for (const std::vector<float>& state : initial_state) {
+    view.initial_state.push_back(state);
+  }
+  return view;
+}
+
+absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
+    absl::string_view json, const Model& model) {
+  Value root;
+  auto parsed = google::protobuf::util::JsonStringToMessage(
+      std::string(json), &root);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input is not valid JSON: ", std::string(parsed.message())));
+  }
+  if (root.kind_case() != Value::kStructValue) {
+    return absl::InvalidArgumentError(
+        "input must be a JSON object with a \"sequences\" list");
+  }
+  const auto& fields = root.struct_value().fields();
+  for (const auto& [key, unused] : fields) {
+    if (key != "sequences" && key != "initial_state") {
+      return Invalid(key, "unknown key; expected \"sequences\" and optionally "
+                          "\"initial_state\"");
+    }
+  }
+  auto sequences_it = fields.find("sequences");
+  if (sequences_it == fields.end()) {
+    return absl::InvalidArgumentError(
+        "input has no \"sequences\" list (a list of sequences, each a list "
+        "of time steps)");
+  }
+  absl::StatusOr<const ListValue*> sequences =
+      AsList(sequences_it->second, "sequences", "a list of sequences");
+  if (!sequences.ok()) return sequences.status();
+
+  std::vector<OwnedSequence> out((*sequences)->values_size());
+  for (int i = 0; i < (*sequences)->values_size(); ++i) {
+    const std::string path = absl::StrCat("sequences[", i, "]");
+    OwnedSequence& seq = out[i];
+    if (model.takes_token_ids()) {
+      std::vector<float> ids;
+      absl::Status status =
+          AppendNumbers((*sequences)->values(i), path, -1, ids);
+      if (!status.ok()) return status;
+      for (size_t t = 0; t < ids.size(); ++t) {
+        if (ids[t] != std::floor(ids[t])) {
+          return Invalid(absl::StrCat(path, "[", t, "]"),
+                         "token ids must be integers");
+        }
+        seq.token_ids.push_back(static_cast<int32_t>(ids[t]));
+      }
+      seq.length = static_cast<int64_t>(seq.token_ids.size());
+      continue;
+    }
+    absl::StatusOr<const ListValue*> steps =
+        AsList((*sequences)->values(i), path,
+               absl::StrCat("a list of time steps, each a list of ",
+                            model.input_dim(), " numbers"));
+    if (!steps.ok()) return steps.status();
+    seq.length = (*steps)->values_size();
+    for (int t = 0; t < (*steps)->values_size(); ++t) {
+      absl::Status status =
+          AppendNumbers((*steps)->values(t), absl::StrCat(path, "[", t, "]"),
+                        model.input_dim(), seq.features);
+      if (!status.ok()) return status;
+    }
+  }
+
+  auto states_it = fields.find("initial_state");
+  if (states_it != fields.end()) {
+    absl::StatusOr<const ListValue*> states = AsList(
+        states_it->second, "initial_state",
+        "a list with one entry per sequence, each a list of state vectors");
+    if (!states.ok()) return states.status();
+    if ((*states)->values_size() != static_cast<int>(out.size())) {
+      return Invalid("initial_state",
+                     absl::StrCat("expected one entry per sequence (",
+                                  out.size(), "), got ",
+                                  (*states)->values_size()));
+    }
+    for (int i = 0; i < (*states)->values_size(); ++i) {
+      const std::string path = absl::StrCat("initial_state[", i, "]");
+      absl::StatusOr<const ListValue*> list =
+          AsList((*states)->values(i), path, "a list of state vectors");
+      if (!list.ok()) return list.status();
+      for (int s = 0; s < (*list)->values_size(); ++s) {
+        absl::Status status =
+            AppendNumbers((*list)->values(s), absl::StrCat(path, "[", s, "]"),
+                          -1, out[i].initial_state.emplace_back());
+        if (!status.ok()) return status;
+      }
+    }
+  }
+  return out;
+}
+
+std::string FormatEvalOutput(const std::vector<SequenceResult>& results) {
+  std::string out = "{\"results\": [";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const SequenceResult& r = results[i];
+    out += i == 0 ? "\n  {" : ",\n  {";
+    std::string separator;
+    auto field = [&](absl::string_view name) {
+      absl::StrAppend(&out, separator, "\"", name, "\": ");
+      separator = ", ";
+    };
+    if (!r.output.empty()) {
+      field("output");
+      AppendTensor(out, r.output);
+    }
+    if (!r.forward.empty()) {
+      field("forward");
+      AppendTensor(out, r.forward);
+      field("backward");
+      AppendTensor(out, r.backward);
+    }
+    if (!r.states.empty()) {
+      field("states");
+      out += "[";
+      const std::vector<Tensor>& last = r.states.back();
+      for (size_t s = 0; s < last.size(); ++s) {
+        if (s > 0) out += ", ";
+        AppendTensor(out, last[s]);
+      }
+      out += "]";
+    }
+    out += "}";
+  }
+  out += results.empty() ? "]}\n" : "\n]}\n";
+  return out;
+}
+
+}  // namespace biserve

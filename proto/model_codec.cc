@@ -1,0 +1,173 @@
+#include "proto/model_codec.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace biserve {
+namespace {
+
+Tensor TensorFromProto(const v1::Tensor& proto) {
+  return Tensor{{proto.shape().begin(), proto.shape().end()},
+                {proto.values().begin(), proto.values().end()}};
+}
+
+RnnWeightsSpec WeightsFromProto(const v1::RnnWeights& proto) {
+  return RnnWeightsSpec{TensorFromProto(proto.kernel()),
+                        TensorFromProto(proto.recurrent_kernel()),
+                        TensorFromProto(proto.bias())};
+}
+
+CellType CellFromProto(v1::CellType cell) {
+  switch (cell) {
+    case v1::SIMPLE_RNN:
+      return CellType::kSimpleRnn;
+    case v1::LSTM:
+      return CellType::kLstm;
+    case v1::GRU:
+      return CellType::kGru;
+    default:
+      return CellType::kUnspecified;
+  }
+}
+
+RnnLayerSpec RnnFromProto(const v1::RnnLayer& proto) {
+  RnnLayerSpec spec;
+  spec.name = proto.name();
+  spec.cell = CellFromProto(proto.cell());
+  spec.units = proto.units();
+  if (proto.has_activation()) spec.activation = proto.activation();
+  if (proto.has_recurrent_activation()) {
+    spec.recurrent_activation = proto.recurrent_activation();
+  }
+  if (proto.has_use_bias()) spec.use_bias = proto.use_bias();
+  if (proto.has_reset_after()) spec.reset_after = proto.reset_after();
+  spec.go_backwards = proto.go_backwards();
+  spec.return_sequences = proto.return_sequences();
+  spec.return_state = proto.return_state();
+  spec.stateful = proto.stateful();
+  spec.weights = WeightsFromProto(proto.weights());
+  return spec;
+}
+
+// Collects the text parser's first error with its position.
+class FirstError : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (error_.empty()) {
+      error_ = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ",
+                            message);
+    }
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string error_;
+};
+
+}  // namespace
+
+ModelSpec ModelSpecFromProto(const v1::Model& proto) {
+  ModelSpec spec;
+  spec.name = proto.name();
+  spec.input_dim = proto.input_dim();
+  for (const v1::Layer& layer : proto.layers()) {
+    switch (layer.layer_case()) {
+      case v1::Layer::kEmbedding: {
+        const v1::EmbeddingLayer& e = layer.embedding();
+        spec.layers.push_back(EmbeddingSpec{e.name(), e.input_dim(),
+                                            e.output_dim(),
+                                            TensorFromProto(e.embeddings())});
+        break;
+      }
+      case v1::Layer::kBidirectional: {
+        const v1::BidirectionalLayer& b = layer.bidirectional();
+        BidirectionalSpec bidi;
+        bidi.name = b.name();
+        bidi.layer = RnnFromProto(b.layer());
+        if (b.has_backward_weights()) {
+          bidi.backward_weights = WeightsFromProto(b.backward_weights());
+        }
+        if (b.has_backward_layer()) {
+          bidi.backward_layer = RnnFromProto(b.backward_layer());
+        }
+        bidi.merge_mode = b.merge_mode();
+        spec.layers.push_back(std::move(bidi));
+        break;
+      }
+      case v1::Layer::kDense: {
+        const v1::DenseLayer& d = layer.dense();
+        DenseSpec dense;
+        dense.name = d.name();
+        dense.units = d.units();
+        if (d.has_activation()) dense.activation = d.activation();
+        if (d.has_use_bias()) dense.use_bias = d.use_bias();
+        dense.kernel = TensorFromProto(d.kernel());
+        dense.bias = TensorFromProto(d.bias());
+        spec.layers.push_back(std::move(dense));
+        break;
+      }
+      case v1::Layer::LAYER_NOT_SET:
+        spec.layers.push_back(std::monostate());
+        break;
+    }
+  }
+  return spec;
+}
+
+absl::StatusOr<v1::Model> ReadModelProto(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot open the model file"));
+  }
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  const std::string content = buffer.str();
+  v1::Model proto;
+  if (absl::EndsWith(path, ".pbtxt")) {
+    google::protobuf::TextFormat::Parser parser;
+    FirstError errors;
+    parser.RecordErrorsTo(&errors);
+    if (!parser.ParseFromString(content, &proto)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": not a valid biserve.v1.Model in text format: ",
+          errors.error()));
+    }
+  } else if (absl::EndsWith(path, ".json")) {
+    auto status = google::protobuf::util::JsonStringToMessage(content, &proto);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": not a valid biserve.v1.Model in JSON: ",
+                       status.message().as_string()));
+    }
+  } else if (!proto.ParseFromString(content)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": not a valid binary biserve.v1.Model (", content.size(),
+        " bytes; a corrupt or truncated file, or another format: text models "
+        "need the .pbtxt extension)"));
+  }
+  return proto;
+}
+
+absl::StatusOr<std::shared_ptr<const Model>> LoadModelFile(
+    const std::string& path) {
+  absl::StatusOr<v1::Model> proto = ReadModelProto(path);
+  if (!proto.ok()) return proto.status();
+  absl::StatusOr<std::shared_ptr<const Model>> model =
+      Model::Create(ModelSpecFromProto(*proto));
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat(path, ": ", model.status().message()));
+  }
+  return model;
+}
+
+}  // namespace biserve

@@ -1,0 +1,210 @@
+#include "tests/core/reference_model.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace biserve::testing {
+namespace {
+
+using Vec = std::vector<float>;
+using Seq = std::vector<Vec>;
+
+Vec Activated(Activation a, Vec v) {
+  Activate(a, absl::Span<float>(v));
+  return v;
+}
+
+// out[j] = b[j] + sum_i x[i] * w(i, j), for columns [col, col + n).
+Vec Affine(const Vec& x, const RowMatrix& w, int col, int n, const float* b) {
+  Vec out(n);
+  for (int j = 0; j < n; ++j) {
+    double sum = b ? b[col + j] : 0.0;
+    for (size_t i = 0; i < x.size(); ++i) sum += x[i] * w(i, col + j);
+    out[j] = static_cast<float>(sum);
+  }
+  return out;
+}
+
+struct DirectionOutput {
+  Seq outputs;  // in processing order, as a Keras RNN returns them
+  Vec h, c;
+};
+
+DirectionOutput RunCell(const RnnDirection& d, Seq xs, Vec h, Vec c) {
+  if (d.go_backwards) std::reverse(xs.begin(), xs.end());
+  const int u = d.units;
+  const float* bx = d.input_bias.data();
+  const float* bh = d.reset_after ? d.recurrent_bias.data() : nullptr;
+  DirectionOutput out;
+  for (const Vec& x : xs) {
+    if (d.cell == CellType::kLstm) {
+      auto gate = [&](int g, Activation a) {
+        Vec in = Affine(x, d.kernel, g * u, u, bx);
+        Vec rec = Affine(h, d.recurrent_kernel, g * u, u, nullptr);
+        for (int j = 0; j < u; ++j) in[j] += rec[j];
+        return Activated(a, in);
+      };
+      Vec i = gate(0, d.recurrent_activation);
+      Vec f = gate(1, d.recurrent_activation);
+      Vec cc = gate(2, d.activation);
+      Vec o = gate(3, d.recurrent_activation);
+      for (int j = 0; j < u; ++j) c[j] = f[j] * c[j] + i[j] * cc[j];
+      Vec ac = Activated(d.activation, c);
+      for (int j = 0; j < u; ++j) h[j] = o[j] * ac[j];
+    } else if (d.cell == CellType::kGru) {
+      Vec xz = Affine(x, d.kernel, 0, u, bx);
+      Vec xr = Affine(x, d.kernel, u, u, bx);
+      Vec xh = Affine(x, d.kernel, 2 * u, u, bx);
+      Vec hz = Affine(h, d.recurrent_kernel, 0, u, bh);
+      Vec hr = Affine(h, d.recurrent_kernel, u, u, bh);
+      Vec z(u), r(u);
+      for (int j = 0; j < u; ++j) {
+        z[j] = xz[j] + hz[j];
+        r[j] = xr[j] + hr[j];
+      }
+      z = Activated(d.recurrent_activation, z);
+      r = Activated(d.recurrent_activation, r);
+      Vec hh(u);
+      if (d.reset_after) {
+        Vec hhr = Affine(h, d.recurrent_kernel, 2 * u, u, bh);
+        for (int j = 0; j < u; ++j) hh[j] = xh[j] + r[j] * hhr[j];
+      } else {
+        Vec rh(u);
+        for (int j = 0; j < u; ++j) rh[j] = r[j] * h[j];
+        Vec rec = Affine(rh, d.recurrent_kernel, 2 * u, u, nullptr);
+        for (int j = 0; j < u; ++j) hh[j] = xh[j] + rec[j];
+      }
+      hh = Activated(d.activation, hh);
+      for (int j = 0; j < u; ++j) h[j] = z[j] * h[j] + (1 - z[j]) * hh[j];
+    } else {
+      Vec in = Affine(x, d.kernel, 0, u, bx);
+      Vec rec = Affine(h, d.recurrent_kernel, 0, u, nullptr);
+      for (int j = 0; j < u; ++j) in[j] += rec[j];
+      h = Activated(d.activation, in);
+    }
+    out.outputs.push_back(h);
+  }
+  out.h = h;
+  out.c = c;
+  return out;
+}
+
+Vec Merge(MergeMode mode, const Vec& a, const Vec& b) {
+  Vec out;
+  if (mode == MergeMode::kConcat) {
+    out = a;
+    out.insert(out.end(), b.begin(), b.end());
+    return out;
+  }
+  out.resize(a.size());
+  for (size_t j = 0; j < a.size(); ++j) {
+    switch (mode) {
+      case MergeMode::kSum:
+        out[j] = a[j] + b[j];
+        break;
+      case MergeMode::kMul:
+        out[j] = a[j] * b[j];
+        break;
+      default:  // kAve
+        out[j] = (a[j] + b[j]) / 2;
+        break;
+    }
+  }
+  return out;
+}
+
+Tensor ToTensor(const Seq& rows, bool sequences) {
+  Tensor t;
+  if (!sequences) {
+    t.shape = {static_cast<int64_t>(rows.back().size())};
+    t.values = rows.back();
+    return t;
+  }
+  t.shape = {static_cast<int64_t>(rows.size()),
+             static_cast<int64_t>(rows.front().size())};
+  for (const Vec& r : rows) t.values.insert(t.values.end(), r.begin(), r.end());
+  return t;
+}
+
+Vec FromSpan(absl::Span<const float> s) { return Vec(s.begin(), s.end()); }
+
+}  // namespace
+
+SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
+                                 const EvalOptions& options) {
+  Seq x;
+  for (int64_t t = 0; t < input.length; ++t) {
+    if (model.embedding()) {
+      const RowMatrix& e = model.embedding()->embeddings;
+      const int id = input.token_ids[t];
+      x.emplace_back(&e(id, 0), &e(id, 0) + e.cols());
+    } else {
+      const int n = model.input_dim();
+      x.push_back(FromSpan(input.features.subspan(t * n, n)));
+    }
+  }
+  bool sequences = true;
+  SequenceResult result;
+  for (int index = 0; index < static_cast<int>(model.layers().size());
+       ++index) {
+    const StackLayer& layer = model.layers()[index];
+    if (const auto* dense = std::get_if<DenseLayer>(&layer)) {
+      for (Vec& row : x) {
+        row = Activated(dense->activation,
+                        Affine(row, dense->kernel, 0, dense->units(),
+                               dense->bias.data()));
+      }
+      continue;
+    }
+    const auto& bidi = std::get<BidirectionalLayer>(layer);
+    std::vector<Vec> init;
+    if (index == model.first_bidirectional()) {
+      for (const auto& s : input.initial_state) init.push_back(FromSpan(s));
+    }
+    auto state = [&](size_t i, int units) {
+      return i < init.size() ? init[i] : Vec(units, 0.0f);
+    };
+    const int fw_states = bidi.forward.state_count();
+    DirectionOutput fw = RunCell(bidi.forward, x, state(0, bidi.forward.units),
+                                 state(1, bidi.forward.units));
+    DirectionOutput bw =
+        RunCell(bidi.backward, x, state(fw_states, bidi.backward.units),
+                state(fw_states + 1, bidi.backward.units));
+    if (bidi.return_sequences) {
+      std::reverse(bw.outputs.begin(), bw.outputs.end());
+    } else {
+      fw.outputs = {fw.h};
+      bw.outputs = {bw.h};
+    }
+    if (bidi.merge_mode != MergeMode::kNone) {
+      Seq merged;
+      for (size_t t = 0; t < fw.outputs.size(); ++t) {
+        merged.push_back(
+            Merge(bidi.merge_mode, fw.outputs[t], bw.outputs[t]));
+      }
+      x = merged;
+    }
+    sequences = bidi.return_sequences;
+    if (index == model.last_bidirectional() &&
+        (options.directions || bidi.merge_mode == MergeMode::kNone)) {
+      result.forward = ToTensor(fw.outputs, sequences);
+      result.backward = ToTensor(bw.outputs, sequences);
+    }
+    if (options.states) {
+      std::vector<Tensor>& states = result.states.emplace_back();
+      auto add = [&](const Vec& v) {
+        states.push_back(Tensor{{static_cast<int64_t>(v.size())}, v});
+      };
+      add(fw.h);
+      if (bidi.forward.cell == CellType::kLstm) add(fw.c);
+      add(bw.h);
+      if (bidi.backward.cell == CellType::kLstm) add(bw.c);
+    }
+  }
+  if (options.output && model.output_size() > 0) {
+    result.output = ToTensor(x, sequences);
+  }
+  return result;
+}
+
+}  // namespace biserve::testing

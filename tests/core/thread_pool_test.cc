@@ -1,0 +1,65 @@
+#include "core/thread_pool.h"
+
+#include <atomic>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+
+namespace biserve {
+namespace {
+
+TEST(ThreadPoolTest, RejectsZeroThreads) {
+  auto pool = ThreadPool::Create({.num_threads = 0});
+  EXPECT_EQ(pool.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ThreadPoolTest, RunsEveryTaskOnceForEveryThreadCount) {
+  for (int threads : {1, 2, 4}) {
+    auto pool = ThreadPool::Create({.num_threads = threads});
+    ASSERT_TRUE(pool.ok());
+    std::vector<std::atomic<int>> runs(9);
+    (*pool)->ParallelFor(9, [&](int i) { runs[i]++; });
+    for (auto& r : runs) EXPECT_EQ(r.load(), 1);
+  }
+}
+
+TEST(ThreadPoolTest, OneThreadRunsOnTheCaller) {
+  auto pool = *ThreadPool::Create({.num_threads = 1});
+  std::thread::id seen;
+  pool->ParallelFor(1, [&](int) { seen = std::this_thread::get_id(); });
+  EXPECT_EQ(seen, std::this_thread::get_id());
+}
+
+TEST(ThreadPoolTest, TwoThreadsRunTwoTasksAtOnce) {
+  // Each task waits for the other to start: this finishes only if both run
+  // concurrently (deadlocks, and times out, if they were serialised).
+  auto pool = *ThreadPool::Create({.num_threads = 2});
+  absl::Mutex mu;
+  int started = 0;
+  pool->ParallelFor(2, [&](int) {
+    absl::MutexLock lock(&mu);
+    ++started;
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n == 2; }, &started));
+  });
+  EXPECT_EQ(started, 2);
+}
+
+TEST(ThreadPoolTest, ConcurrentCallersShareThePool) {
+  auto pool = *ThreadPool::Create({.num_threads = 3});
+  std::atomic<int> total = 0;
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 4; ++c) {
+    callers.emplace_back([&] {
+      for (int k = 0; k < 50; ++k) pool->ParallelFor(2, [&](int) { total++; });
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(total.load(), 4 * 50 * 2);
+}
+
+}  // namespace
+}  // namespace biserve

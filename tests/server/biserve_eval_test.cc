@@ -1,0 +1,114 @@
+// biserve_eval as a user runs it: a real process, real files, real exit codes.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+const std::string kEval = std::string(BISERVE_BIN_DIR) + "/biserve_eval";
+const std::string kExample =
+    std::string(BISERVE_SOURCE_DIR) + "/models/example/1/model.pbtxt";
+
+struct ProcessResult {
+  int exit_code;
+  std::string out;  // stdout and stderr together
+};
+
+ProcessResult Execute(const std::string& args) {
+  const std::string command = kEval + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string WriteInput(const std::string& name, const std::string& json) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << json;
+  return path;
+}
+
+// Two sequences of the example model's 8 features, lengths 2 and 1.
+const char kInput[] =
+    R"({"sequences": [[[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+                       [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]],
+                      [[1, 0, 1, 0, 1, 0, 1, 0]]]})";
+
+TEST(BiserveEvalTest, PrintsOneResultPerSequenceShapedLikeTheTensors) {
+  ProcessResult run = Execute("--model " + kExample + " --input " +
+                    WriteInput("in.json", kInput));
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_THAT(run.out, StartsWith("{\"results\": [\n  {\"output\": [["));
+  // Softmax head of 4 classes per step: [2][4], then [1][4]; each row sums
+  // to 1.
+  const std::regex row(R"(\[([-0-9.e]+), ([-0-9.e]+), ([-0-9.e]+), ([-0-9.e]+)\])");
+  int rows = 0;
+  for (auto it = std::sregex_iterator(run.out.begin(), run.out.end(), row);
+       it != std::sregex_iterator(); ++it, ++rows) {
+    double sum = 0;
+    for (int k = 1; k <= 4; ++k) sum += std::stod((*it)[k].str());
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+  EXPECT_EQ(rows, 3);
+  EXPECT_EQ(std::count(run.out.begin(), run.out.end(), '{'), 3);
+}
+
+TEST(BiserveEvalTest, DirectionsAndStatesOnRequest) {
+  ProcessResult run = Execute("--model " + kExample + " --outputs both --states --input " +
+                    WriteInput("in.json", kInput));
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_THAT(run.out, HasSubstr("\"output\": "));
+  EXPECT_THAT(run.out, HasSubstr("\"forward\": "));
+  EXPECT_THAT(run.out, HasSubstr("\"backward\": "));
+  EXPECT_THAT(run.out, HasSubstr("\"states\": "));
+  ProcessResult directions = Execute("--model " + kExample +
+                           " --outputs directions --input " +
+                           WriteInput("in.json", kInput));
+  ASSERT_EQ(directions.exit_code, 0) << directions.out;
+  EXPECT_THAT(directions.out, ::testing::Not(HasSubstr("\"output\"")));
+  EXPECT_THAT(directions.out, HasSubstr("\"forward\": "));
+}
+
+TEST(BiserveEvalTest, ReadsStandardInput) {
+  ProcessResult run = Execute("--model " + kExample + " < " +
+                    WriteInput("in.json", kInput));
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_THAT(run.out, StartsWith("{\"results\""));
+}
+
+TEST(BiserveEvalTest, BadInputGivesAClearMessageAndNonZeroExit) {
+  ProcessResult wrong_width = Execute(
+      "--model " + kExample + " --input " +
+      WriteInput("bad.json", R"({"sequences": [[[0.1, 0.2]]]})"));
+  EXPECT_NE(wrong_width.exit_code, 0);
+  EXPECT_THAT(wrong_width.out,
+              HasSubstr("sequences[0][0]: expected 8 numbers, got 2"));
+
+  ProcessResult empty = Execute("--model " + kExample + " --input " +
+                      WriteInput("empty.json", R"({"sequences": [[]]})"));
+  EXPECT_NE(empty.exit_code, 0);
+  EXPECT_THAT(empty.out, HasSubstr("sequences[0]: length must be at least 1"));
+
+  ProcessResult no_model = Execute("--model /nonexistent/model.pb --input x.json");
+  EXPECT_NE(no_model.exit_code, 0);
+  EXPECT_THAT(no_model.out, HasSubstr("cannot open the model file"));
+
+  ProcessResult bad_flag = Execute("--model " + kExample + " --outputs all");
+  EXPECT_NE(bad_flag.exit_code, 0);
+  EXPECT_THAT(bad_flag.out, HasSubstr("--outputs must be merged, directions "
+                                      "or both"));
+}
+
+}  // namespace
