@@ -130,6 +130,29 @@ TEST_P(GoldenTest, MatchesTensorFlowJs) {
   }
 }
 
+// The bundled example model (models/example/1/model.pbtxt) is the
+// example_tagger fixture's model in text form: loading it through the file
+// path reproduces TensorFlow.js' outputs, so its weights survived the text
+// format exactly.
+TEST(GoldenExampleModelTest, BundledExampleModelMatchesItsFixture) {
+  const test::GoldenCase golden = ReadCase("example_tagger");
+  auto model = LoadModelFile(std::string(BISERVE_SOURCE_DIR) +
+                             "/models/example/1/model.pbtxt");
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto pool = *ThreadPool::Create({.num_threads = 2});
+  for (int i = 0; i < golden.sequences_size(); ++i) {
+    const test::GoldenSequence& seq = golden.sequences(i);
+    SequenceInput in{.length = seq.length(),
+                     .features = absl::MakeConstSpan(seq.features().data(),
+                                                     seq.features_size())};
+    auto results = Evaluate(**model, {in}, {}, *pool);
+    ASSERT_TRUE(results.ok()) << results.status();
+    EXPECT_TRUE(testing::TensorNear((*results)[0].output,
+                                    FromProto(golden.expected(i).output()),
+                                    1e-5f));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, GoldenTest, ::testing::ValuesIn(FixtureNames()),
     [](const ::testing::TestParamInfo<std::string>& info) {
