@@ -94,14 +94,15 @@ void BM_Bidirectional(benchmark::State& state, Workload w, int threads) {
     if (!results.ok()) state.SkipWithError("evaluation failed");
     benchmark::DoNotOptimize(results);
   }
-  const double seconds = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - start)
-                             .count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   const double flops_per_step =
       2.0 * 2 * GateCount(w.cell) * w.units * (w.input + w.units);
   const double iterations = static_cast<double>(state.iterations());
   state.counters["seq_per_s"] = w.batch * iterations / seconds;
-  state.counters["gflops"] = flops_per_step * steps * iterations / seconds / 1e9;
+  state.counters["gflops"] =
+      flops_per_step * steps * iterations / seconds / 1e9;
 }
 
 }  // namespace
@@ -110,11 +111,10 @@ void BM_Bidirectional(benchmark::State& state, Workload w, int threads) {
 int main(int argc, char** argv) {
   for (const biserve::Workload& w : biserve::kWorkloads) {
     for (int threads : {1, 2}) {
-      benchmark::RegisterBenchmark(
-          (std::string("BM_Bidirectional/") + w.name + "/threads:" +
-           std::to_string(threads))
-              .c_str(),
-          biserve::BM_Bidirectional, w, threads)
+      benchmark::RegisterBenchmark((std::string("BM_Bidirectional/") + w.name +
+                                    "/threads:" + std::to_string(threads))
+                                       .c_str(),
+                                   biserve::BM_Bidirectional, w, threads)
           ->Unit(benchmark::kMillisecond);
     }
   }

@@ -5,10 +5,10 @@
 #include <cmath>
 #include <utility>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 
 namespace biserve {
 namespace {
@@ -85,20 +85,17 @@ void Activate(Activation activation, absl::Span<float> row) {
     case Activation::kSigmoid:
       return ForEach(row, Sigmoid);
     case Activation::kHardSigmoid:
-      return ForEach(row, [](float x) {
-        return std::clamp(0.2f * x + 0.5f, 0.0f, 1.0f);
-      });
+      return ForEach(
+          row, [](float x) { return std::clamp(0.2f * x + 0.5f, 0.0f, 1.0f); });
     case Activation::kHardSigmoidKeras3:
-      return ForEach(row, [](float x) {
-        return std::clamp(x / 6.0f + 0.5f, 0.0f, 1.0f);
-      });
+      return ForEach(
+          row, [](float x) { return std::clamp(x / 6.0f + 0.5f, 0.0f, 1.0f); });
     case Activation::kRelu:
       return ForEach(row, [](float x) { return std::max(x, 0.0f); });
     case Activation::kRelu6:
       return ForEach(row, [](float x) { return std::clamp(x, 0.0f, 6.0f); });
     case Activation::kElu:
-      return ForEach(row,
-                     [](float x) { return x > 0 ? x : std::expm1(x); });
+      return ForEach(row, [](float x) { return x > 0 ? x : std::expm1(x); });
     case Activation::kSelu:
       return ForEach(row, [](float x) {
         return kSeluScale * (x > 0 ? x : kSeluAlpha * std::expm1(x));

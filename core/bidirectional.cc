@@ -55,9 +55,8 @@ BidirectionalResult EvaluateBidirectional(
              layer.return_sequences, result.forward_h, result.forward_c,
              result.forward);
     } else {
-      RunOne(bw, layout, input, /*reverse_output=*/true,
-             layer.return_sequences, result.backward_h, result.backward_c,
-             result.backward);
+      RunOne(bw, layout, input, /*reverse_output=*/true, layer.return_sequences,
+             result.backward_h, result.backward_c, result.backward);
     }
   });
 

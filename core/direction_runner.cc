@@ -127,8 +127,8 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
 
     if (io.output != nullptr) {
       for (int r = 0; r < k; ++r) {
-        float* out =
-            io.output + layout.row(r, time(r, reverse_output)) * io.output_stride;
+        float* out = io.output +
+                     layout.row(r, time(r, reverse_output)) * io.output_stride;
         std::copy_n(&h(r, 0), u, out);
       }
     }

@@ -105,29 +105,29 @@ absl::Status ValidateSequence(const Model& model, const SequenceInput& input) {
     }
     if (static_cast<int64_t>(input.token_ids.size()) != input.length) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "token_ids: expected ", input.length, " ids (one per time step), got ",
-          input.token_ids.size()));
+          "token_ids: expected ", input.length,
+          " ids (one per time step), got ", input.token_ids.size()));
     }
     const int64_t vocabulary = model.embedding()->embeddings.rows();
     for (int64_t t = 0; t < input.length; ++t) {
       if (input.token_ids[t] < 0 || input.token_ids[t] >= vocabulary) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "token_ids[", t, "] = ", input.token_ids[t],
-            " is outside the vocabulary [0, ", vocabulary, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("token_ids[", t, "] = ", input.token_ids[t],
+                         " is outside the vocabulary [0, ", vocabulary, ")"));
       }
     }
   } else {
     if (!input.token_ids.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token ids given, but this model takes ", model.input_dim(),
-          " float features per time step"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token ids given, but this model takes ",
+                       model.input_dim(), " float features per time step"));
     }
     const int64_t expected = input.length * model.input_dim();
     if (static_cast<int64_t>(input.features.size()) != expected) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "features: expected shape [length, input_dim] = [", input.length,
-          ", ", model.input_dim(), "] (", expected, " values), got ",
-          input.features.size(), " values"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("features: expected shape [length, input_dim] = [",
+                       input.length, ", ", model.input_dim(), "] (", expected,
+                       " values), got ", input.features.size(), " values"));
     }
     for (size_t v = 0; v < input.features.size(); ++v) {
       if (!std::isfinite(input.features[v])) {
@@ -141,9 +141,8 @@ absl::Status ValidateSequence(const Model& model, const SequenceInput& input) {
     const BidirectionalLayer& layer =
         model.bidirectional(model.first_bidirectional());
     std::vector<std::pair<std::string, int>> expected;
-    for (const auto& [prefix, d] :
-         {std::pair{"forward", &layer.forward},
-          std::pair{"backward", &layer.backward}}) {
+    for (const auto& [prefix, d] : {std::pair{"forward", &layer.forward},
+                                    std::pair{"backward", &layer.backward}}) {
       expected.emplace_back(absl::StrCat(prefix, " h"), d->units);
       if (d->cell == CellType::kLstm) {
         expected.emplace_back(absl::StrCat(prefix, " c"), d->units);
@@ -187,8 +186,8 @@ absl::StatusOr<std::vector<SequenceResult>> Evaluate(
   for (size_t i = 0; i < batch.size(); ++i) {
     absl::Status status = ValidateSequence(model, batch[i]);
     if (!status.ok()) {
-      return absl::Status(status.code(), absl::StrCat("sequences[", i, "]: ",
-                                                      status.message()));
+      return absl::Status(status.code(), absl::StrCat("sequences[", i,
+                                                      "]: ", status.message()));
     }
     lengths.push_back(batch[i].length);
   }
@@ -237,7 +236,8 @@ absl::StatusOr<std::vector<SequenceResult>> Evaluate(
       out.output = Unpack(x, layout, i, sequences);
     }
     if (directions) {
-      out.forward = Unpack(last.forward, layout, i, last_layer.return_sequences);
+      out.forward =
+          Unpack(last.forward, layout, i, last_layer.return_sequences);
       out.backward =
           Unpack(last.backward, layout, i, last_layer.return_sequences);
     }

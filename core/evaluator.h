@@ -21,7 +21,7 @@ namespace biserve {
 // until Evaluate returns.
 struct SequenceInput {
   int64_t length = 0;
-  absl::Span<const float> features;    // [length, input_dim], feature models
+  absl::Span<const float> features;     // [length, input_dim], feature models
   absl::Span<const int32_t> token_ids;  // [length], Embedding models
   // Empty (zeros), or the first Bidirectional layer's initial states in
   // Keras' order: forward h, forward c (LSTM), backward h, backward c (LSTM),

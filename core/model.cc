@@ -3,9 +3,9 @@
 #include <cmath>
 #include <utility>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace biserve {
 namespace {
@@ -31,9 +31,9 @@ absl::StatusOr<RowMatrix> ToMatrix(const Tensor& tensor,
                                    absl::string_view field,
                                    absl::string_view meaning) {
   if (tensor.shape.empty() && tensor.values.empty()) {
-    return Invalid(where, absl::StrCat(field, " is missing; expected shape ",
-                                       ShapeString(expected), " (", meaning,
-                                       ")"));
+    return Invalid(where,
+                   absl::StrCat(field, " is missing; expected shape ",
+                                ShapeString(expected), " (", meaning, ")"));
   }
   if (tensor.shape != expected) {
     return Invalid(where, absl::StrCat(field, ": expected shape ",
@@ -42,15 +42,15 @@ absl::StatusOr<RowMatrix> ToMatrix(const Tensor& tensor,
   }
   const int64_t count = NumElements(expected);
   if (static_cast<int64_t>(tensor.values.size()) != count) {
-    return Invalid(where, absl::StrCat(field, ": shape ",
-                                       ShapeString(expected), " needs ", count,
-                                       " values, got ", tensor.values.size()));
+    return Invalid(
+        where, absl::StrCat(field, ": shape ", ShapeString(expected), " needs ",
+                            count, " values, got ", tensor.values.size()));
   }
   for (size_t i = 0; i < tensor.values.size(); ++i) {
     if (!std::isfinite(tensor.values[i])) {
-      return Invalid(where, absl::StrCat(field, ": value ", i, " is ",
-                                         tensor.values[i],
-                                         "; weights must be finite"));
+      return Invalid(
+          where, absl::StrCat(field, ": value ", i, " is ", tensor.values[i],
+                              "; weights must be finite"));
     }
   }
   const int64_t rows = expected.size() == 2 ? expected[0] : 1;
@@ -105,8 +105,8 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
     return Invalid(where, "cell is not set; expected SIMPLE_RNN, LSTM or GRU");
   }
   if (config.units <= 0) {
-    return Invalid(where, absl::StrCat("units must be positive; was ",
-                                       config.units));
+    return Invalid(where,
+                   absl::StrCat("units must be positive; was ", config.units));
   }
   const absl::string_view cell_name = CellTypeName(config.cell);
   if (config.cell == CellType::kSimpleRnn &&
@@ -120,9 +120,8 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
                                        "it; this layer is ",
                                        cell_name));
   }
-  absl::StatusOr<Activation> activation =
-      ActivationField(config.activation, Activation::kTanh, where,
-                      "activation");
+  absl::StatusOr<Activation> activation = ActivationField(
+      config.activation, Activation::kTanh, where, "activation");
   if (!activation.ok()) return activation.status();
   d.activation = *activation;
   absl::StatusOr<Activation> recurrent_activation =
@@ -136,9 +135,9 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
   const int64_t g = GateCount(config.cell);
   const int64_t u = config.units;
   const std::string gates = absl::StrCat(g, " * units");
-  absl::StatusOr<RowMatrix> kernel = ToMatrix(
-      weights.kernel, {input_size, g * u}, where, "weights.kernel",
-      absl::StrCat("[input_size, ", gates, "] for ", cell_name));
+  absl::StatusOr<RowMatrix> kernel =
+      ToMatrix(weights.kernel, {input_size, g * u}, where, "weights.kernel",
+               absl::StrCat("[input_size, ", gates, "] for ", cell_name));
   if (!kernel.ok()) return kernel.status();
   d.kernel = *std::move(kernel);
   absl::StatusOr<RowMatrix> recurrent = ToMatrix(
@@ -149,8 +148,8 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
 
   d.input_bias = RowVector::Zero(g * u);
   if (!config.use_bias.value_or(true)) {
-    absl::Status absent = ExpectAbsent(weights.bias, where, "weights.bias",
-                                       "use_bias is false");
+    absl::Status absent =
+        ExpectAbsent(weights.bias, where, "weights.bias", "use_bias is false");
     if (!absent.ok()) return absent;
   } else if (d.reset_after) {
     absl::StatusOr<RowMatrix> bias =
@@ -161,12 +160,11 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
     d.input_bias = bias->row(0);
     d.recurrent_bias = bias->row(1);
   } else {
-    absl::StatusOr<RowMatrix> bias =
-        ToMatrix(weights.bias, {g * u}, where, "weights.bias",
-                 absl::StrCat("[", gates, "] for ", cell_name,
-                              config.cell == CellType::kGru
-                                  ? " with reset_after = false"
-                                  : ""));
+    absl::StatusOr<RowMatrix> bias = ToMatrix(
+        weights.bias, {g * u}, where, "weights.bias",
+        absl::StrCat(
+            "[", gates, "] for ", cell_name,
+            config.cell == CellType::kGru ? " with reset_after = false" : ""));
     if (!bias.ok()) return bias.status();
     d.input_bias = bias->row(0);
   }
@@ -196,13 +194,13 @@ absl::Status CheckBackwardLayer(const RnnLayerSpec& forward,
   for (const auto& [attribute, values] : attributes) {
     if (values.first != values.second) {
       return Invalid(
-          where, absl::StrCat("forward and backward layers must have the same "
-                              "value for ",
-                              attribute, "; got ",
-                              values.first ? "true" : "false",
-                              " for the forward layer and ",
-                              values.second ? "true" : "false",
-                              " for the backward layer"));
+          where,
+          absl::StrCat("forward and backward layers must have the same "
+                       "value for ",
+                       attribute, "; got ", values.first ? "true" : "false",
+                       " for the forward layer and ",
+                       values.second ? "true" : "false",
+                       " for the backward layer"));
     }
   }
   return absl::OkStatus();
@@ -214,8 +212,8 @@ absl::StatusOr<BidirectionalLayer> BuildBidirectional(
   layer.name = spec.name;
   const RnnLayerSpec& forward = spec.layer;
   if (spec.backward_layer.has_value()) {
-    absl::Status rules = CheckBackwardLayer(forward, *spec.backward_layer,
-                                            where);
+    absl::Status rules =
+        CheckBackwardLayer(forward, *spec.backward_layer, where);
     if (!rules.ok()) return rules;
   } else if (!spec.backward_weights.has_value()) {
     return Invalid(where,
@@ -235,9 +233,9 @@ absl::StatusOr<BidirectionalLayer> BuildBidirectional(
   layer.return_sequences = forward.return_sequences;
   layer.return_state = forward.return_state;
 
-  absl::StatusOr<RnnDirection> fw = BuildDirection(
-      forward, forward.weights, forward.go_backwards, input_size,
-      absl::StrCat(where, " layer"));
+  absl::StatusOr<RnnDirection> fw =
+      BuildDirection(forward, forward.weights, forward.go_backwards, input_size,
+                     absl::StrCat(where, " layer"));
   if (!fw.ok()) return fw.status();
   layer.forward = *std::move(fw);
 
@@ -300,10 +298,10 @@ absl::StatusOr<DenseLayer> BuildDense(const DenseSpec& spec, int input_size,
 absl::StatusOr<EmbeddingLayer> BuildEmbedding(const EmbeddingSpec& spec,
                                               absl::string_view where) {
   if (spec.input_dim <= 0 || spec.output_dim <= 0) {
-    return Invalid(where, absl::StrCat("input_dim (vocabulary) and output_dim "
-                                       "must be positive; were ",
-                                       spec.input_dim, " and ",
-                                       spec.output_dim));
+    return Invalid(where,
+                   absl::StrCat("input_dim (vocabulary) and output_dim "
+                                "must be positive; were ",
+                                spec.input_dim, " and ", spec.output_dim));
   }
   absl::StatusOr<RowMatrix> embeddings =
       ToMatrix(spec.embeddings, {spec.input_dim, spec.output_dim}, where,
@@ -371,12 +369,13 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
     const ModelSpec& spec) {
   auto model = std::shared_ptr<Model>(new Model());
   model->name_ = spec.name;
-  const std::string model_label =
-      spec.name.empty() ? std::string("model")
-                        : absl::StrCat("model '", spec.name, "'");
+  const std::string model_label = spec.name.empty()
+                                      ? std::string("model")
+                                      : absl::StrCat("model '", spec.name, "'");
   if (spec.layers.empty()) {
-    return Invalid(model_label, "has no layers; expected at least one "
-                                "Bidirectional layer");
+    return Invalid(model_label,
+                   "has no layers; expected at least one "
+                   "Bidirectional layer");
   }
 
   int width = 0;            // values per step (or per sequence) so far
@@ -407,13 +406,11 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
       if (i != 0) {
         return Invalid(where, "an Embedding layer must be the first layer");
       }
-      absl::StatusOr<EmbeddingLayer> built =
-          BuildEmbedding(*embedding, where);
+      absl::StatusOr<EmbeddingLayer> built = BuildEmbedding(*embedding, where);
       if (!built.ok()) return built.status();
       width = embedding->output_dim;
       model->embedding_ = *std::move(built);
-    } else if (const auto* bidi =
-                   std::get_if<BidirectionalSpec>(&layer_spec)) {
+    } else if (const auto* bidi = std::get_if<BidirectionalSpec>(&layer_spec)) {
       const std::string where = LayerLabel(i, bidi->name);
       if (!is_sequence) {
         return Invalid(where,

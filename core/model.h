@@ -10,8 +10,8 @@
 #include <variant>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/activation.h"
 #include "core/eigen_types.h"
 #include "core/model_spec.h"
@@ -36,7 +36,7 @@ struct RnnDirection {
   int input_size = 0;
   Activation activation = Activation::kTanh;
   Activation recurrent_activation = Activation::kSigmoid;  // LSTM, GRU
-  bool reset_after = false;  // GRU only
+  bool reset_after = false;                                // GRU only
   // Keras' go_backwards: the layer reads its input from the last step to the
   // first, and (with return_sequences) emits outputs in that order.
   bool go_backwards = false;

@@ -11,9 +11,8 @@ namespace biserve {
 absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(
     Options options) {
   if (options.num_threads < 1 || options.num_threads > 1024) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("num_threads must be in [1, 1024]; was ",
-                     options.num_threads));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_threads must be in [1, 1024]; was ", options.num_threads));
   }
   return std::unique_ptr<ThreadPool>(new ThreadPool(options));
 }

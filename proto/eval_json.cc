@@ -1,11 +1,11 @@
 #include "proto/eval_json.h"
 
+#include <charconv>
 #include <cmath>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -48,9 +48,12 @@ absl::Status AppendNumbers(const Value& value, absl::string_view path,
   return absl::OkStatus();
 }
 
+// The shortest decimal that reads back as the same float.
 void AppendNumber(std::string& out, float v) {
   if (std::isfinite(v)) {
-    absl::StrAppendFormat(&out, "%.9g", v);
+    char buffer[32];
+    const auto result = std::to_chars(buffer, buffer + sizeof(buffer), v);
+    out.append(buffer, result.ptr);
   } else {
     out += "null";  // JSON has no Inf or NaN
   }
@@ -89,8 +92,8 @@ SequenceInput OwnedSequence::View() const {
 absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
     absl::string_view json, const Model& model) {
   Value root;
-  auto parsed = google::protobuf::util::JsonStringToMessage(
-      std::string(json), &root);
+  auto parsed =
+      google::protobuf::util::JsonStringToMessage(std::string(json), &root);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "input is not valid JSON: ", std::string(parsed.message())));
@@ -102,8 +105,9 @@ absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
   const auto& fields = root.struct_value().fields();
   for (const auto& [key, unused] : fields) {
     if (key != "sequences" && key != "initial_state") {
-      return Invalid(key, "unknown key; expected \"sequences\" and optionally "
-                          "\"initial_state\"");
+      return Invalid(key,
+                     "unknown key; expected \"sequences\" and optionally "
+                     "\"initial_state\"");
     }
   }
   auto sequences_it = fields.find("sequences");
@@ -156,10 +160,10 @@ absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
         "a list with one entry per sequence, each a list of state vectors");
     if (!states.ok()) return states.status();
     if ((*states)->values_size() != static_cast<int>(out.size())) {
-      return Invalid("initial_state",
-                     absl::StrCat("expected one entry per sequence (",
-                                  out.size(), "), got ",
-                                  (*states)->values_size()));
+      return Invalid(
+          "initial_state",
+          absl::StrCat("expected one entry per sequence (", out.size(),
+                       "), got ", (*states)->values_size()));
     }
     for (int i = 0; i < (*states)->values_size(); ++i) {
       const std::string path = absl::StrCat("initial_state[", i, "]");

@@ -138,8 +138,8 @@ absl::StatusOr<v1::Model> ReadModelProto(const std::string& path) {
     parser.RecordErrorsTo(&errors);
     if (!parser.ParseFromString(content, &proto)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          path, ": not a valid biserve.v1.Model in text format: ",
-          errors.error()));
+          path,
+          ": not a valid biserve.v1.Model in text format: ", errors.error()));
     }
   } else if (absl::EndsWith(path, ".json")) {
     auto status = google::protobuf::util::JsonStringToMessage(content, &proto);

@@ -21,8 +21,7 @@
 
 ABSL_FLAG(std::string, model, "",
           "Model file: binary .pb, text .pbtxt or JSON .json.");
-ABSL_FLAG(std::string, input, "-",
-          "JSON input file, or - for standard input.");
+ABSL_FLAG(std::string, input, "-", "JSON input file, or - for standard input.");
 ABSL_FLAG(std::string, outputs, "merged",
           "merged (the model's output), directions (the last Bidirectional "
           "layer's forward and backward outputs) or both.");

@@ -71,8 +71,8 @@ TEST(ActivationTest, SoftmaxNormalisesTheRowStably) {
 TEST(ActivationTest, NamesRoundTrip) {
   for (absl::string_view name :
        {"linear", "tanh", "sigmoid", "hard_sigmoid", "hard_sigmoid_keras3",
-        "relu", "relu6", "elu", "selu", "softsign", "softplus", "swish",
-        "gelu", "exponential", "softmax"}) {
+        "relu", "relu6", "elu", "selu", "softsign", "softplus", "swish", "gelu",
+        "exponential", "softmax"}) {
     auto activation = ParseActivation(name);
     ASSERT_TRUE(activation.ok()) << name;
     EXPECT_EQ(ActivationName(*activation), name);

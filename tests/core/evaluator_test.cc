@@ -57,10 +57,10 @@ Batch RandomBatch(std::mt19937& rng, const Model& model, int size,
   }
   for (int i = 0; i < size; ++i) {
     SequenceInput in;
-    in.length = model.takes_token_ids()
-                    ? static_cast<int64_t>(b.ids[i].size())
-                    : static_cast<int64_t>(b.features[i].size()) /
-                          model.input_dim();
+    in.length =
+        model.takes_token_ids()
+            ? static_cast<int64_t>(b.ids[i].size())
+            : static_cast<int64_t>(b.features[i].size()) / model.input_dim();
     in.features = b.features[i];
     in.token_ids = b.ids[i];
     for (const auto& s : b.states[i]) in.initial_state.push_back(s);
@@ -73,15 +73,13 @@ void ExpectResultNear(const SequenceResult& actual,
                       const SequenceResult& expected, float tolerance) {
   EXPECT_TRUE(TensorNear(actual.output, expected.output, tolerance, true));
   EXPECT_TRUE(TensorNear(actual.forward, expected.forward, tolerance, true));
-  EXPECT_TRUE(
-      TensorNear(actual.backward, expected.backward, tolerance, true));
+  EXPECT_TRUE(TensorNear(actual.backward, expected.backward, tolerance, true));
   ASSERT_EQ(actual.states.size(), expected.states.size());
   for (size_t l = 0; l < actual.states.size(); ++l) {
     ASSERT_EQ(actual.states[l].size(), expected.states[l].size());
     for (size_t s = 0; s < actual.states[l].size(); ++s) {
-      EXPECT_TRUE(
-          TensorNear(actual.states[l][s], expected.states[l][s], tolerance,
-                     true))
+      EXPECT_TRUE(TensorNear(actual.states[l][s], expected.states[l][s],
+                             tolerance, true))
           << "layer " << l << " state " << s;
     }
   }
@@ -109,8 +107,8 @@ TEST_P(EvaluatorTest, RandomModelsMatchReferenceForEverySequenceOfABatch) {
     ASSERT_TRUE(results.ok()) << results.status();
     ASSERT_EQ(results->size(), batch.inputs.size());
     for (int i = 0; i < size; ++i) {
-      SCOPED_TRACE(::testing::Message() << "sequence " << i << " length "
-                                        << batch.inputs[i].length);
+      SCOPED_TRACE(::testing::Message()
+                   << "sequence " << i << " length " << batch.inputs[i].length);
       ExpectResultNear((*results)[i],
                        ReferenceEvaluate(**model, batch.inputs[i], options),
                        kTolerance);
@@ -126,8 +124,8 @@ TEST_P(EvaluatorTest, BatchedResultEqualsTheSequenceEvaluatedAlone) {
     auto model = Model::Create(RandomModelSpec(rng));
     ASSERT_TRUE(model.ok()) << model.status();
     Batch batch = RandomBatch(rng, **model, 6, 40);
-    const EvalOptions options{.output = true, .directions = true,
-                              .states = true};
+    const EvalOptions options{
+        .output = true, .directions = true, .states = true};
     auto together = Evaluate(**model, batch.inputs, options, **pool);
     ASSERT_TRUE(together.ok());
     for (size_t i = 0; i < batch.inputs.size(); ++i) {
@@ -199,8 +197,8 @@ TEST(ValidateSequenceTest, RejectsWrongInitialStateCountListingTheStates) {
 TEST(ValidateSequenceTest, RejectsWrongInitialStateSize) {
   auto model = SmallLstm();
   std::vector<float> values(3, 0.5f), h(2, 0.1f), bad(3, 0.1f);
-  SequenceInput in{.length = 1, .features = values,
-                   .initial_state = {h, h, bad, h}};
+  SequenceInput in{
+      .length = 1, .features = values, .initial_state = {h, h, bad, h}};
   absl::Status status = ValidateSequence(*model, in);
   EXPECT_THAT(status.message(),
               HasSubstr("initial_state[2] (backward h): expected [2] values, "

@@ -100,10 +100,11 @@ TEST_F(ModelValidationTest, ValidModelLoadsWithItsShape) {
 
 TEST_F(ModelValidationTest, WrongKernelShapeNamesLayerFieldAndShapes) {
   bi(0).layer.weights.kernel = RandomWeights(rng_, {4, 8});
-  EXPECT_THAT(Error(),
-              AllOf(HasSubstr("layers[0] 'bi1' layer"),
-                    HasSubstr("weights.kernel: expected shape [4, 12] "
-                              "([input_size, 4 * units] for LSTM), got [4, 8]")));
+  EXPECT_THAT(
+      Error(),
+      AllOf(HasSubstr("layers[0] 'bi1' layer"),
+            HasSubstr("weights.kernel: expected shape [4, 12] "
+                      "([input_size, 4 * units] for LSTM), got [4, 8]")));
 }
 
 TEST_F(ModelValidationTest, WrongRecurrentKernelShape) {
@@ -285,15 +286,17 @@ TEST_F(ModelValidationTest, InputDimMustBePositive) {
 }
 
 TEST_F(ModelValidationTest, EmbeddingMustComeFirst) {
-  spec_.layers.push_back(EmbeddingSpec{"emb", 3, 2, RandomWeights(rng_, {3, 2})});
+  spec_.layers.push_back(
+      EmbeddingSpec{"emb", 3, 2, RandomWeights(rng_, {3, 2})});
   EXPECT_THAT(Error(), HasSubstr("layers[3] 'emb': an Embedding layer must be "
                                  "the first layer"));
 }
 
 TEST_F(ModelValidationTest, EmbeddingModelTakesTokenIds) {
   spec_.input_dim = 0;
-  spec_.layers.insert(spec_.layers.begin(),
-                      EmbeddingSpec{"emb", 10, 4, RandomWeights(rng_, {10, 4})});
+  spec_.layers.insert(
+      spec_.layers.begin(),
+      EmbeddingSpec{"emb", 10, 4, RandomWeights(rng_, {10, 4})});
   auto model = Model::Create(spec_);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_TRUE((*model)->takes_token_ids());

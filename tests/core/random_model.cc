@@ -31,8 +31,8 @@ RnnWeightsSpec RandomRnnWeights(std::mt19937& rng, CellType cell, int units,
 }
 
 RnnLayerSpec RandomRnn(std::mt19937& rng, int input_size, bool sequences) {
-  static const char* kActivations[] = {"tanh", "relu", "softsign", "elu",
-                                       "linear", "sigmoid"};
+  static const char* kActivations[] = {"tanh", "relu",   "softsign",
+                                       "elu",  "linear", "sigmoid"};
   static const char* kRecurrent[] = {"sigmoid", "hard_sigmoid",
                                      "hard_sigmoid_keras3"};
   RnnLayerSpec spec;
@@ -46,16 +46,15 @@ RnnLayerSpec RandomRnn(std::mt19937& rng, int input_size, bool sequences) {
   if (spec.cell == CellType::kGru) spec.reset_after = Coin(rng);
   spec.return_sequences = sequences;
   spec.return_state = Coin(rng);
-  spec.weights = RandomRnnWeights(
-      rng, spec.cell, spec.units, input_size, *spec.use_bias,
-      spec.cell == CellType::kGru && *spec.reset_after);
+  spec.weights =
+      RandomRnnWeights(rng, spec.cell, spec.units, input_size, *spec.use_bias,
+                       spec.cell == CellType::kGru && *spec.reset_after);
   return spec;
 }
 
 }  // namespace
 
-std::vector<float> RandomValues(std::mt19937& rng, int64_t count,
-                                float scale) {
+std::vector<float> RandomValues(std::mt19937& rng, int64_t count, float scale) {
   std::uniform_real_distribution<float> dist(-scale, scale);
   std::vector<float> values(count);
   for (float& v : values) v = dist(rng);
@@ -110,15 +109,14 @@ ModelSpec RandomModelSpec(std::mt19937& rng,
       bidi.backward_layer = back;
     } else {
       const RnnLayerSpec& f = bidi.layer;
-      bidi.backward_weights = RandomRnnWeights(
-          rng, f.cell, f.units, width, *f.use_bias,
-          f.cell == CellType::kGru && *f.reset_after);
+      bidi.backward_weights =
+          RandomRnnWeights(rng, f.cell, f.units, width, *f.use_bias,
+                           f.cell == CellType::kGru && *f.reset_after);
     }
     const int fu = bidi.layer.units;
     const int bu = bidi.backward_layer ? bidi.backward_layer->units : fu;
-    width = bidi.merge_mode == "concat" || bidi.merge_mode == "none"
-                ? fu + bu
-                : fu;
+    width =
+        bidi.merge_mode == "concat" || bidi.merge_mode == "none" ? fu + bu : fu;
     spec.layers.push_back(bidi);
   }
   if (heads) {

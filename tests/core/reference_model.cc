@@ -150,9 +150,9 @@ SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
     const StackLayer& layer = model.layers()[index];
     if (const auto* dense = std::get_if<DenseLayer>(&layer)) {
       for (Vec& row : x) {
-        row = Activated(dense->activation,
-                        Affine(row, dense->kernel, 0, dense->units(),
-                               dense->bias.data()));
+        row = Activated(
+            dense->activation,
+            Affine(row, dense->kernel, 0, dense->units(), dense->bias.data()));
       }
       continue;
     }
@@ -179,8 +179,7 @@ SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
     if (bidi.merge_mode != MergeMode::kNone) {
       Seq merged;
       for (size_t t = 0; t < fw.outputs.size(); ++t) {
-        merged.push_back(
-            Merge(bidi.merge_mode, fw.outputs[t], bw.outputs[t]));
+        merged.push_back(Merge(bidi.merge_mode, fw.outputs[t], bw.outputs[t]));
       }
       x = merged;
     }

@@ -73,10 +73,10 @@ TEST_P(GoldenTest, MatchesTensorFlowJs) {
   for (const test::GoldenSequence& seq : golden.sequences()) {
     SequenceInput in;
     in.length = seq.length();
-    in.features = absl::MakeConstSpan(seq.features().data(),
-                                      seq.features_size());
-    in.token_ids = absl::MakeConstSpan(seq.token_ids().data(),
-                                       seq.token_ids_size());
+    in.features =
+        absl::MakeConstSpan(seq.features().data(), seq.features_size());
+    in.token_ids =
+        absl::MakeConstSpan(seq.token_ids().data(), seq.token_ids_size());
     for (const v1::Tensor& s : seq.initial_state()) {
       in.initial_state.push_back(
           absl::MakeConstSpan(s.values().data(), s.values_size()));
@@ -147,17 +147,16 @@ TEST(GoldenExampleModelTest, BundledExampleModelMatchesItsFixture) {
                                                      seq.features_size())};
     auto results = Evaluate(**model, {in}, {}, *pool);
     ASSERT_TRUE(results.ok()) << results.status();
-    EXPECT_TRUE(testing::TensorNear((*results)[0].output,
-                                    FromProto(golden.expected(i).output()),
-                                    1e-5f));
+    EXPECT_TRUE(testing::TensorNear(
+        (*results)[0].output, FromProto(golden.expected(i).output()), 1e-5f));
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fixtures, GoldenTest, ::testing::ValuesIn(FixtureNames()),
-    [](const ::testing::TestParamInfo<std::string>& info) {
-      return info.param;
-    });
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenTest,
+                         ::testing::ValuesIn(FixtureNames()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(GoldenTest);
 
 }  // namespace

@@ -45,8 +45,7 @@ TEST(ParseEvalInputTest, ReadsFeaturesAndInitialState) {
 }
 
 TEST(ParseEvalInputTest, ReadsTokenIds) {
-  auto seqs = ParseEvalInput(R"({"sequences": [[1, 4, 0]]})",
-                             *LstmModel(true));
+  auto seqs = ParseEvalInput(R"({"sequences": [[1, 4, 0]]})", *LstmModel(true));
   ASSERT_TRUE(seqs.ok()) << seqs.status();
   EXPECT_EQ((*seqs)[0].token_ids, (std::vector<int32_t>{1, 4, 0}));
   EXPECT_EQ((*seqs)[0].length, 3);

@@ -25,15 +25,33 @@ constexpr char kTinyModel[] = R"pb(
         activation: "relu"
         return_sequences: true
         weights {
-          kernel { shape: [ 1, 1 ] values: [ 0.5 ] }
-          recurrent_kernel { shape: [ 1, 1 ] values: [ 0.25 ] }
-          bias { shape: [ 1 ] values: [ 0.1 ] }
+          kernel {
+            shape: [ 1, 1 ]
+            values: [ 0.5 ]
+          }
+          recurrent_kernel {
+            shape: [ 1, 1 ]
+            values: [ 0.25 ]
+          }
+          bias {
+            shape: [ 1 ]
+            values: [ 0.1 ]
+          }
         }
       }
       backward_weights {
-        kernel { shape: [ 1, 1 ] values: [ -0.5 ] }
-        recurrent_kernel { shape: [ 1, 1 ] values: [ 0.75 ] }
-        bias { shape: [ 1 ] values: [ 0.2 ] }
+        kernel {
+          shape: [ 1, 1 ]
+          values: [ -0.5 ]
+        }
+        recurrent_kernel {
+          shape: [ 1, 1 ]
+          values: [ 0.75 ]
+        }
+        bias {
+          shape: [ 1 ]
+          values: [ 0.2 ]
+        }
       }
       merge_mode: "sum"
     }
@@ -48,7 +66,8 @@ std::string WriteFile(const std::string& name, const std::string& content) {
 
 v1::Model TinyProto() {
   v1::Model proto;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(kTinyModel, &proto));
+  EXPECT_TRUE(
+      google::protobuf::TextFormat::ParseFromString(kTinyModel, &proto));
   return proto;
 }
 
@@ -58,8 +77,9 @@ TEST(ModelCodecTest, LoadsTextBinaryAndJsonAlike) {
   ASSERT_TRUE(proto.SerializeToString(&binary));
   for (const std::string& path :
        {WriteFile("tiny.pbtxt", kTinyModel), WriteFile("tiny.pb", binary),
-        WriteFile("tiny.json",
-                  R"({"name": "tiny", "input_dim": 1, "layers": [{"bidirectional": {
+        WriteFile(
+            "tiny.json",
+            R"({"name": "tiny", "input_dim": 1, "layers": [{"bidirectional": {
           "layer": {"cell": "SIMPLE_RNN", "units": 1, "activation": "relu",
             "return_sequences": true, "weights": {
               "kernel": {"shape": [1, 1], "values": [0.5]},

@@ -29,7 +29,8 @@ ProcessResult Execute(const std::string& args) {
   std::string out;
   char buffer[4096];
   size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0)
+    out.append(buffer, n);
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
@@ -48,12 +49,13 @@ const char kInput[] =
 
 TEST(BiserveEvalTest, PrintsOneResultPerSequenceShapedLikeTheTensors) {
   ProcessResult run = Execute("--model " + kExample + " --input " +
-                    WriteInput("in.json", kInput));
+                              WriteInput("in.json", kInput));
   ASSERT_EQ(run.exit_code, 0) << run.out;
   EXPECT_THAT(run.out, StartsWith("{\"results\": [\n  {\"output\": [["));
   // Softmax head of 4 classes per step: [2][4], then [1][4]; each row sums
   // to 1.
-  const std::regex row(R"(\[([-0-9.e]+), ([-0-9.e]+), ([-0-9.e]+), ([-0-9.e]+)\])");
+  const std::regex row(
+      R"(\[([-0-9.e]+), ([-0-9.e]+), ([-0-9.e]+), ([-0-9.e]+)\])");
   int rows = 0;
   for (auto it = std::sregex_iterator(run.out.begin(), run.out.end(), row);
        it != std::sregex_iterator(); ++it, ++rows) {
@@ -66,42 +68,98 @@ TEST(BiserveEvalTest, PrintsOneResultPerSequenceShapedLikeTheTensors) {
 }
 
 TEST(BiserveEvalTest, DirectionsAndStatesOnRequest) {
-  ProcessResult run = Execute("--model " + kExample + " --outputs both --states --input " +
-                    WriteInput("in.json", kInput));
+  ProcessResult run =
+      Execute("--model " + kExample + " --outputs both --states --input " +
+              WriteInput("in.json", kInput));
   ASSERT_EQ(run.exit_code, 0) << run.out;
   EXPECT_THAT(run.out, HasSubstr("\"output\": "));
   EXPECT_THAT(run.out, HasSubstr("\"forward\": "));
   EXPECT_THAT(run.out, HasSubstr("\"backward\": "));
   EXPECT_THAT(run.out, HasSubstr("\"states\": "));
-  ProcessResult directions = Execute("--model " + kExample +
-                           " --outputs directions --input " +
-                           WriteInput("in.json", kInput));
+  ProcessResult directions =
+      Execute("--model " + kExample + " --outputs directions --input " +
+              WriteInput("in.json", kInput));
   ASSERT_EQ(directions.exit_code, 0) << directions.out;
   EXPECT_THAT(directions.out, ::testing::Not(HasSubstr("\"output\"")));
   EXPECT_THAT(directions.out, HasSubstr("\"forward\": "));
 }
 
 TEST(BiserveEvalTest, ReadsStandardInput) {
-  ProcessResult run = Execute("--model " + kExample + " < " +
-                    WriteInput("in.json", kInput));
+  ProcessResult run =
+      Execute("--model " + kExample + " < " + WriteInput("in.json", kInput));
   EXPECT_EQ(run.exit_code, 0) << run.out;
   EXPECT_THAT(run.out, StartsWith("{\"results\""));
 }
 
+// The worked example of docs/model-format.md, computed there by hand.
+TEST(BiserveEvalTest, DocumentedTinyModelGivesTheDocumentedOutput) {
+  const std::string model = WriteInput("tiny.pbtxt", R"pb(
+    name: "tiny"
+    input_dim: 1
+    layers {
+      bidirectional {
+        layer {
+          cell: SIMPLE_RNN
+          units: 1
+          activation: "relu"
+          return_sequences: true
+          weights {
+            kernel {
+              shape: [ 1, 1 ]
+              values: [ 0.5 ]
+            }
+            recurrent_kernel {
+              shape: [ 1, 1 ]
+              values: [ 0.25 ]
+            }
+            bias {
+              shape: [ 1 ]
+              values: [ 0.1 ]
+            }
+          }
+        }
+        backward_weights {
+          kernel {
+            shape: [ 1, 1 ]
+            values: [ 0.5 ]
+          }
+          recurrent_kernel {
+            shape: [ 1, 1 ]
+            values: [ 0.75 ]
+          }
+          bias {
+            shape: [ 1 ]
+            values: [ 0.2 ]
+          }
+        }
+        merge_mode: "sum"
+      }
+    })pb");
+  ProcessResult run =
+      Execute("--model " + model + " --outputs both --input " +
+              WriteInput("tiny.json", R"({"sequences": [[[1], [2]]]})"));
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_EQ(run.out,
+            "{\"results\": [\n  {\"output\": [[2.2], [2.45]], \"forward\": "
+            "[[0.6], [1.25]], \"backward\": [[1.6], [1.2]]}\n]}\n");
+}
+
 TEST(BiserveEvalTest, BadInputGivesAClearMessageAndNonZeroExit) {
-  ProcessResult wrong_width = Execute(
-      "--model " + kExample + " --input " +
-      WriteInput("bad.json", R"({"sequences": [[[0.1, 0.2]]]})"));
+  ProcessResult wrong_width =
+      Execute("--model " + kExample + " --input " +
+              WriteInput("bad.json", R"({"sequences": [[[0.1, 0.2]]]})"));
   EXPECT_NE(wrong_width.exit_code, 0);
   EXPECT_THAT(wrong_width.out,
               HasSubstr("sequences[0][0]: expected 8 numbers, got 2"));
 
-  ProcessResult empty = Execute("--model " + kExample + " --input " +
-                      WriteInput("empty.json", R"({"sequences": [[]]})"));
+  ProcessResult empty =
+      Execute("--model " + kExample + " --input " +
+              WriteInput("empty.json", R"({"sequences": [[]]})"));
   EXPECT_NE(empty.exit_code, 0);
   EXPECT_THAT(empty.out, HasSubstr("sequences[0]: length must be at least 1"));
 
-  ProcessResult no_model = Execute("--model /nonexistent/model.pb --input x.json");
+  ProcessResult no_model =
+      Execute("--model /nonexistent/model.pb --input x.json");
   EXPECT_NE(no_model.exit_code, 0);
   EXPECT_THAT(no_model.out, HasSubstr("cannot open the model file"));
 
