@@ -59,7 +59,11 @@ constexpr char kTinyModel[] = R"pb(
 )pb";
 
 std::string WriteFile(const std::string& name, const std::string& content) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  // Named after the test: CTest runs tests in parallel processes.
+  const std::string path =
+      ::testing::TempDir() + "/" +
+      ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+      name;
   std::ofstream(path, std::ios::binary) << content;
   return path;
 }

@@ -35,8 +35,13 @@ ProcessResult Execute(const std::string& args) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
+// Files are named after the running test: CTest runs tests in parallel
+// processes that share the temporary directory.
 std::string WriteInput(const std::string& name, const std::string& json) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  const std::string path =
+      ::testing::TempDir() + "/" +
+      ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+      name;
   std::ofstream(path) << json;
   return path;
 }
