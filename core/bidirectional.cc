@@ -1,5 +1,7 @@
 #include "core/bidirectional.h"
 
+#include <vector>
+
 #include "core/direction_runner.h"
 
 namespace biserve {
@@ -8,8 +10,8 @@ namespace {
 // Runs one direction: its input projection (one GEMM over every packed row
 // of every sequence), then the recurrence.
 void RunOne(const RnnDirection& d, const PackedLayout& layout,
-            const RowMatrix& input, bool reverse_output, bool sequences,
-            RowMatrix& h, RowMatrix& c, RowMatrix& output) {
+            const RowMatrix& input, const uint8_t* keep, bool reverse_output,
+            bool sequences, RowMatrix& h, RowMatrix& c, RowMatrix& output) {
   RowMatrix projection = input * d.kernel;  // [total_steps, G * units]
   projection.rowwise() += d.input_bias;
   if (sequences) output.resize(layout.total_steps(), d.units);
@@ -20,8 +22,21 @@ void RunOne(const RnnDirection& d, const PackedLayout& layout,
   buffers.c = c.size() > 0 ? c.data() : nullptr;
   buffers.output = sequences ? output.data() : nullptr;
   buffers.output_stride = d.units;
+  std::vector<uint8_t> started;
+  if (keep != nullptr) {
+    started.assign(layout.batch_size(), 0);
+    buffers.keep = keep;
+    buffers.started = started.data();
+  }
   RunDirection(d, layout, reverse_output, buffers);
-  if (!sequences) output = h;  // Keras returns the last output: the final h
+  if (!sequences) {
+    // Keras returns the last output: the final h, or zeros for a sequence
+    // whose every step was masked.
+    output = h;
+    for (size_t i = 0; i < started.size(); ++i) {
+      if (!started[i]) output.row(i).setZero();
+    }
+  }
 }
 
 }  // namespace
@@ -29,7 +44,7 @@ void RunOne(const RnnDirection& d, const PackedLayout& layout,
 BidirectionalResult EvaluateBidirectional(
     const BidirectionalLayer& layer, const PackedLayout& layout,
     const RowMatrix& input, absl::Span<const RowMatrix> initial_state,
-    ThreadPool& pool) {
+    const uint8_t* keep, ThreadPool& pool) {
   const int batch = layout.batch_size();
   const RnnDirection& fw = layer.forward;
   const RnnDirection& bw = layer.backward;
@@ -51,12 +66,13 @@ BidirectionalResult EvaluateBidirectional(
 
   pool.ParallelFor(2, [&](int task) {
     if (task == 0) {
-      RunOne(fw, layout, input, /*reverse_output=*/false,
+      RunOne(fw, layout, input, keep, /*reverse_output=*/false,
              layer.return_sequences, result.forward_h, result.forward_c,
              result.forward);
     } else {
-      RunOne(bw, layout, input, /*reverse_output=*/true, layer.return_sequences,
-             result.backward_h, result.backward_c, result.backward);
+      RunOne(bw, layout, input, keep, /*reverse_output=*/true,
+             layer.return_sequences, result.backward_h, result.backward_c,
+             result.backward);
     }
   });
 

@@ -25,9 +25,10 @@ struct BidirectionalResult {
 // `initial_state` is empty (zeros) or layer.state_count() matrices of
 // [batch, units] in sorted order and Keras' order (forward h, forward c,
 // backward h, backward c as the cells have them).
+// `keep` is Keras' mask, one byte per packed row (0: skip the step), or null.
 BidirectionalResult EvaluateBidirectional(
     const BidirectionalLayer& layer, const PackedLayout& layout,
     const RowMatrix& input, absl::Span<const RowMatrix> initial_state,
-    ThreadPool& pool);
+    const uint8_t* keep, ThreadPool& pool);
 
 }  // namespace biserve

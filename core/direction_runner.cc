@@ -70,11 +70,18 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
       return io.projection +
              layout.row(row, time(row, d.go_backwards)) * io.projection_stride;
     };
+    // Whether a row's step counts (Keras' mask); a skipped row still rides
+    // along in the step's GEMM, but its state is left alone.
+    auto kept = [&](int row) {
+      return io.keep == nullptr ||
+             io.keep[layout.row(row, time(row, d.go_backwards))] != 0;
+    };
 
     switch (d.cell) {
       case CellType::kLstm:
         gates.topRows(k).noalias() = h.topRows(k) * recurrent;
         for (int r = 0; r < k; ++r) {
+          if (!kept(r)) continue;
           LstmRow(d, input_row(r), &gates(r, 0), &h(r, 0),
                   io.c + static_cast<int64_t>(r) * u, &scratch(r, 0));
         }
@@ -84,6 +91,7 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
           gates.topRows(k).noalias() = h.topRows(k) * recurrent;
           gates.topRows(k).rowwise() += d.recurrent_bias;
           for (int r = 0; r < k; ++r) {
+            if (!kept(r)) continue;
             GruResetAfterRow(d, input_row(r), &gates(r, 0), &h(r, 0));
           }
         } else {
@@ -102,6 +110,7 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
           gates.topRows(k).rightCols(u).noalias() =
               scratch.topRows(k) * recurrent.rightCols(u);
           for (int r = 0; r < k; ++r) {
+            if (!kept(r)) continue;
             const float* x = input_row(r);
             float* g = &gates(r, 0);
             float* hh = g + 2 * u;
@@ -118,6 +127,7 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
         // Keras SimpleRNNCell: h' = act(x W + b + h U).
         gates.topRows(k).noalias() = h.topRows(k) * recurrent;
         for (int r = 0; r < k; ++r) {
+          if (!kept(r)) continue;
           const float* x = input_row(r);
           for (int j = 0; j < u; ++j) h(r, j) = gates(r, j) + x[j];
           Activate(d.activation, absl::Span<float>(&h(r, 0), u));
@@ -125,11 +135,20 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
         break;
     }
 
+    if (io.started != nullptr) {
+      for (int r = 0; r < k; ++r) io.started[r] |= kept(r) ? 1 : 0;
+    }
     if (io.output != nullptr) {
       for (int r = 0; r < k; ++r) {
         float* out = io.output +
                      layout.row(r, time(r, reverse_output)) * io.output_stride;
-        std::copy_n(&h(r, 0), u, out);
+        // The last output carries over a skipped step; before any kept step
+        // it is zeros (not the initial state).
+        if (io.started == nullptr || io.started[r]) {
+          std::copy_n(&h(r, 0), u, out);
+        } else {
+          std::fill_n(out, u, 0.0f);
+        }
       }
     }
   }

@@ -27,6 +27,12 @@ struct DirectionBuffers {
   // `output_stride`; null when the layer does not return sequences.
   float* output = nullptr;
   int64_t output_stride = 0;
+  // Keras' mask, one byte per packed row: 0 marks a step to skip (its state
+  // carries over, and so does the last output). Null: every step counts.
+  const uint8_t* keep = nullptr;
+  // With `keep`: [batch], zeros on entry; a row becomes 1 at its first kept
+  // step. Rows still 0 at the end have output only zeros.
+  uint8_t* started = nullptr;
 };
 
 // Runs `direction` over every sequence of `layout`. Sequence i reads its
@@ -34,6 +40,10 @@ struct DirectionBuffers {
 // step s goes to time s, or to time length(i) - 1 - s when `reverse_output`
 // (Keras' Bidirectional flips the backward layer's outputs, so that they line
 // up with the input's time steps).
+//
+// A skipped step (keep[row] == 0) leaves the state as it was and outputs the
+// previous output, or zeros before the first kept step, exactly as Keras'
+// masked recurrence does.
 //
 // Sequential and lock-free: the caller runs directions on its thread pool.
 void RunDirection(const RnnDirection& direction, const PackedLayout& layout,

@@ -54,6 +54,36 @@ RowMatrix PackInput(const Model& model, const PackedLayout& layout,
   return packed;
 }
 
+// Keras' mask over the packed rows: 0 for a step the recurrent layers skip
+// (Masking: every feature equals mask_value; Embedding mask_zero: token id
+// 0). Masking also zeroes those steps' features, as Keras' Masking does.
+std::vector<uint8_t> PackMask(const Model& model, const PackedLayout& layout,
+                              absl::Span<const SequenceInput> batch,
+                              RowMatrix& packed) {
+  std::vector<uint8_t> keep(layout.total_steps(), 1);
+  for (int i = 0; i < layout.batch_size(); ++i) {
+    const SequenceInput& seq = batch[layout.request_index(i)];
+    for (int64_t t = 0; t < layout.length(i); ++t) {
+      const int64_t row = layout.row(i, t);
+      if (model.mask_value().has_value()) {
+        const int64_t n = model.input_dim();
+        const float* x = seq.features.data() + t * n;
+        bool masked = true;
+        for (int64_t j = 0; j < n && masked; ++j) {
+          masked = x[j] == *model.mask_value();
+        }
+        if (masked) {
+          keep[row] = 0;
+          packed.row(row).setZero();
+        }
+      } else if (seq.token_ids[t] == 0) {
+        keep[row] = 0;
+      }
+    }
+  }
+  return keep;
+}
+
 // The initial states of the first Bidirectional layer as [batch, units]
 // matrices in sorted order; empty when no sequence gives any.
 std::vector<RowMatrix> PackInitialState(const BidirectionalLayer& layer,
@@ -196,6 +226,11 @@ absl::StatusOr<std::vector<SequenceResult>> Evaluate(
 
   const PackedLayout layout(lengths);
   RowMatrix x = PackInput(model, layout, batch);  // the current layer input
+  // Keras propagates the mask through every layer that keeps the time axis,
+  // so every Bidirectional layer skips the same steps.
+  const std::vector<uint8_t> keep = model.masks_steps()
+                                        ? PackMask(model, layout, batch, x)
+                                        : std::vector<uint8_t>();
   bool sequences = true;  // whether x holds packed steps or one row per seq
   std::vector<BidirectionalResult> kept_states;  // per Bidirectional layer
   BidirectionalResult last;  // the last Bidirectional layer's directions
@@ -213,7 +248,8 @@ absl::StatusOr<std::vector<SequenceResult>> Evaluate(
             ? PackInitialState(bidi, layout, batch)
             : std::vector<RowMatrix>();
     BidirectionalResult result =
-        EvaluateBidirectional(bidi, layout, x, initial_state, pool);
+        EvaluateBidirectional(bidi, layout, x, initial_state,
+                              keep.empty() ? nullptr : keep.data(), pool);
     x = std::move(result.merged);
     sequences = bidi.return_sequences;
     if (index == model.last_bidirectional()) {

@@ -307,7 +307,7 @@ absl::StatusOr<EmbeddingLayer> BuildEmbedding(const EmbeddingSpec& spec,
       ToMatrix(spec.embeddings, {spec.input_dim, spec.output_dim}, where,
                "embeddings", "[input_dim, output_dim]");
   if (!embeddings.ok()) return embeddings.status();
-  return EmbeddingLayer{spec.name, *std::move(embeddings)};
+  return EmbeddingLayer{spec.name, *std::move(embeddings), spec.mask_zero};
 }
 
 }  // namespace
@@ -410,6 +410,18 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
       if (!built.ok()) return built.status();
       width = embedding->output_dim;
       model->embedding_ = *std::move(built);
+    } else if (const auto* masking = std::get_if<MaskingSpec>(&layer_spec)) {
+      const std::string where = LayerLabel(i, masking->name);
+      if (i != 0 || token_input) {
+        return Invalid(where,
+                       "a Masking layer must be the first layer, on float "
+                       "features (for token ids, use the Embedding's "
+                       "mask_zero)");
+      }
+      if (!std::isfinite(masking->mask_value)) {
+        return Invalid(where, "mask_value must be finite");
+      }
+      model->mask_value_ = masking->mask_value;
     } else if (const auto* bidi = std::get_if<BidirectionalSpec>(&layer_spec)) {
       const std::string where = LayerLabel(i, bidi->name);
       if (!is_sequence) {
@@ -442,7 +454,7 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
       model->layers_.push_back(*std::move(built));
     } else {
       return Invalid(LayerLabel(i, ""),
-                     "layer kind is not set; expected embedding, "
+                     "layer kind is not set; expected embedding, masking, "
                      "bidirectional or dense");
     }
   }

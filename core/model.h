@@ -80,10 +80,11 @@ struct DenseLayer {
 
 struct EmbeddingLayer {
   std::string name;
-  RowMatrix embeddings;  // [vocabulary, output_dim]
+  RowMatrix embeddings;    // [vocabulary, output_dim]
+  bool mask_zero = false;  // token id 0 marks a step to skip
 };
 
-// A layer after the optional Embedding.
+// A layer after the optional Masking or Embedding.
 using StackLayer = std::variant<BidirectionalLayer, DenseLayer>;
 
 class Model {
@@ -100,6 +101,14 @@ class Model {
   // Values per time step of a feature input; 0 for token-id models.
   int input_dim() const { return input_dim_; }
   const std::optional<EmbeddingLayer>& embedding() const { return embedding_; }
+  // Keras' Masking layer's mask_value, when the model starts with one: a
+  // step whose features all equal it is skipped by every recurrent layer.
+  const std::optional<float>& mask_value() const { return mask_value_; }
+  // Whether some input steps may be skipped (Masking, or Embedding with
+  // mask_zero), as Keras' masks make recurrent layers do.
+  bool masks_steps() const {
+    return mask_value_.has_value() || (embedding_ && embedding_->mask_zero);
+  }
   const std::vector<StackLayer>& layers() const { return layers_; }
 
   // Index into layers() of the first and last Bidirectional layer. The first
@@ -123,6 +132,7 @@ class Model {
   std::string name_;
   int input_dim_ = 0;
   std::optional<EmbeddingLayer> embedding_;
+  std::optional<float> mask_value_;
   std::vector<StackLayer> layers_;
   int first_bidirectional_ = -1;
   int last_bidirectional_ = -1;

@@ -52,6 +52,12 @@ struct EmbeddingSpec {
   int input_dim = 0;
   int output_dim = 0;
   Tensor embeddings;  // [input_dim, output_dim]
+  bool mask_zero = false;
+};
+
+struct MaskingSpec {
+  std::string name;
+  float mask_value = 0.0f;
 };
 
 struct DenseSpec {
@@ -64,8 +70,8 @@ struct DenseSpec {
 };
 
 // std::monostate stands for a layer whose kind the file does not set.
-using LayerSpec =
-    std::variant<std::monostate, EmbeddingSpec, BidirectionalSpec, DenseSpec>;
+using LayerSpec = std::variant<std::monostate, EmbeddingSpec, BidirectionalSpec,
+                               DenseSpec, MaskingSpec>;
 
 struct ModelSpec {
   std::string name;

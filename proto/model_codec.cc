@@ -82,9 +82,9 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto) {
     switch (layer.layer_case()) {
       case v1::Layer::kEmbedding: {
         const v1::EmbeddingLayer& e = layer.embedding();
-        spec.layers.push_back(EmbeddingSpec{e.name(), e.input_dim(),
-                                            e.output_dim(),
-                                            TensorFromProto(e.embeddings())});
+        spec.layers.push_back(
+            EmbeddingSpec{e.name(), e.input_dim(), e.output_dim(),
+                          TensorFromProto(e.embeddings()), e.mask_zero()});
         break;
       }
       case v1::Layer::kBidirectional: {
@@ -114,6 +114,10 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto) {
         spec.layers.push_back(std::move(dense));
         break;
       }
+      case v1::Layer::kMasking:
+        spec.layers.push_back(
+            MaskingSpec{layer.masking().name(), layer.masking().mask_value()});
+        break;
       case v1::Layer::LAYER_NOT_SET:
         spec.layers.push_back(std::monostate());
         break;

@@ -47,6 +47,15 @@ Batch RandomBatch(std::mt19937& rng, const Model& model, int size,
     } else {
       b.features[i] = RandomValues(rng, length * model.input_dim());
     }
+    if (model.mask_value().has_value()) {
+      // Mask about a quarter of the steps, anywhere in the sequence.
+      for (int64_t t = 0; t < length; ++t) {
+        if (std::bernoulli_distribution(0.25)(rng)) {
+          std::fill_n(b.features[i].begin() + t * model.input_dim(),
+                      model.input_dim(), *model.mask_value());
+        }
+      }
+    }
     if (std::bernoulli_distribution(0.3)(rng)) {
       for (const RnnDirection* d : {&first.forward, &first.backward}) {
         for (int s = 0; s < d->state_count(); ++s) {
@@ -222,6 +231,60 @@ TEST(EvaluateTest, EmptyBatchGivesNoResults) {
   auto results = Evaluate(*model, {}, {}, *pool);
   ASSERT_TRUE(results.ok());
   EXPECT_TRUE(results->empty());
+}
+
+TEST(EvaluateTest, MaskedStepsCarryStateAndOutputAsKerasDoes) {
+  // Masking(mask_value=0) before the LSTM: steps 1 and 3 of [a, 0, b, 0] are
+  // skipped. The forward output at a skipped step repeats the previous one;
+  // the backward output at the trailing skipped step is zeros (nothing after
+  // it was kept), and at step 1 repeats step 2's. States equal those of the
+  // unmasked sequence [a, b].
+  std::mt19937 rng(11);
+  ModelSpec spec;
+  spec.input_dim = 3;
+  spec.layers.push_back(MaskingSpec{"mask", 0.0f});
+  BidirectionalSpec bidi;
+  bidi.layer.cell = CellType::kLstm;
+  bidi.layer.units = 2;
+  bidi.layer.return_sequences = true;
+  bidi.layer.weights = {testing::RandomWeights(rng, {3, 8}),
+                        testing::RandomWeights(rng, {2, 8}),
+                        testing::RandomWeights(rng, {8})};
+  bidi.backward_weights = bidi.layer.weights;
+  bidi.merge_mode = "none";
+  spec.layers.push_back(bidi);
+  auto model = *Model::Create(spec);
+  auto pool = *ThreadPool::Create({.num_threads = 2});
+  std::vector<float> a = {0.5f, -0.2f, 0.1f}, b = {-0.7f, 0.3f, 0.9f};
+  std::vector<float> masked = a, compact = a;
+  masked.insert(masked.end(), 3, 0.0f);
+  masked.insert(masked.end(), b.begin(), b.end());
+  masked.insert(masked.end(), 3, 0.0f);
+  compact.insert(compact.end(), b.begin(), b.end());
+  EvalOptions options{.output = true, .directions = true, .states = true};
+  auto full = Evaluate(*model, {SequenceInput{.length = 4, .features = masked}},
+                       options, *pool);
+  auto small =
+      Evaluate(*model, {SequenceInput{.length = 2, .features = compact}},
+               options, *pool);
+  ASSERT_TRUE(full.ok() && small.ok());
+  const std::vector<float>& fw = (*full)[0].forward.values;    // [4, 2]
+  const std::vector<float>& bw = (*full)[0].backward.values;   // [4, 2]
+  const std::vector<float>& fw2 = (*small)[0].forward.values;  // [2, 2]
+  const std::vector<float>& bw2 = (*small)[0].backward.values;
+  for (int j = 0; j < 2; ++j) {
+    EXPECT_FLOAT_EQ(fw[0 + j], fw2[0 + j]);
+    EXPECT_FLOAT_EQ(fw[2 + j], fw2[0 + j]);  // carried
+    EXPECT_FLOAT_EQ(fw[4 + j], fw2[2 + j]);
+    EXPECT_FLOAT_EQ(fw[6 + j], fw2[2 + j]);  // carried
+    EXPECT_FLOAT_EQ(bw[0 + j], bw2[0 + j]);
+    EXPECT_FLOAT_EQ(bw[2 + j], bw2[2 + j]);  // carried from step 2
+    EXPECT_FLOAT_EQ(bw[4 + j], bw2[2 + j]);
+    EXPECT_EQ(bw[6 + j], 0.0f);  // nothing kept after it
+  }
+  for (int s = 0; s < 4; ++s) {
+    EXPECT_EQ((*full)[0].states[0][s].values, (*small)[0].states[0][s].values);
+  }
 }
 
 TEST(EvaluateTest, BackwardOutputIsAlignedToInputTime) {

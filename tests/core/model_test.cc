@@ -302,6 +302,20 @@ TEST_F(ModelValidationTest, EmbeddingModelTakesTokenIds) {
   EXPECT_TRUE((*model)->takes_token_ids());
 }
 
+TEST_F(ModelValidationTest, MaskingMustComeFirst) {
+  spec_.layers.insert(spec_.layers.begin() + 1, MaskingSpec{"mask", 0.0f});
+  EXPECT_THAT(Error(), HasSubstr("layers[1] 'mask': a Masking layer must be "
+                                 "the first layer"));
+}
+
+TEST_F(ModelValidationTest, MaskingFirstSetsTheMaskValue) {
+  spec_.layers.insert(spec_.layers.begin(), MaskingSpec{"mask", -1.0f});
+  auto model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->mask_value(), -1.0f);
+  EXPECT_TRUE((*model)->masks_steps());
+}
+
 TEST_F(ModelValidationTest, LayerKindNotSet) {
   spec_.layers.push_back(std::monostate());
   EXPECT_THAT(Error(), HasSubstr("layers[3]: layer kind is not set"));

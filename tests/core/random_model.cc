@@ -77,11 +77,15 @@ ModelSpec RandomModelSpec(std::mt19937& rng,
     e.output_dim = Uniform(rng, 1, options.max_input_dim);
     e.embeddings = Tensor{{e.input_dim, e.output_dim},
                           RandomValues(rng, e.input_dim * e.output_dim)};
+    e.mask_zero = Coin(rng, 0.5);
     width = e.output_dim;
     spec.layers.push_back(e);
   } else {
     spec.input_dim = Uniform(rng, 1, options.max_input_dim);
     width = spec.input_dim;
+    if (Coin(rng, 0.2)) {
+      spec.layers.push_back(MaskingSpec{"masking", kRandomMaskValue});
+    }
   }
   const int layers = Uniform(rng, 1, options.max_bidirectional_layers);
   const bool heads = options.allow_heads && Coin(rng, 0.4);

@@ -9,6 +9,10 @@
 
 namespace biserve::testing {
 
+// The mask_value of random models' Masking layers; RandomValues never
+// produces it, so only steps set to it on purpose are masked.
+inline constexpr float kRandomMaskValue = 7.0f;
+
 struct RandomModelOptions {
   int max_input_dim = 12;
   int max_units = 10;

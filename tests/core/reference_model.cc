@@ -28,15 +28,28 @@ Vec Affine(const Vec& x, const RowMatrix& w, int col, int n, const float* b) {
 struct DirectionOutput {
   Seq outputs;  // in processing order, as a Keras RNN returns them
   Vec h, c;
+  Vec last;  // Keras' last output: zeros if every step was masked
 };
 
-DirectionOutput RunCell(const RnnDirection& d, Seq xs, Vec h, Vec c) {
-  if (d.go_backwards) std::reverse(xs.begin(), xs.end());
+// `keep[t]` false: Keras' mask skips step t (state and output carry over).
+DirectionOutput RunCell(const RnnDirection& d, Seq xs, std::vector<bool> keep,
+                        Vec h, Vec c) {
+  if (d.go_backwards) {
+    std::reverse(xs.begin(), xs.end());
+    std::reverse(keep.begin(), keep.end());
+  }
+  bool started = false;
+  size_t step = 0;
   const int u = d.units;
   const float* bx = d.input_bias.data();
   const float* bh = d.reset_after ? d.recurrent_bias.data() : nullptr;
   DirectionOutput out;
   for (const Vec& x : xs) {
+    if (!keep[step++]) {
+      out.outputs.push_back(started ? h : Vec(u, 0.0f));
+      continue;
+    }
+    started = true;
     if (d.cell == CellType::kLstm) {
       auto gate = [&](int g, Activation a) {
         Vec in = Affine(x, d.kernel, g * u, u, bx);
@@ -86,6 +99,7 @@ DirectionOutput RunCell(const RnnDirection& d, Seq xs, Vec h, Vec c) {
   }
   out.h = h;
   out.c = c;
+  out.last = started ? h : Vec(u, 0.0f);
   return out;
 }
 
@@ -133,14 +147,20 @@ Vec FromSpan(absl::Span<const float> s) { return Vec(s.begin(), s.end()); }
 SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
                                  const EvalOptions& options) {
   Seq x;
+  std::vector<bool> keep;
   for (int64_t t = 0; t < input.length; ++t) {
     if (model.embedding()) {
       const RowMatrix& e = model.embedding()->embeddings;
       const int id = input.token_ids[t];
       x.emplace_back(&e(id, 0), &e(id, 0) + e.cols());
+      keep.push_back(!model.embedding()->mask_zero || id != 0);
     } else {
       const int n = model.input_dim();
       x.push_back(FromSpan(input.features.subspan(t * n, n)));
+      bool masked = model.mask_value().has_value();
+      for (float v : x.back()) masked &= v == model.mask_value().value_or(0);
+      if (masked) std::fill(x.back().begin(), x.back().end(), 0.0f);
+      keep.push_back(!masked);
     }
   }
   bool sequences = true;
@@ -165,16 +185,17 @@ SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
       return i < init.size() ? init[i] : Vec(units, 0.0f);
     };
     const int fw_states = bidi.forward.state_count();
-    DirectionOutput fw = RunCell(bidi.forward, x, state(0, bidi.forward.units),
-                                 state(1, bidi.forward.units));
+    DirectionOutput fw =
+        RunCell(bidi.forward, x, keep, state(0, bidi.forward.units),
+                state(1, bidi.forward.units));
     DirectionOutput bw =
-        RunCell(bidi.backward, x, state(fw_states, bidi.backward.units),
+        RunCell(bidi.backward, x, keep, state(fw_states, bidi.backward.units),
                 state(fw_states + 1, bidi.backward.units));
     if (bidi.return_sequences) {
       std::reverse(bw.outputs.begin(), bw.outputs.end());
     } else {
-      fw.outputs = {fw.h};
-      bw.outputs = {bw.h};
+      fw.outputs = {fw.last};
+      bw.outputs = {bw.last};
     }
     if (bidi.merge_mode != MergeMode::kNone) {
       Seq merged;
