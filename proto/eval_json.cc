@@ -102,22 +102,29 @@ absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
     return absl::InvalidArgumentError(
         "input must be a JSON object with a \"sequences\" list");
   }
-  const auto& fields = root.struct_value().fields();
-  for (const auto& [key, unused] : fields) {
-    if (key != "sequences" && key != "initial_state") {
+  // One pass over the keys (rather than Map::find, whose inline code
+  // crashes under ThreadSanitizer against Debian's uninstrumented
+  // libprotobuf).
+  const Value* sequences_value = nullptr;
+  const Value* states_value = nullptr;
+  for (const auto& [key, value] : root.struct_value().fields()) {
+    if (key == "sequences") {
+      sequences_value = &value;
+    } else if (key == "initial_state") {
+      states_value = &value;
+    } else {
       return Invalid(key,
                      "unknown key; expected \"sequences\" and optionally "
                      "\"initial_state\"");
     }
   }
-  auto sequences_it = fields.find("sequences");
-  if (sequences_it == fields.end()) {
+  if (sequences_value == nullptr) {
     return absl::InvalidArgumentError(
         "input has no \"sequences\" list (a list of sequences, each a list "
         "of time steps)");
   }
   absl::StatusOr<const ListValue*> sequences =
-      AsList(sequences_it->second, "sequences", "a list of sequences");
+      AsList(*sequences_value, "sequences", "a list of sequences");
   if (!sequences.ok()) return sequences.status();
 
   std::vector<OwnedSequence> out((*sequences)->values_size());
@@ -153,10 +160,9 @@ absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
     }
   }
 
-  auto states_it = fields.find("initial_state");
-  if (states_it != fields.end()) {
+  if (states_value != nullptr) {
     absl::StatusOr<const ListValue*> states = AsList(
-        states_it->second, "initial_state",
+        *states_value, "initial_state",
         "a list with one entry per sequence, each a list of state vectors");
     if (!states.ok()) return states.status();
     if ((*states)->values_size() != static_cast<int>(out.size())) {
