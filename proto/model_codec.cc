@@ -1,14 +1,12 @@
 #include "proto/model_codec.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/read_file.h"
 
 namespace biserve {
 namespace {
@@ -127,14 +125,9 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto) {
 }
 
 absl::StatusOr<v1::Model> ReadModelProto(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": cannot open the model file"));
-  }
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  const std::string content = buffer.str();
+  absl::StatusOr<std::string> read = ReadFile(path, "the model file");
+  if (!read.ok()) return read.status();
+  const std::string& content = *read;
   v1::Model proto;
   if (absl::EndsWith(path, ".pbtxt")) {
     google::protobuf::TextFormat::Parser parser;

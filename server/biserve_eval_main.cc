@@ -3,10 +3,8 @@
 //
 //   biserve_eval --model models/example/1/model.pbtxt --input in.json \
 //       [--outputs merged|directions|both] [--states]
-#include <fstream>
 #include <iostream>
 #include <iterator>
-#include <sstream>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -18,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "proto/eval_json.h"
 #include "proto/model_codec.h"
+#include "proto/read_file.h"
 
 ABSL_FLAG(std::string, model, "",
           "Model file: binary .pb, text .pbtxt or JSON .json.");
@@ -36,13 +35,7 @@ absl::StatusOr<std::string> ReadInput(const std::string& path) {
   if (path == "-") {
     return std::string(std::istreambuf_iterator<char>(std::cin), {});
   }
-  std::ifstream file(path);
-  if (!file) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open the input"));
-  }
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  return buffer.str();
+  return ReadFile(path, "the input");
 }
 
 absl::Status Run() {

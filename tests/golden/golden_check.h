@@ -1,0 +1,21 @@
+// Checks a model against a golden case: the case's sequences evaluated as one
+// ragged batch and one by one, with one and two threads, against its expected
+// outputs. Shared by the golden fixtures and the TF.js import tests.
+#pragma once
+
+#include <string>
+
+#include "core/model.h"
+#include "golden/golden_case.pb.h"
+
+namespace biserve::testing {
+
+// Reads a GoldenCase from proto3 JSON; fails the test on a parse error.
+test::GoldenCase ReadGoldenCase(const std::string& path);
+
+// Adds gtest failures for every output that differs from the case's
+// expectation by more than its tolerance.
+void ExpectMatchesGoldenCase(const Model& model,
+                             const test::GoldenCase& golden);
+
+}  // namespace biserve::testing
