@@ -1,0 +1,94 @@
+// The TF.js Layers importer on the model folders in tests/golden/tfjs_models/
+// (written by tests/golden/generate_tfjs_models.js): each converted model
+// reproduces TensorFlow.js' outputs (expected.json), or fails with the error
+// its expected_error.txt names.
+#include "proto/tfjs_importer.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/model_codec.h"
+#include "tests/golden/golden_check.h"
+
+namespace biserve {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::string kModelDir =
+    std::string(BISERVE_SOURCE_DIR) + "/tests/golden/tfjs_models";
+
+std::vector<std::string> CaseNames() {
+  std::vector<std::string> names;
+  if (!std::filesystem::is_directory(kModelDir)) return names;
+  for (const auto& entry : std::filesystem::directory_iterator(kModelDir)) {
+    if (entry.is_directory()) names.push_back(entry.path().filename());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  std::string text = buffer.str();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+TEST(TfjsModelsTest, CasesArePresent) {
+  EXPECT_GE(CaseNames().size(), 15u) << "in " << kModelDir;
+}
+
+class TfjsImporterTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TfjsImporterTest, ConvertsAndReproducesTensorFlowJs) {
+  const std::string folder = kModelDir + "/" + GetParam();
+  absl::StatusOr<v1::Model> model =
+      ImportTfjsLayersModel(folder + "/model.json", {});
+  if (std::filesystem::exists(folder + "/expected_error.txt")) {
+    const std::string expected = Slurp(folder + "/expected_error.txt");
+    ASSERT_FALSE(model.ok()) << "converted, but should fail with: "
+                             << expected;
+    EXPECT_THAT(model.status().message(), HasSubstr(expected));
+    return;
+  }
+  ASSERT_TRUE(model.ok()) << model.status();
+  test::GoldenCase golden =
+      testing::ReadGoldenCase(folder + "/expected.json");
+  auto loaded = Model::Create(ModelSpecFromProto(*model));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  testing::ExpectMatchesGoldenCase(**loaded, golden);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, TfjsImporterTest, ::testing::ValuesIn(CaseNames()),
+    [](const ::testing::TestParamInfo<std::string>& info) {
+      return info.param;
+    });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(TfjsImporterTest);
+
+TEST(TfjsImporterErrorsTest, MissingModelJsonIsNotFound) {
+  auto model = ImportTfjsLayersModel(kModelDir + "/no/such/model.json", {});
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(TfjsImporterErrorsTest, GraphModelIsExplained) {
+  const std::string path = ::testing::TempDir() + "/graph_model.json";
+  std::ofstream(path) << R"({"format": "graph-model", "modelTopology": null,
+                            "weightsManifest": []})";
+  auto model = ImportTfjsLayersModel(path, {});
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(), HasSubstr("no modelTopology"));
+}
+
+}  // namespace
+}  // namespace biserve
