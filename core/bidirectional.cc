@@ -10,7 +10,8 @@ namespace {
 // Runs one direction: its input projection (one GEMM over every packed row
 // of every sequence), then the recurrence.
 void RunOne(const RnnDirection& d, const PackedLayout& layout,
-            const RowMatrix& input, const uint8_t* keep, bool reverse_output,
+            const RowMatrix& input, const uint8_t* keep,
+            MaskedStepOutput masked_step_output, bool reverse_output,
             bool sequences, RowMatrix& h, RowMatrix& c, RowMatrix& output) {
   RowMatrix projection = input * d.kernel;  // [total_steps, G * units]
   projection.rowwise() += d.input_bias;
@@ -27,14 +28,17 @@ void RunOne(const RnnDirection& d, const PackedLayout& layout,
     started.assign(layout.batch_size(), 0);
     buffers.keep = keep;
     buffers.started = started.data();
+    buffers.masked_step_output = masked_step_output;
   }
   RunDirection(d, layout, reverse_output, buffers);
   if (!sequences) {
-    // Keras returns the last output: the final h, or zeros for a sequence
-    // whose every step was masked.
+    // The last output: the final h; Keras gives zeros for a sequence whose
+    // every step was masked, TensorFlow.js the (initial) state.
     output = h;
     for (size_t i = 0; i < started.size(); ++i) {
-      if (!started[i]) output.row(i).setZero();
+      if (!started[i] && masked_step_output == MaskedStepOutput::kZeros) {
+        output.row(i).setZero();
+      }
     }
   }
 }
@@ -66,13 +70,13 @@ BidirectionalResult EvaluateBidirectional(
 
   pool.ParallelFor(2, [&](int task) {
     if (task == 0) {
-      RunOne(fw, layout, input, keep, /*reverse_output=*/false,
-             layer.return_sequences, result.forward_h, result.forward_c,
-             result.forward);
+      RunOne(fw, layout, input, keep, layer.masked_step_output,
+             /*reverse_output=*/false, layer.return_sequences, result.forward_h,
+             result.forward_c, result.forward);
     } else {
-      RunOne(bw, layout, input, keep, /*reverse_output=*/true,
-             layer.return_sequences, result.backward_h, result.backward_c,
-             result.backward);
+      RunOne(bw, layout, input, keep, layer.masked_step_output,
+             /*reverse_output=*/true, layer.return_sequences, result.backward_h,
+             result.backward_c, result.backward);
     }
   });
 

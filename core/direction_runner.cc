@@ -142,9 +142,7 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
       for (int r = 0; r < k; ++r) {
         float* out = io.output +
                      layout.row(r, time(r, reverse_output)) * io.output_stride;
-        // The last output carries over a skipped step; before any kept step
-        // it is zeros (not the initial state).
-        if (io.started == nullptr || io.started[r]) {
+        if (kept(r) || io.masked_step_output == MaskedStepOutput::kState) {
           std::copy_n(&h(r, 0), u, out);
         } else {
           std::fill_n(out, u, 0.0f);

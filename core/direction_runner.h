@@ -31,8 +31,10 @@ struct DirectionBuffers {
   // carries over, and so does the last output). Null: every step counts.
   const uint8_t* keep = nullptr;
   // With `keep`: [batch], zeros on entry; a row becomes 1 at its first kept
-  // step. Rows still 0 at the end have output only zeros.
+  // step (Keras' last output is zeros for a sequence with no kept step).
   uint8_t* started = nullptr;
+  // What a skipped step outputs.
+  MaskedStepOutput masked_step_output = MaskedStepOutput::kZeros;
 };
 
 // Runs `direction` over every sequence of `layout`. Sequence i reads its
@@ -41,9 +43,9 @@ struct DirectionBuffers {
 // (Keras' Bidirectional flips the backward layer's outputs, so that they line
 // up with the input's time steps).
 //
-// A skipped step (keep[row] == 0) leaves the state as it was and outputs the
-// previous output, or zeros before the first kept step, exactly as Keras'
-// masked recurrence does.
+// A skipped step (keep[row] == 0) leaves the state as it was and outputs
+// zeros (Keras' Bidirectional) or the state h (TensorFlow.js), as
+// `masked_step_output` says.
 //
 // Sequential and lock-free: the caller runs directions on its thread pool.
 void RunDirection(const RnnDirection& direction, const PackedLayout& layout,

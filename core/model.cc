@@ -230,6 +230,7 @@ absl::StatusOr<BidirectionalLayer> BuildBidirectional(
   absl::StatusOr<MergeMode> merge = ParseMergeMode(spec.merge_mode, where);
   if (!merge.ok()) return merge.status();
   layer.merge_mode = *merge;
+  layer.masked_step_output = spec.masked_step_output;
   layer.return_sequences = forward.return_sequences;
   layer.return_state = forward.return_state;
 

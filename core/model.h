@@ -59,6 +59,7 @@ struct BidirectionalLayer {
   RnnDirection forward;
   RnnDirection backward;
   MergeMode merge_mode = MergeMode::kConcat;
+  MaskedStepOutput masked_step_output = MaskedStepOutput::kZeros;
   bool return_sequences = false;
   bool return_state = false;
 

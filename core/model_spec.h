@@ -38,6 +38,13 @@ struct RnnLayerSpec {
   RnnWeightsSpec weights;
 };
 
+// What a direction outputs at a masked step when it returns sequences (see
+// MaskedStepOutput in model.proto).
+enum class MaskedStepOutput {
+  kZeros,  // Keras' Bidirectional
+  kState,  // TensorFlow.js: the direction's current h
+};
+
 struct BidirectionalSpec {
   std::string name;
   RnnLayerSpec layer;
@@ -45,6 +52,7 @@ struct BidirectionalSpec {
   std::optional<RnnWeightsSpec> backward_weights;
   std::optional<RnnLayerSpec> backward_layer;
   std::string merge_mode;  // empty means "concat"
+  MaskedStepOutput masked_step_output = MaskedStepOutput::kZeros;
 };
 
 struct EmbeddingSpec {

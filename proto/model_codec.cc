@@ -97,6 +97,10 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto) {
           bidi.backward_layer = RnnFromProto(b.backward_layer());
         }
         bidi.merge_mode = b.merge_mode();
+        bidi.masked_step_output =
+            b.masked_step_output() == v1::MASKED_STEP_OUTPUT_STATE
+                ? MaskedStepOutput::kState
+                : MaskedStepOutput::kZeros;
         spec.layers.push_back(std::move(bidi));
         break;
       }

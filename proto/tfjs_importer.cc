@@ -442,6 +442,11 @@ absl::StatusOr<v1::Layer> ConvertBidirectional(const KerasLayer& layer,
     if (!bw.ok()) return bw.status();
     *bidi->mutable_backward_weights() = bw->weights();
   }
+  // Keras' Bidirectional zeroes the outputs at masked steps; TF.js' outputs
+  // each direction's state there.
+  bidi->set_masked_step_output(flavour == Flavour::kTfjs
+                                   ? v1::MASKED_STEP_OUTPUT_STATE
+                                   : v1::MASKED_STEP_OUTPUT_ZEROS);
   const Value* merge = Get(c, "merge_mode");
   if (merge == nullptr) {
     bidi->set_merge_mode("none");  // Keras' merge_mode=None

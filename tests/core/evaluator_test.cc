@@ -233,12 +233,14 @@ TEST(EvaluateTest, EmptyBatchGivesNoResults) {
   EXPECT_TRUE(results->empty());
 }
 
-TEST(EvaluateTest, MaskedStepsCarryStateAndOutputAsKerasDoes) {
-  // Masking(mask_value=0) before the LSTM: steps 1 and 3 of [a, 0, b, 0] are
-  // skipped. The forward output at a skipped step repeats the previous one;
-  // the backward output at the trailing skipped step is zeros (nothing after
-  // it was kept), and at step 1 repeats step 2's. States equal those of the
-  // unmasked sequence [a, b].
+// Masking(mask_value=0) before a Bidirectional LSTM; steps 1 and 3 of
+// [a, 0, b, 0] are masked. States skip them: they equal those of [a, b].
+// Outputs at masked steps are zeros (Keras) or the direction's state h
+// (TensorFlow.js): forward h after a, backward h after b, and for the
+// trailing step the backward's initial state (zeros).
+class MaskedStepsTest : public ::testing::TestWithParam<MaskedStepOutput> {};
+
+TEST_P(MaskedStepsTest, StatesSkipMaskedStepsAndOutputsFollowTheMode) {
   std::mt19937 rng(11);
   ModelSpec spec;
   spec.input_dim = 3;
@@ -252,6 +254,7 @@ TEST(EvaluateTest, MaskedStepsCarryStateAndOutputAsKerasDoes) {
                         testing::RandomWeights(rng, {8})};
   bidi.backward_weights = bidi.layer.weights;
   bidi.merge_mode = "none";
+  bidi.masked_step_output = GetParam();
   spec.layers.push_back(bidi);
   auto model = *Model::Create(spec);
   auto pool = *ThreadPool::Create({.num_threads = 2});
@@ -272,20 +275,25 @@ TEST(EvaluateTest, MaskedStepsCarryStateAndOutputAsKerasDoes) {
   const std::vector<float>& bw = (*full)[0].backward.values;   // [4, 2]
   const std::vector<float>& fw2 = (*small)[0].forward.values;  // [2, 2]
   const std::vector<float>& bw2 = (*small)[0].backward.values;
+  const bool state = GetParam() == MaskedStepOutput::kState;
   for (int j = 0; j < 2; ++j) {
     EXPECT_FLOAT_EQ(fw[0 + j], fw2[0 + j]);
-    EXPECT_FLOAT_EQ(fw[2 + j], fw2[0 + j]);  // carried
+    EXPECT_FLOAT_EQ(fw[2 + j], state ? fw2[0 + j] : 0.0f);
     EXPECT_FLOAT_EQ(fw[4 + j], fw2[2 + j]);
-    EXPECT_FLOAT_EQ(fw[6 + j], fw2[2 + j]);  // carried
+    EXPECT_FLOAT_EQ(fw[6 + j], state ? fw2[2 + j] : 0.0f);
     EXPECT_FLOAT_EQ(bw[0 + j], bw2[0 + j]);
-    EXPECT_FLOAT_EQ(bw[2 + j], bw2[2 + j]);  // carried from step 2
+    EXPECT_FLOAT_EQ(bw[2 + j], state ? bw2[2 + j] : 0.0f);
     EXPECT_FLOAT_EQ(bw[4 + j], bw2[2 + j]);
-    EXPECT_EQ(bw[6 + j], 0.0f);  // nothing kept after it
+    EXPECT_EQ(bw[6 + j], 0.0f);  // zeros either way: the initial state
   }
   for (int s = 0; s < 4; ++s) {
     EXPECT_EQ((*full)[0].states[0][s].values, (*small)[0].states[0][s].values);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(KerasAndTfjs, MaskedStepsTest,
+                         ::testing::Values(MaskedStepOutput::kZeros,
+                                           MaskedStepOutput::kState));
 
 TEST(EvaluateTest, BackwardOutputIsAlignedToInputTime) {
   // With return_sequences, the backward direction's output at the last time

@@ -98,6 +98,8 @@ ModelSpec RandomModelSpec(std::mt19937& rng,
     static const char* kMerge[] = {"concat", "sum", "mul", "ave", "none"};
     const int merges = last && !heads ? 5 : 4;
     bidi.merge_mode = kMerge[Uniform(rng, 0, merges - 1)];
+    bidi.masked_step_output =
+        Coin(rng) ? MaskedStepOutput::kZeros : MaskedStepOutput::kState;
     if (Coin(rng, 0.3)) {
       RnnLayerSpec back = RandomRnn(rng, width, bidi.layer.return_sequences);
       back.go_backwards = !bidi.layer.go_backwards;

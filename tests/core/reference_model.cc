@@ -32,8 +32,9 @@ struct DirectionOutput {
 };
 
 // `keep[t]` false: Keras' mask skips step t (state and output carry over).
+// A masked step outputs zeros (Keras) or the state h (TensorFlow.js).
 DirectionOutput RunCell(const RnnDirection& d, Seq xs, std::vector<bool> keep,
-                        Vec h, Vec c) {
+                        MaskedStepOutput masked, Vec h, Vec c) {
   if (d.go_backwards) {
     std::reverse(xs.begin(), xs.end());
     std::reverse(keep.begin(), keep.end());
@@ -46,7 +47,8 @@ DirectionOutput RunCell(const RnnDirection& d, Seq xs, std::vector<bool> keep,
   DirectionOutput out;
   for (const Vec& x : xs) {
     if (!keep[step++]) {
-      out.outputs.push_back(started ? h : Vec(u, 0.0f));
+      out.outputs.push_back(masked == MaskedStepOutput::kState ? h
+                                                               : Vec(u, 0.0f));
       continue;
     }
     started = true;
@@ -99,7 +101,7 @@ DirectionOutput RunCell(const RnnDirection& d, Seq xs, std::vector<bool> keep,
   }
   out.h = h;
   out.c = c;
-  out.last = started ? h : Vec(u, 0.0f);
+  out.last = started || masked == MaskedStepOutput::kState ? h : Vec(u, 0.0f);
   return out;
 }
 
@@ -186,10 +188,11 @@ SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
     };
     const int fw_states = bidi.forward.state_count();
     DirectionOutput fw =
-        RunCell(bidi.forward, x, keep, state(0, bidi.forward.units),
-                state(1, bidi.forward.units));
+        RunCell(bidi.forward, x, keep, bidi.masked_step_output,
+                state(0, bidi.forward.units), state(1, bidi.forward.units));
     DirectionOutput bw =
-        RunCell(bidi.backward, x, keep, state(fw_states, bidi.backward.units),
+        RunCell(bidi.backward, x, keep, bidi.masked_step_output,
+                state(fw_states, bidi.backward.units),
                 state(fw_states + 1, bidi.backward.units));
     if (bidi.return_sequences) {
       std::reverse(bw.outputs.begin(), bw.outputs.end());

@@ -56,24 +56,22 @@ TEST_P(TfjsImporterTest, ConvertsAndReproducesTensorFlowJs) {
       ImportTfjsLayersModel(folder + "/model.json", {});
   if (std::filesystem::exists(folder + "/expected_error.txt")) {
     const std::string expected = Slurp(folder + "/expected_error.txt");
-    ASSERT_FALSE(model.ok()) << "converted, but should fail with: "
-                             << expected;
+    ASSERT_FALSE(model.ok()) << "converted, but should fail with: " << expected;
     EXPECT_THAT(model.status().message(), HasSubstr(expected));
     return;
   }
   ASSERT_TRUE(model.ok()) << model.status();
-  test::GoldenCase golden =
-      testing::ReadGoldenCase(folder + "/expected.json");
+  test::GoldenCase golden = testing::ReadGoldenCase(folder + "/expected.json");
   auto loaded = Model::Create(ModelSpecFromProto(*model));
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   testing::ExpectMatchesGoldenCase(**loaded, golden);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, TfjsImporterTest, ::testing::ValuesIn(CaseNames()),
-    [](const ::testing::TestParamInfo<std::string>& info) {
-      return info.param;
-    });
+INSTANTIATE_TEST_SUITE_P(Models, TfjsImporterTest,
+                         ::testing::ValuesIn(CaseNames()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(TfjsImporterTest);
 
 TEST(TfjsImporterErrorsTest, MissingModelJsonIsNotFound) {
