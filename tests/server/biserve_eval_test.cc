@@ -1,49 +1,27 @@
 // biserve_eval as a user runs it: a real process, real files, real exit codes.
-#include <sys/wait.h>
-
-#include <cstdio>
-#include <fstream>
 #include <regex>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/server/command.h"
 
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+using ProcessResult = biserve::testing::CommandResult;
 
 const std::string kEval = std::string(BISERVE_BIN_DIR) + "/biserve_eval";
 const std::string kExample =
     std::string(BISERVE_SOURCE_DIR) + "/models/example/1/model.pbtxt";
 
-struct ProcessResult {
-  int exit_code;
-  std::string out;  // stdout and stderr together
-};
-
 ProcessResult Execute(const std::string& args) {
-  const std::string command = kEval + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0)
-    out.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return biserve::testing::RunCommand(kEval + " " + args);
 }
 
-// Files are named after the running test: CTest runs tests in parallel
-// processes that share the temporary directory.
 std::string WriteInput(const std::string& name, const std::string& json) {
-  const std::string path =
-      ::testing::TempDir() + "/" +
-      ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
-      name;
-  std::ofstream(path) << json;
-  return path;
+  return biserve::testing::WriteTestFile(name, json);
 }
 
 // Two sequences of the example model's 8 features, lengths 2 and 1.
