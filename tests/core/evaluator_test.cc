@@ -149,8 +149,9 @@ TEST_P(EvaluatorTest, BatchedResultEqualsTheSequenceEvaluatedAlone) {
 INSTANTIATE_TEST_SUITE_P(Threads, EvaluatorTest, ::testing::Values(1, 2, 3));
 
 // A fixed small model for the error paths.
-std::shared_ptr<const Model> SmallLstm() {
-  std::mt19937 rng(7);
+// Input 3 -> Bidirectional(LSTM 2, return_sequences, concat).
+ModelSpec SmallLstmSpec(uint32_t seed) {
+  std::mt19937 rng(seed);
   ModelSpec spec;
   spec.input_dim = 3;
   BidirectionalSpec bidi;
@@ -162,7 +163,11 @@ std::shared_ptr<const Model> SmallLstm() {
                         testing::RandomWeights(rng, {8})};
   bidi.backward_weights = bidi.layer.weights;
   spec.layers.push_back(bidi);
-  return *Model::Create(spec);
+  return spec;
+}
+
+std::shared_ptr<const Model> SmallLstm() {
+  return *Model::Create(SmallLstmSpec(7));
 }
 
 TEST(ValidateSequenceTest, RejectsWrongFeatureCountNamingTheShape) {
@@ -241,21 +246,11 @@ TEST(EvaluateTest, EmptyBatchGivesNoResults) {
 class MaskedStepsTest : public ::testing::TestWithParam<MaskedStepOutput> {};
 
 TEST_P(MaskedStepsTest, StatesSkipMaskedStepsAndOutputsFollowTheMode) {
-  std::mt19937 rng(11);
-  ModelSpec spec;
-  spec.input_dim = 3;
-  spec.layers.push_back(MaskingSpec{"mask", 0.0f});
-  BidirectionalSpec bidi;
-  bidi.layer.cell = CellType::kLstm;
-  bidi.layer.units = 2;
-  bidi.layer.return_sequences = true;
-  bidi.layer.weights = {testing::RandomWeights(rng, {3, 8}),
-                        testing::RandomWeights(rng, {2, 8}),
-                        testing::RandomWeights(rng, {8})};
-  bidi.backward_weights = bidi.layer.weights;
+  ModelSpec spec = SmallLstmSpec(11);
+  auto& bidi = std::get<BidirectionalSpec>(spec.layers[0]);
   bidi.merge_mode = "none";
   bidi.masked_step_output = GetParam();
-  spec.layers.push_back(bidi);
+  spec.layers.insert(spec.layers.begin(), MaskingSpec{"mask", 0.0f});
   auto model = *Model::Create(spec);
   auto pool = *ThreadPool::Create({.num_threads = 2});
   std::vector<float> a = {0.5f, -0.2f, 0.1f}, b = {-0.7f, 0.3f, 0.9f};

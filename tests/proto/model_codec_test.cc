@@ -6,57 +6,18 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "proto/read_file.h"
 
 namespace biserve {
 namespace {
 
 using ::testing::HasSubstr;
 
-// A tiny valid model in text format: Bidirectional(SimpleRNN 1) on 1 input.
-constexpr char kTinyModel[] = R"pb(
-  name: "tiny"
-  input_dim: 1
-  layers {
-    bidirectional {
-      name: "bi"
-      layer {
-        cell: SIMPLE_RNN
-        units: 1
-        activation: "relu"
-        return_sequences: true
-        weights {
-          kernel {
-            shape: [ 1, 1 ]
-            values: [ 0.5 ]
-          }
-          recurrent_kernel {
-            shape: [ 1, 1 ]
-            values: [ 0.25 ]
-          }
-          bias {
-            shape: [ 1 ]
-            values: [ 0.1 ]
-          }
-        }
-      }
-      backward_weights {
-        kernel {
-          shape: [ 1, 1 ]
-          values: [ -0.5 ]
-        }
-        recurrent_kernel {
-          shape: [ 1, 1 ]
-          values: [ 0.75 ]
-        }
-        bias {
-          shape: [ 1 ]
-          values: [ 0.2 ]
-        }
-      }
-      merge_mode: "sum"
-    }
-  }
-)pb";
+// The worked example of docs/model-format.md: Bidirectional(SimpleRNN 1).
+const std::string kTinyPath =
+    std::string(BISERVE_SOURCE_DIR) + "/tests/data/tiny.pbtxt";
+
+std::string TinyText() { return *ReadFile(kTinyPath, "the tiny model"); }
 
 std::string WriteFile(const std::string& name, const std::string& content) {
   // Named after the test: CTest runs tests in parallel processes.
@@ -71,7 +32,7 @@ std::string WriteFile(const std::string& name, const std::string& content) {
 v1::Model TinyProto() {
   v1::Model proto;
   EXPECT_TRUE(
-      google::protobuf::TextFormat::ParseFromString(kTinyModel, &proto));
+      google::protobuf::TextFormat::ParseFromString(TinyText(), &proto));
   return proto;
 }
 
@@ -80,7 +41,7 @@ TEST(ModelCodecTest, LoadsTextBinaryAndJsonAlike) {
   std::string binary;
   ASSERT_TRUE(proto.SerializeToString(&binary));
   for (const std::string& path :
-       {WriteFile("tiny.pbtxt", kTinyModel), WriteFile("tiny.pb", binary),
+       {kTinyPath, WriteFile("tiny.pb", binary),
         WriteFile(
             "tiny.json",
             R"({"name": "tiny", "input_dim": 1, "layers": [{"bidirectional": {
@@ -90,7 +51,7 @@ TEST(ModelCodecTest, LoadsTextBinaryAndJsonAlike) {
               "recurrent_kernel": {"shape": [1, 1], "values": [0.25]},
               "bias": {"shape": [1], "values": [0.1]}}},
           "backward_weights": {
-              "kernel": {"shape": [1, 1], "values": [-0.5]},
+              "kernel": {"shape": [1, 1], "values": [0.5]},
               "recurrent_kernel": {"shape": [1, 1], "values": [0.75]},
               "bias": {"shape": [1], "values": [0.2]}},
           "merge_mode": "sum"}}]})")}) {
@@ -153,12 +114,12 @@ TEST(ModelCodecTest, TextErrorsGiveLineAndColumn) {
 }
 
 TEST(ModelCodecTest, ValidationErrorsStartWithThePath) {
-  std::string text = kTinyModel;
+  std::string text = TinyText();
   text.replace(text.find("\"sum\""), 5, "\"max\"");
   const std::string path = WriteFile("badmerge.pbtxt", text);
   auto model = LoadModelFile(path);
   EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(model.status().message(), HasSubstr(path + ": layers[0] 'bi'"));
+  EXPECT_THAT(model.status().message(), HasSubstr(path + ": layers[0]: "));
   EXPECT_THAT(model.status().message(), HasSubstr("invalid merge mode 'max'"));
 }
 

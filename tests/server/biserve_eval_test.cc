@@ -76,48 +76,8 @@ TEST(BiserveEvalTest, ReadsStandardInput) {
 
 // The worked example of docs/model-format.md, computed there by hand.
 TEST(BiserveEvalTest, DocumentedTinyModelGivesTheDocumentedOutput) {
-  const std::string model = WriteInput("tiny.pbtxt", R"pb(
-    name: "tiny"
-    input_dim: 1
-    layers {
-      bidirectional {
-        layer {
-          cell: SIMPLE_RNN
-          units: 1
-          activation: "relu"
-          return_sequences: true
-          weights {
-            kernel {
-              shape: [ 1, 1 ]
-              values: [ 0.5 ]
-            }
-            recurrent_kernel {
-              shape: [ 1, 1 ]
-              values: [ 0.25 ]
-            }
-            bias {
-              shape: [ 1 ]
-              values: [ 0.1 ]
-            }
-          }
-        }
-        backward_weights {
-          kernel {
-            shape: [ 1, 1 ]
-            values: [ 0.5 ]
-          }
-          recurrent_kernel {
-            shape: [ 1, 1 ]
-            values: [ 0.75 ]
-          }
-          bias {
-            shape: [ 1 ]
-            values: [ 0.2 ]
-          }
-        }
-        merge_mode: "sum"
-      }
-    })pb");
+  const std::string model =
+      std::string(BISERVE_SOURCE_DIR) + "/tests/data/tiny.pbtxt";
   ProcessResult run =
       Execute("--model " + model + " --outputs both --input " +
               WriteInput("tiny.json", R"({"sequences": [[[1], [2]]]})"));
