@@ -185,11 +185,11 @@ absl::StatusOr<WeightMap> ReadWeights(const Struct& root,
 }
 
 // Takes the weight named `prefix`/.../`leaf` (e.g. "bidirectional/forward"
-// and "kernel" match "bidirectional/forward_lstm/lstm_cell/kernel").
-absl::StatusOr<v1::Tensor> TakeWeight(WeightMap& weights,
-                                      absl::string_view prefix,
-                                      absl::string_view leaf,
-                                      absl::string_view where) {
+// and "kernel" match "bidirectional/forward_lstm/lstm_cell/kernel") into
+// the model's tensor field `out`.
+absl::Status TakeWeight(WeightMap& weights, absl::string_view prefix,
+                        absl::string_view leaf, absl::string_view where,
+                        v1::Tensor* out) {
   Weight* found = nullptr;
   std::string found_name;
   for (auto& [name, weight] : weights) {
@@ -219,10 +219,9 @@ absl::StatusOr<v1::Tensor> TakeWeight(WeightMap& weights,
                                        prefix, "/.../", leaf, "')"));
   }
   found->used = true;
-  v1::Tensor tensor;
-  for (int64_t d : found->shape) tensor.add_shape(d);
-  tensor.mutable_values()->Add(found->values.begin(), found->values.end());
-  return tensor;
+  for (int64_t d : found->shape) out->add_shape(d);
+  out->mutable_values()->Add(found->values.begin(), found->values.end());
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------
@@ -389,19 +388,22 @@ absl::StatusOr<v1::RnnLayer> ConvertRnn(const KerasLayer& rnn,
   out.set_return_state(GetBool(c, "return_state").value_or(false));
 
   v1::RnnWeights* w = out.mutable_weights();
-  absl::StatusOr<v1::Tensor> kernel =
-      TakeWeight(weights, weight_prefix, "kernel", where);
-  if (!kernel.ok()) return kernel.status();
-  *w->mutable_kernel() = *std::move(kernel);
-  absl::StatusOr<v1::Tensor> recurrent =
-      TakeWeight(weights, weight_prefix, "recurrent_kernel", where);
-  if (!recurrent.ok()) return recurrent.status();
-  *w->mutable_recurrent_kernel() = *std::move(recurrent);
+  if (absl::Status s = TakeWeight(weights, weight_prefix, "kernel", where,
+                                  w->mutable_kernel());
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = TakeWeight(weights, weight_prefix, "recurrent_kernel",
+                                  where, w->mutable_recurrent_kernel());
+      !s.ok()) {
+    return s;
+  }
   if (use_bias) {
-    absl::StatusOr<v1::Tensor> bias =
-        TakeWeight(weights, weight_prefix, "bias", where);
-    if (!bias.ok()) return bias.status();
-    *w->mutable_bias() = *std::move(bias);
+    if (absl::Status s = TakeWeight(weights, weight_prefix, "bias", where,
+                                    w->mutable_bias());
+        !s.ok()) {
+      return s;
+    }
   }
   return out;
 }
@@ -478,15 +480,17 @@ absl::StatusOr<v1::Layer> ConvertDense(const KerasLayer& dense,
   d->set_activation(*activation);
   const bool use_bias = GetBool(c, "use_bias").value_or(true);
   d->set_use_bias(use_bias);
-  absl::StatusOr<v1::Tensor> kernel =
-      TakeWeight(weights, weight_name, "kernel", where);
-  if (!kernel.ok()) return kernel.status();
-  *d->mutable_kernel() = *std::move(kernel);
+  if (absl::Status s = TakeWeight(weights, weight_name, "kernel", where,
+                                  d->mutable_kernel());
+      !s.ok()) {
+    return s;
+  }
   if (use_bias) {
-    absl::StatusOr<v1::Tensor> bias =
-        TakeWeight(weights, weight_name, "bias", where);
-    if (!bias.ok()) return bias.status();
-    *d->mutable_bias() = *std::move(bias);
+    if (absl::Status s =
+            TakeWeight(weights, weight_name, "bias", where, d->mutable_bias());
+        !s.ok()) {
+      return s;
+    }
   }
   return out;
 }
@@ -653,10 +657,11 @@ class Importer {
         e->set_output_dim(static_cast<int32_t>(
             GetNumber(*layer.config, "output_dim").value_or(0)));
         e->set_mask_zero(GetBool(*layer.config, "mask_zero").value_or(false));
-        absl::StatusOr<v1::Tensor> table =
-            TakeWeight(weights_, layer.name, "embeddings", where);
-        if (!table.ok()) return table.status();
-        *e->mutable_embeddings() = *std::move(table);
+        if (absl::Status s = TakeWeight(weights_, layer.name, "embeddings",
+                                        where, e->mutable_embeddings());
+            !s.ok()) {
+          return s;
+        }
       } else if (layer.class_name == "Bidirectional") {
         absl::StatusOr<v1::Layer> bidi =
             ConvertBidirectional(layer, weights_, flavour_);
