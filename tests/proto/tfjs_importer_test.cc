@@ -74,6 +74,40 @@ INSTANTIATE_TEST_SUITE_P(Models, TfjsImporterTest,
                          });
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(TfjsImporterTest);
 
+// Keras 3 defines hard_sigmoid differently from Keras 2 and TF.js: a model
+// saved by Keras 3 gets biserve's hard_sigmoid_keras3.
+TEST(TfjsImporterKerasVersionTest, HardSigmoidFollowsTheKerasVersion) {
+  const std::string source =
+      kModelDir + "/keras_lstm_backward_layer_relu_concat_seq";
+  std::string json = Slurp(source + "/model.json");
+  auto replace_all = [&](const std::string& from, const std::string& to) {
+    for (size_t at = json.find(from); at != std::string::npos;
+         at = json.find(from, at + to.size())) {
+      json.replace(at, from.size(), to);
+    }
+  };
+  replace_all("\"recurrent_activation\": \"sigmoid\"",
+              "\"recurrent_activation\": \"hard_sigmoid\"");
+  for (const auto& [version, expected] :
+       {std::pair<std::string, std::string>{"2.15.0", "hard_sigmoid"},
+        {"3.3.3", "hard_sigmoid_keras3"}}) {
+    const std::string folder =
+        ::testing::TempDir() + "/keras_version_" + version;
+    std::filesystem::create_directories(folder);
+    std::filesystem::copy_file(
+        source + "/group1-shard1of1.bin", folder + "/group1-shard1of1.bin",
+        std::filesystem::copy_options::overwrite_existing);
+    std::string versioned = json;
+    versioned.replace(versioned.find("\"2.15.0\""), 8, "\"" + version + "\"");
+    std::ofstream(folder + "/model.json") << versioned;
+    auto model = ImportTfjsLayersModel(folder + "/model.json", {});
+    ASSERT_TRUE(model.ok()) << model.status();
+    const v1::BidirectionalLayer& bidi = model->layers(0).bidirectional();
+    EXPECT_EQ(bidi.layer().recurrent_activation(), expected) << version;
+    EXPECT_EQ(bidi.backward_layer().recurrent_activation(), expected);
+  }
+}
+
 TEST(TfjsImporterErrorsTest, MissingModelJsonIsNotFound) {
   auto model = ImportTfjsLayersModel(kModelDir + "/no/such/model.json", {});
   EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
