@@ -27,26 +27,18 @@
 const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
+const tf = require('@tensorflow/tfjs');
+const kr = require('./keras_reference');
 
-const TOLERANCE = 1e-5;
 const OUT_DIR = path.join(__dirname, 'tfjs_models');
 
 // ---------------------------------------------------------------------------
-// The cases (plain data; see buildModel for the layer fields).
+// The cases (plain data; see kr.buildModel for the layer fields).
 
-const L = (units, o = {}) => Object.assign({ cell: 'lstm', units }, o);
-const GRU = (units, o = {}) => Object.assign({ cell: 'gru', units, reset_after: true }, o);
-const GRU0 = (units, o = {}) => Object.assign({ cell: 'gru', units, reset_after: false }, o);
-const S = (units, o = {}) => Object.assign({ cell: 'simple_rnn', units }, o);
-const SEQ = { return_sequences: true };
-const SEQ_STATE = { return_sequences: true, return_state: true };
-const bi = (forward, merge_mode = 'concat', extra = {}) =>
-  Object.assign({ type: 'bidirectional', forward, merge_mode }, extra);
-const dense = (units, activation, o = {}) => Object.assign({ type: 'dense', units, activation }, o);
+const { L, GRU, GRU0, S, SEQ, SEQ_STATE, bi, dense, UNBOUNDED_SCALE } = kr;
 const td = (units, activation) => dense(units, activation, { time_distributed: true });
 const emb = (vocab, dim, mask_zero = false) => ({ type: 'embedding', vocab, dim, mask_zero });
 const masking = () => ({ type: 'masking' });
-const UNBOUNDED_SCALE = { recurrent: 1 };
 
 const MASK_PATTERN_4 = [[3, 4, 7, 8], [], [0, 10, 11, 12, 20, 21, 22], [2, 5]];
 
@@ -242,13 +234,7 @@ function listCaseFiles(dir) {
 }
 
 function parent(only) {
-  const names = new Set();
-  for (const c of CASES) {
-    if (names.has(c.name)) throw new Error('duplicate case ' + c.name);
-    names.add(c.name);
-  }
-  for (const n of only) if (!names.has(n)) throw new Error('unknown case ' + n);
-  const selected = only.length ? CASES.filter((c) => only.includes(c.name)) : CASES;
+  const selected = kr.selectCases(CASES, only);
   fs.mkdirSync(OUT_DIR, { recursive: true });
   if (!only.length) {
     for (const f of fs.readdirSync(OUT_DIR)) {
@@ -285,222 +271,8 @@ function parent(only) {
 
 // ---------------------------------------------------------------------------
 // Child: everything below runs in the case's own process.
-
-let tf;
-let kr;
-let onnx;
-let protoCheck;
-
-function loadLibs() {
-  tf = require('@tensorflow/tfjs');
-  kr = require('./keras_reference');
-  onnx = require('./onnx_reference');
-  protoCheck = require('./proto_check');
-}
-
-const GATES = { simple_rnn: 1, lstm: 4, gru: 3 };
-const DEFAULT_SCALE = { kernel: 2, recurrent: 2, bias: 0.5, dense: 4 };
-
-function rnnDefaults(spec) {
-  const layer = Object.assign({
-    activation: 'tanh',
-    recurrent_activation: 'sigmoid',
-    use_bias: true,
-    go_backwards: false,
-    return_sequences: false,
-    return_state: false,
-    keras: {},
-  }, spec);
-  if (layer.cell === 'gru' && layer.reset_after === undefined) layer.reset_after = true;
-  if (layer.cell !== 'gru') delete layer.reset_after;
-  if (layer.cell === 'simple_rnn') delete layer.recurrent_activation;
-  if (!GATES[layer.cell]) throw new Error('bad cell ' + layer.cell);
-  return layer;
-}
-
-function makeRnnWeights(rng, layer, inputSize, scale) {
-  const G = GATES[layer.cell];
-  const H = layer.units;
-  const w = {
-    kernel: kr.randomF32(rng, inputSize * G * H, scale.kernel / Math.sqrt(inputSize)),
-    recurrent_kernel: kr.randomF32(rng, H * G * H, scale.recurrent / Math.sqrt(H)),
-    bias: null,
-  };
-  if (layer.use_bias) {
-    const rows = layer.cell === 'gru' && layer.reset_after ? 2 : 1;
-    w.bias = kr.randomF32(rng, rows * G * H, scale.bias);
-  }
-  return w;
-}
-
-function rnnWeightShapes(layer) {
-  const G = GATES[layer.cell];
-  const H = layer.units;
-  const shapes = [[layer.inputSize, G * H], [H, G * H]];
-  if (layer.use_bias) shapes.push(layer.cell === 'gru' && layer.reset_after ? [2, G * H] : [G * H]);
-  return shapes;
-}
-
-function rnnArrays(layer) {
-  const a = [layer.weights.kernel, layer.weights.recurrent_kernel];
-  if (layer.use_bias) a.push(layer.weights.bias);
-  return a;
-}
-
-// The normalized model: plain objects, Keras snake_case options, Float32Array
-// weights in Keras layouts.
-function buildModel(spec, rng) {
-  const model = { name: spec.name, input_dim: spec.input_dim, layers: [] };
-  const scale = Object.assign({}, DEFAULT_SCALE, spec.scale);
-  let featureSize = spec.input_dim;
-  let sequenceOut = true;
-  spec.layers.forEach((ls, index) => {
-    if (ls.type === 'embedding') {
-      if (index !== 0 || spec.input_dim !== 0) throw new Error('embedding must come first with input_dim 0');
-      model.layers.push({
-        kind: 'embedding', vocab: ls.vocab, dim: ls.dim, mask_zero: !!ls.mask_zero,
-        embeddings: kr.randomF32(rng, ls.vocab * ls.dim, 1),
-      });
-      featureSize = ls.dim;
-    } else if (ls.type === 'masking') {
-      model.layers.push({ kind: 'masking', mask_value: 0 });
-    } else if (ls.type === 'conv1d') {
-      const c = { kind: 'conv1d', filters: ls.filters, kernel_size: ls.kernel_size, inputSize: featureSize };
-      c.kernel = kr.randomF32(rng, ls.kernel_size * featureSize * ls.filters, 1 / Math.sqrt(featureSize));
-      c.bias = kr.randomF32(rng, ls.filters, scale.bias);
-      model.layers.push(c);
-      featureSize = ls.filters;
-    } else if (ls.type === 'bidirectional') {
-      if (!sequenceOut) throw new Error('a Bidirectional layer needs sequences from the layer before');
-      const fwd = rnnDefaults(ls.forward);
-      fwd.inputSize = featureSize;
-      fwd.weights = makeRnnWeights(rng, fwd, featureSize, scale);
-      let bwd;
-      const explicit = !!ls.backward;
-      if (explicit) {
-        bwd = rnnDefaults(Object.assign({}, ls.backward, {
-          return_sequences: fwd.return_sequences,
-          return_state: fwd.return_state,
-          go_backwards: !fwd.go_backwards,
-        }));
-      } else {
-        bwd = Object.assign({}, fwd, { go_backwards: !fwd.go_backwards });
-      }
-      bwd.inputSize = featureSize;
-      bwd.weights = makeRnnWeights(rng, bwd, featureSize, scale);
-      const merge = ls.merge_mode || 'concat';
-      model.layers.push({ kind: 'bidirectional', forward: fwd, backward: bwd, explicitBackward: explicit, merge_mode: merge });
-      if (merge === 'none' && index !== spec.layers.length - 1) throw new Error('merge none must be last');
-      featureSize = merge === 'concat' ? fwd.units + bwd.units : fwd.units;
-      if (merge !== 'concat' && fwd.units !== bwd.units) throw new Error('merge needs equal units');
-      sequenceOut = fwd.return_sequences;
-    } else if (ls.type === 'dense') {
-      const d = {
-        kind: 'dense', units: ls.units, activation: ls.activation || 'linear', use_bias: ls.use_bias !== false,
-        time_distributed: !!ls.time_distributed, inputSize: featureSize,
-      };
-      d.kernel = kr.randomF32(rng, featureSize * ls.units, scale.dense / Math.sqrt(featureSize));
-      d.bias = d.use_bias ? kr.randomF32(rng, ls.units, scale.bias) : null;
-      model.layers.push(d);
-      featureSize = ls.units;
-    } else {
-      throw new Error('bad layer type ' + ls.type);
-    }
-  });
-  return model;
-}
-
-function makeSequences(spec, model, rng) {
-  if (!spec.lengths) return [];
-  const first = model.layers[0];
-  const firstBi = model.layers.find((l) => l.kind === 'bidirectional');
-  return spec.lengths.map((T, i) => {
-    const s = { length: T };
-    const masked = new Set(spec.masked ? spec.masked[i] : []);
-    for (const t of masked) if (t >= T) throw new Error(`${spec.name}: masked step ${t} >= length ${T}`);
-    if (first.kind === 'embedding') {
-      s.token_ids = Array.from({ length: T }, (_, t) => {
-        if (!first.mask_zero) return rng.int(first.vocab);
-        const id = 1 + rng.int(first.vocab - 1);
-        return masked.has(t) ? 0 : id;
-      });
-    } else {
-      s.features = kr.randomF32(rng, T * spec.input_dim, 1);
-      for (const t of masked) s.features.fill(0, t * spec.input_dim, (t + 1) * spec.input_dim);
-    }
-    if (spec.initial_state) {
-      s.initial_state = [];
-      for (const dir of [firstBi.forward, firstBi.backward]) {
-        s.initial_state.push(kr.randomF32(rng, dir.units, 0.5));
-        if (dir.cell === 'lstm') s.initial_state.push(kr.randomF32(rng, dir.units, 1));
-      }
-    }
-    return s;
-  });
-}
-
-// ---------------------------------------------------------------------------
+//
 // TensorFlow.js layers.
-
-function tfjsRnnLayer(layer, useKerasGru) {
-  const common = {
-    units: layer.units,
-    activation: kr.tfjsActivation(layer.activation),
-    useBias: layer.use_bias,
-    goBackwards: layer.go_backwards,
-    returnSequences: layer.return_sequences,
-    returnState: layer.return_state,
-  };
-  if (layer.cell === 'simple_rnn') return tf.layers.simpleRNN(common);
-  // tfjs defaults recurrentActivation to hardSigmoid (Keras: sigmoid), so it
-  // is always passed explicitly.
-  common.recurrentActivation = kr.tfjsActivation(layer.recurrent_activation);
-  if (layer.cell === 'lstm') return tf.layers.lstm(common);
-  if (!layer.reset_after) return tf.layers.gru(common);
-  if (!useKerasGru) throw new Error('tfjs has no GRU with reset_after=True');
-  return new kr.KerasGRU(Object.assign(common, { recurrentActivation: common.recurrentActivation }));
-}
-
-function weightTensors(layer) {
-  return rnnArrays(layer).map((a, i) => tf.tensor(a, rnnWeightShapes(layer)[i]));
-}
-
-function sameArray(a, b) {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-// Sets weights on a built tfjs layer and checks that getWeights() returns them
-// in the same order and shapes.
-function setAndCheckWeights(tfLayer, arrays, shapes) {
-  const tensors = arrays.map((a, i) => tf.tensor(a, shapes[i]));
-  tfLayer.setWeights(tensors);
-  const got = tfLayer.getWeights();
-  if (got.length !== arrays.length) throw new Error('weight count mismatch on ' + tfLayer.name);
-  got.forEach((t, i) => {
-    if (JSON.stringify(t.shape) !== JSON.stringify(shapes[i])) {
-      throw new Error(`weight ${i} of ${tfLayer.name}: shape ${t.shape} != ${shapes[i]}`);
-    }
-    if (!sameArray(t.dataSync(), arrays[i])) throw new Error(`weight ${i} of ${tfLayer.name} differs`);
-  });
-  tensors.forEach((t) => t.dispose());
-}
-
-function layerArraysAndShapes(l) {
-  if (l.kind === 'embedding') return [[l.embeddings], [[l.vocab, l.dim]]];
-  if (l.kind === 'dense') {
-    const arrays = [l.kernel];
-    const shapes = [[l.inputSize, l.units]];
-    if (l.use_bias) { arrays.push(l.bias); shapes.push([l.units]); }
-    return [arrays, shapes];
-  }
-  if (l.kind === 'bidirectional') {
-    return [rnnArrays(l.forward).concat(rnnArrays(l.backward)),
-      rnnWeightShapes(l.forward).concat(rnnWeightShapes(l.backward))];
-  }
-  return [[], []];
-}
 
 // The real tfjs model of a tfjs-flavoured case (default tfjs names,
 // initializers and options, as a tfjs user writes it).
@@ -521,7 +293,7 @@ function buildTfjsModel(spec, model) {
     } else if (l.kind === 'bidirectional') {
       if (l.explicitBackward) throw new Error('tfjs has no backward_layer');
       layer = tf.layers.bidirectional(Object.assign({
-        layer: tfjsRnnLayer(l.forward, false),
+        layer: kr.tfjsRnnLayer(l.forward, true),  // saved: tfjs defaults, no KerasGRU
         mergeMode: l.merge_mode === 'none' ? null : l.merge_mode,
       }, extra));
     } else {
@@ -570,15 +342,10 @@ function buildTfjsModel(spec, model) {
     tfModel = tf.model({ inputs: inputs.length === 1 ? x : inputs, outputs: outputs.length === 1 ? outputs[0] : outputs });
   }
   for (const { l, layer } of made) {
-    const [arrays, shapes] = layerArraysAndShapes(l);
-    if (arrays.length) setAndCheckWeights(layer, arrays, shapes);
+    const [arrays, shapes] = kr.layerArraysAndShapes(l);
+    if (arrays.length) kr.setAndCheckWeights(layer, arrays, shapes);
   }
   return tfModel;
-}
-
-function squeezeBatch(t) {
-  if (t.shape[0] !== 1) throw new Error('expected batch 1');
-  return { shape: t.shape.slice(1), values: Float32Array.from(t.dataSync()) };
 }
 
 function lastBi(model) {
@@ -598,131 +365,13 @@ function predictTfjs(tfModel, model, seq) {
     const bl = lastBi(model);
     const result = { output: null, forward: null, backward: null, states: [] };
     if (bl.merge_mode === 'none') {
-      result.forward = squeezeBatch(out[0]);
-      result.backward = squeezeBatch(out[1]);
-      result.states = out.slice(2).map(squeezeBatch);
+      result.forward = kr.squeezeBatch(out[0]);
+      result.backward = kr.squeezeBatch(out[1]);
+      result.states = out.slice(2).map(kr.squeezeBatch);
     } else {
-      result.output = squeezeBatch(out[0]);
-      result.states = out.slice(1).map(squeezeBatch);
+      result.output = kr.squeezeBatch(out[0]);
+      result.states = out.slice(1).map(kr.squeezeBatch);
     }
-    return result;
-  });
-}
-
-// Standalone tfjs layers for composeEval: each Bidirectional becomes two tfjs
-// RNN layers (the GRU reset_after=True one is KerasGRU).
-function buildStandalone(model) {
-  return model.layers.map((l) => {
-    if (l.kind === 'embedding') {
-      const layer = tf.layers.embedding({ inputDim: l.vocab, outputDim: l.dim, embeddingsInitializer: 'zeros' });
-      tf.tidy(() => layer.apply(tf.zeros([1, 1], 'int32')));
-      setAndCheckWeights(layer, ...layerArraysAndShapes(l));
-      return { layer };
-    }
-    if (l.kind === 'masking') return {};
-    if (l.kind === 'dense') {
-      const layer = tf.layers.dense({
-        units: l.units, activation: kr.tfjsActivation(l.activation), useBias: l.use_bias,
-        kernelInitializer: 'zeros', biasInitializer: 'zeros',
-      });
-      tf.tidy(() => layer.apply(tf.zeros([1, l.inputSize])));
-      setAndCheckWeights(layer, ...layerArraysAndShapes(l));
-      return { layer };
-    }
-    const pair = {};
-    for (const [key, nl] of [['forward', l.forward], ['backward', l.backward]]) {
-      const tl = tfjsRnnLayer(nl, true);
-      tf.tidy(() => { tl.apply(tf.zeros([1, 1, nl.inputSize])); });
-      setAndCheckWeights(tl, rnnArrays(nl), rnnWeightShapes(nl));
-      pair[key] = tl;
-    }
-    return pair;
-  });
-}
-
-// Keras' Bidirectional.call on standalone tfjs layers, with masks:
-//   y = forward(x, mask); y_rev = backward(x, mask)
-//   maskMode 'keras' and return_sequences: masked steps of y and y_rev are 0
-//     (Keras 2 sets zero_output_for_mask = return_sequences on both layers);
-//   maskMode 'tfjs': masked steps keep tfjs' rnn() output (the carried h);
-//   y_rev flipped in time when return_sequences; merged; states appended.
-function composeEval(model, built, seq, maskMode) {
-  return tf.tidy(() => {
-    const T = seq.length;
-    let x = seq.token_ids ? tf.tensor2d(seq.token_ids, [1, T], 'int32') :
-      tf.tensor3d(seq.features, [1, T, model.input_dim]);
-    let mask = null;  // number[T] of 0/1
-    let firstBi = true;
-    const result = { output: null, forward: null, backward: null, states: [] };
-    model.layers.forEach((l, i) => {
-      const b = built[i];
-      if (l.kind === 'embedding') {
-        x = b.layer.apply(x);
-        if (l.mask_zero) mask = seq.token_ids.map((id) => (id !== 0 ? 1 : 0));
-        return;
-      }
-      if (l.kind === 'masking') {
-        const v = x.dataSync();
-        const D = x.shape[2];
-        mask = [];
-        for (let t = 0; t < T; t++) {
-          let any = 0;
-          for (let k = 0; k < D; k++) if (v[t * D + k] !== l.mask_value) any = 1;
-          mask.push(any);
-        }
-        x = tf.mul(x, tf.tensor3d(mask, [1, T, 1]));
-        return;
-      }
-      if (l.kind === 'dense') {
-        x = b.layer.apply(x);
-        return;
-      }
-      const f = l.forward;
-      let fState = null;
-      let bState = null;
-      if (firstBi && seq.initial_state) {
-        const st = seq.initial_state.map((s) => tf.tensor2d(s, [1, s.length]));
-        const nf = f.cell === 'lstm' ? 2 : 1;
-        fState = st.slice(0, nf);
-        bState = st.slice(nf);
-      }
-      firstBi = false;
-      const maskT = mask ? tf.tensor2d(mask, [1, T]) : null;
-      const kw = (st) => {
-        const k = {};
-        if (maskT) k.mask = maskT;
-        if (st) k.initialState = st;
-        return k;
-      };
-      let y = b.forward.apply(x, kw(fState));
-      let yRev = b.backward.apply(x, kw(bState));
-      let states = [];
-      if (f.return_state) {
-        states = y.slice(1).concat(yRev.slice(1));
-        y = y[0];
-        yRev = yRev[0];
-      }
-      if (f.return_sequences && mask && maskMode === 'keras') {
-        const proc = (layer) => tf.tensor3d(layer.go_backwards ? mask.slice().reverse() : mask, [1, T, 1]);
-        y = tf.mul(y, proc(l.forward));
-        yRev = tf.mul(yRev, proc(l.backward));
-      }
-      if (f.return_sequences) yRev = tf.reverse(yRev, 1);
-      result.states = states.map(squeezeBatch);
-      if (l.merge_mode === 'none') {
-        result.forward = squeezeBatch(y);
-        result.backward = squeezeBatch(yRev);
-        x = null;
-      } else {
-        if (l.merge_mode === 'concat') x = tf.concat([y, yRev], -1);
-        else if (l.merge_mode === 'sum') x = tf.add(y, yRev);
-        else if (l.merge_mode === 'ave') x = tf.mul(0.5, tf.add(y, yRev));
-        else if (l.merge_mode === 'mul') x = tf.mul(y, yRev);
-        else throw new Error('bad merge mode ' + l.merge_mode);
-      }
-      if (!f.return_sequences) mask = null;
-    });
-    if (x) result.output = squeezeBatch(x);
     return result;
   });
 }
@@ -862,8 +511,8 @@ function kerasModel(spec, model) {
       entries.push({ class_name: 'Bidirectional', name: n, config, bi: l });
       for (const [dirName, lay, prefix] of [['forward', l.forward, fName], ['backward', l.backward, bName]]) {
         const scope = `${n}/${dirName}_${prefix}/${CELL_NAME[lay.cell]}`;
-        const shapes = rnnWeightShapes(lay);
-        rnnArrays(lay).forEach((a, k) => addW(n, `${scope}/${['kernel', 'recurrent_kernel', 'bias'][k]}`, shapes[k], a));
+        const shapes = kr.rnnWeightShapes(lay);
+        kr.rnnArrays(lay).forEach((a, k) => addW(n, `${scope}/${['kernel', 'recurrent_kernel', 'bias'][k]}`, shapes[k], a));
       }
     } else if (l.kind === 'dense') {
       const dn = name('dense');
@@ -1047,28 +696,7 @@ async function loadWrittenModel(dir) {
 }
 
 // ---------------------------------------------------------------------------
-// GoldenCase JSON.
-
-function resultJson(r) {
-  const j = {};
-  if (r.output) j.output = kr.tensorJson(r.output.shape, r.output.values);
-  if (r.forward) j.forward = kr.tensorJson(r.forward.shape, r.forward.values);
-  if (r.backward) j.backward = kr.tensorJson(r.backward.shape, r.backward.values);
-  if (r.states.length) j.states = r.states.map((s) => kr.tensorJson(s.shape, s.values));
-  return j;
-}
-
-function sequenceJson(s) {
-  const j = { length: s.length };
-  if (s.features) j.features = s.features;
-  if (s.token_ids) j.token_ids = s.token_ids;
-  if (s.initial_state) j.initial_state = s.initial_state.map((v) => kr.tensorJson([v.length], v));
-  return j;
-}
-
-function fmtDiff(d) {
-  return d === 0 ? '0' : d.toExponential(1);
-}
+// One case: its files and expected.json.
 
 function maskDescription(spec, sequences) {
   if (!spec.masked) return '';
@@ -1082,7 +710,7 @@ async function runCase(spec) {
   const dir = path.join(OUT_DIR, spec.name);
   fs.mkdirSync(dir, { recursive: true });
   const rng = kr.makeRng(kr.hashString(spec.name));
-  const model = buildModel(spec, rng);
+  const model = kr.buildModel(spec, rng);
 
   if (spec.negative) {
     writeKerasFiles(dir, spec, model);
@@ -1090,7 +718,7 @@ async function runCase(spec) {
     return { checks: 'negative: ' + spec.expectedError };
   }
 
-  const sequences = makeSequences(spec, model, rng);
+  const sequences = kr.makeSequences(spec, model, rng);
   const maskMode = spec.flavour === 'tfjs' ? 'tfjs' : 'keras';
   const checks = [];
   const short = [];
@@ -1116,32 +744,30 @@ async function runCase(spec) {
     checks.push('tf.loadLayersModel of the written model.json + weights.bin, max abs diff 0');
     short.push('reload 0');
     // Standalone tfjs layers composed like Keras' Bidirectional.call.
-    const built = buildStandalone(model);
+    const built = kr.buildStandalone(model);
     let dCompose = 0;
     sequences.forEach((s, i) => {
-      dCompose = Math.max(dCompose, kr.maxDiff(expected[i], composeEval(model, built, s, 'tfjs'), 'compose'));
+      dCompose = Math.max(dCompose, kr.maxDiff(expected[i], kr.evalTfjsLayers(model, built, s), 'compose'));
     });
     if (dCompose > 1e-6) throw new Error(`${spec.name}: composition differs from tfjs by ${dCompose}`);
-    checks.push(`standalone tfjs layers composed as Keras' Bidirectional.call, max abs diff ${fmtDiff(dCompose)}`);
-    short.push('compose ' + fmtDiff(dCompose));
+    checks.push(`standalone tfjs layers composed as Keras' Bidirectional.call, max abs diff ${kr.fmtDiff(dCompose)}`);
+    short.push('compose ' + kr.fmtDiff(dCompose));
     reference = 'tfjs';
   } else {
     writeKerasFiles(dir, spec, model);
-    const built = buildStandalone(model);
-    expected = sequences.map((s) => composeEval(model, built, s, 'keras'));
+    const built = kr.buildStandalone(model);
+    expected = sequences.map((s) => kr.evalTfjsLayers(model, built, s, { maskMode: 'keras' }));
     reference = 'tfjs+keras-equations';
     // Where tfjs can load the converter's model.json (stock layers only), its
     // predictions must agree too.
-    const custom = model.layers.some((l) => l.kind === 'bidirectional' && (l.explicitBackward ||
-      [l.forward, l.backward].some((d) => d.cell === 'gru' && d.reset_after)));
-    if (!custom && !spec.masked) {
+    if (!kr.usesKerasEquations(model) && !spec.masked) {
       try {
         const loaded = await loadWrittenModel(dir);
         let d = 0;
         sequences.forEach((s, i) => { d = Math.max(d, kr.maxDiff(expected[i], predictTfjs(loaded, model, s), 'tfjs load')); });
-        if (d > TOLERANCE) throw new Error(`${spec.name}: tfjs.loadLayersModel differs by ${d}`);
-        checks.push(`tf.loadLayersModel of this model.json, max abs diff ${fmtDiff(d)}`);
-        short.push('tfjs-load ' + fmtDiff(d));
+        if (d > kr.TOLERANCE) throw new Error(`${spec.name}: tfjs.loadLayersModel differs by ${d}`);
+        checks.push(`tf.loadLayersModel of this model.json, max abs diff ${kr.fmtDiff(d)}`);
+        short.push('tfjs-load ' + kr.fmtDiff(d));
       } catch (e) {
         if (/differs by/.test(e.message)) throw e;
         short.push('tfjs-load failed: ' + e.message.split('\n')[0]);
@@ -1149,50 +775,22 @@ async function runCase(spec) {
     }
   }
 
-  let d64 = 0;
-  for (let i = 0; i < sequences.length; i++) {
-    d64 = Math.max(d64, kr.maxDiff(expected[i],
-      await kr.evalReference(model, sequences[i], kr.runner64, maskMode), 'float64'));
-  }
-  if (d64 > TOLERANCE) throw new Error(`${spec.name}: float64 reference differs by ${d64}`);
-  checks.push(`float64 Keras equations (${maskMode} masking), max abs diff ${fmtDiff(d64)}`);
-  short.push('f64 ' + fmtDiff(d64));
+  const d64 = await kr.referenceDiff('float64 reference', model, sequences, expected, kr.runner64, maskMode);
+  checks.push(`float64 Keras equations (${maskMode} masking), max abs diff ${kr.fmtDiff(d64)}`);
+  short.push('f64 ' + kr.fmtDiff(d64));
 
-  const bis = model.layers.filter((l) => l.kind === 'bidirectional');
-  if (bis.every((l) => onnx.layerOnnxCompatible(l.forward) && onnx.layerOnnxCompatible(l.backward))) {
-    onnx.usage.clear();
-    const runner = kr.compactingRunner((f, b, x, T, inSize, init) =>
-      onnx.runBidirectionalRnns(f, b, Float32Array.from(x), T, inSize, init));
-    let dOrt = 0;
-    for (let i = 0; i < sequences.length; i++) {
-      dOrt = Math.max(dOrt, kr.maxDiff(expected[i],
-        await kr.evalReference(model, sequences[i], runner, maskMode), 'onnx'));
-    }
-    if (dOrt > TOLERANCE) throw new Error(`${spec.name}: onnxruntime differs by ${dOrt}`);
-    checks.push(`onnxruntime ${[...onnx.usage].join(' + ')}` +
-      (spec.masked ? ' on the unmasked steps' : '') + `, max abs diff ${fmtDiff(dOrt)}`);
-    short.push('ort ' + fmtDiff(dOrt));
-  } else {
-    const missing = new Set();
-    for (const l of bis) {
-      for (const d of [l.forward, l.backward]) {
-        for (const a of [d.activation, d.recurrent_activation]) if (a && !onnx.onnxSupports(a)) missing.add(a);
-      }
-    }
-    checks.push(`onnxruntime: not applicable (ONNX RNN operators have no ${[...missing].join(', ')})`);
-    short.push('ort n/a');
-  }
+  const ort = await kr.onnxCheck(model, sequences, expected, maskMode, !!spec.masked);
+  checks.push(ort.check);
+  short.push('ort ' + (ort.diff === null ? 'n/a' : kr.fmtDiff(ort.diff)));
 
-  const golden = {
+  const golden = kr.goldenCase({
     name: spec.name,
     description: spec.description + maskDescription(spec, sequences),
     reference,
-    cross_check: checks.join('; '),
-    sequences: sequences.map(sequenceJson),
-    expected: expected.map(resultJson),
-    tolerance: TOLERANCE,
-  };
-  protoCheck.checkGoldenCase(kr.plain(golden), spec.name);
+    checks,
+    sequences,
+    expected,
+  });
   fs.writeFileSync(path.join(dir, 'expected.json'), kr.stringify(golden, 0) + '\n');
 
   // Output ranges, for the README.
@@ -1209,7 +807,6 @@ async function runCase(spec) {
 }
 
 async function child(name) {
-  loadLibs();
   await tf.setBackend('cpu');
   await tf.ready();
   const spec = CASES.find((c) => c.name === name);

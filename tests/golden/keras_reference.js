@@ -1,18 +1,27 @@
 'use strict';
-// Shared pieces for generate_tfjs_models.js.
-//
-// The PRNG, the float formatting, the activations, the GRU reset_after=True
-// cell, the float64 Keras-equations RNN and the GoldenCase JSON writer are
-// copies of the same code in generate.js (which is left untouched and does not
-// use this module). Added here: masking (Embedding mask_zero, Masking) in the
-// float64 reference, in two semantics (tfjs' and Keras'), a generic reference
-// pipeline for Embedding / Masking / Bidirectional / Dense stacks, and a
-// writer that reproduces Python's json.dumps() byte for byte.
+// Shared code of the two fixture generators, generate.js (fixtures/) and
+// generate_tfjs_models.js (tfjs_models/). Each piece lives here once so the
+// two generators cannot drift apart:
+// - the seeded PRNG and float32 helpers;
+// - the activations, Keras' GRU reset_after=True cell for tfjs (KerasGRU);
+// - the case-spec shorthands and the normalized model built from a case spec
+//   (weights in Keras layouts);
+// - tfjs evaluation: standalone tfjs layers composed as Keras'
+//   Bidirectional.call (composeBidirectional), or tfjs' own Bidirectional;
+// - the float64 re-implementation of the Keras equations, with masking in two
+//   semantics (tfjs' and Keras'), and the ONNX Runtime cross-check;
+// - the GoldenCase JSON writer and a writer that reproduces Python's
+//   json.dumps() byte for byte (tensorflowjs_converter's model.json).
 
 const tf = require('@tensorflow/tfjs');
+const onnx = require('./onnx_reference');
+const protoCheck = require('./proto_check');
+
+// Largest max abs difference any cross-check may show.
+const TOLERANCE = 1e-5;
 
 // ---------------------------------------------------------------------------
-// Deterministic randomness and float32 helpers (as in generate.js).
+// Deterministic randomness and float32 helpers.
 
 function hashString(s) {
   let h = 2166136261;
@@ -58,7 +67,7 @@ function f32String(v) {
 }
 
 // ---------------------------------------------------------------------------
-// Activations (as in generate.js).
+// Activations.
 
 const KERAS_ACTIVATIONS = [
   'linear', 'tanh', 'sigmoid', 'hard_sigmoid', 'relu', 'elu', 'selu', 'softsign',
@@ -87,9 +96,14 @@ const act64 = {
 };
 
 // ---------------------------------------------------------------------------
-// Keras' GRU cell with reset_after=True, which tfjs 4.22 does not have (as in
-// generate.js). Weights as in Keras: kernel [in, 3u], recurrent_kernel
-// [u, 3u], bias [2, 3u] (row 0 input bias, row 1 recurrent bias); gates z, r, h.
+// Keras' GRU cell with reset_after=True, which tfjs 4.22 does not have.
+// Weights as in Keras: kernel [in, 3u], recurrent_kernel [u, 3u], bias [2, 3u]
+// (row 0 input bias, row 1 recurrent bias); gates z, r, h.
+//   inner = h·U + b_rec
+//   z = rec_act(x·W_z + b_in_z + inner_z)
+//   r = rec_act(x·W_r + b_in_r + inner_r)
+//   hh = act(x·W_h + b_in_h + r * inner_h)
+//   h' = z * h + (1 - z) * hh
 
 class KerasGRUCell extends tf.layers.Layer {
   constructor(args) {
@@ -149,6 +163,11 @@ class KerasGRUCell extends tf.layers.Layer {
 }
 tf.serialization.registerClass(KerasGRUCell);
 
+// The RNN layer around KerasGRUCell, built like tfjs' own GRU layer. tfjs'
+// Bidirectional clones its layer through getConfig()/fromConfig(); a plain
+// tf.layers.rnn({cell}) does not survive that (RNN.fromConfig replaces the
+// serialized cell in the shared config with the cell object, so building the
+// backward copy fails), hence this registered subclass.
 class KerasGRU extends tf.RNN {
   constructor(args) {
     args.cell = new KerasGRUCell(args);
@@ -166,9 +185,436 @@ class KerasGRU extends tf.RNN {
 tf.serialization.registerClass(KerasGRU);
 
 // ---------------------------------------------------------------------------
-// Float64 Keras equations with masking.
+// Case-spec shorthands, for the generators' CASES tables.
+
+const L = (units, o = {}) => Object.assign({ cell: 'lstm', units }, o);
+const GRU = (units, o = {}) => Object.assign({ cell: 'gru', units, reset_after: true }, o);
+const GRU0 = (units, o = {}) => Object.assign({ cell: 'gru', units, reset_after: false }, o);
+const S = (units, o = {}) => Object.assign({ cell: 'simple_rnn', units }, o);
+const SEQ = { return_sequences: true };
+const STATE = { return_state: true };
+const SEQ_STATE = { return_sequences: true, return_state: true };
+const bi = (forward, merge_mode = 'concat', extra = {}) =>
+  Object.assign({ type: 'bidirectional', forward, merge_mode }, extra);
+const dense = (units, activation, o = {}) => Object.assign({ type: 'dense', units, activation }, o);
+
+// SimpleRNN with an unbounded activation: a smaller recurrent kernel keeps
+// the recurrence contracting over 37 steps.
+const UNBOUNDED_SCALE = { recurrent: 1 };
+
+// The cases named on the command line (all when none), after checking that
+// the table's names are unique and the named ones exist.
+function selectCases(cases, only) {
+  const names = new Set();
+  for (const c of cases) {
+    if (names.has(c.name)) throw new Error('duplicate case ' + c.name);
+    names.add(c.name);
+  }
+  for (const n of only) if (!names.has(n)) throw new Error('unknown case ' + n);
+  return only.length ? cases.filter((c) => only.includes(c.name)) : cases;
+}
+
+// ---------------------------------------------------------------------------
+// Case spec -> normalized model: plain objects, Keras snake_case options,
+// Float32Array weights in Keras layouts.
 
 const GATES = { simple_rnn: 1, lstm: 4, gru: 3 };
+
+// `keras` holds tf_keras-only options (unroll, dropout, constraints, ...)
+// that only generate_tfjs_models.js' converter-flavour model.json records.
+function rnnDefaults(spec) {
+  const layer = Object.assign({
+    activation: 'tanh',
+    recurrent_activation: 'sigmoid',
+    use_bias: true,
+    go_backwards: false,
+    return_sequences: false,
+    return_state: false,
+    keras: {},
+  }, spec);
+  if (layer.cell === 'gru' && layer.reset_after === undefined) layer.reset_after = true;
+  if (layer.cell !== 'gru') delete layer.reset_after;
+  if (layer.cell === 'simple_rnn') delete layer.recurrent_activation;
+  if (!GATES[layer.cell]) throw new Error('bad cell ' + layer.cell);
+  return layer;
+}
+
+// Weight ranges: uniform +-scale/sqrt(fan_in), biases +-bias. Large enough
+// that the gates and activations are well away from linear, small enough to
+// stay out of saturation (see README.md for the measured output ranges).
+const DEFAULT_SCALE = { kernel: 2, recurrent: 2, bias: 0.5, dense: 4 };
+
+function makeRnnWeights(rng, layer, inputSize, scale) {
+  const G = GATES[layer.cell];
+  const H = layer.units;
+  const w = {
+    kernel: randomF32(rng, inputSize * G * H, scale.kernel / Math.sqrt(inputSize)),
+    recurrent_kernel: randomF32(rng, H * G * H, scale.recurrent / Math.sqrt(H)),
+    bias: null,
+  };
+  if (layer.use_bias) {
+    const rows = layer.cell === 'gru' && layer.reset_after ? 2 : 1;
+    w.bias = randomF32(rng, rows * G * H, scale.bias);
+  }
+  return w;
+}
+
+// The `name`s are the layer names of biserve's model JSON (generate.js);
+// generate_tfjs_models.js names its layers as Keras or tfjs would.
+// The order of the rng draws fixes every weight: do not reorder them.
+function buildModel(spec, rng) {
+  const model = { name: spec.name, input_dim: spec.input_dim, layers: [] };
+  const scale = Object.assign({}, DEFAULT_SCALE, spec.scale);
+  let featureSize = spec.input_dim;
+  let sequenceOut = true;
+  let biCount = 0;
+  let denseCount = 0;
+  spec.layers.forEach((ls, index) => {
+    if (ls.type === 'embedding') {
+      if (index !== 0 || spec.input_dim !== 0) throw new Error('embedding must come first with input_dim 0');
+      model.layers.push({
+        kind: 'embedding', name: 'embedding', vocab: ls.vocab, dim: ls.dim, mask_zero: !!ls.mask_zero,
+        embeddings: randomF32(rng, ls.vocab * ls.dim, 1),
+      });
+      featureSize = ls.dim;
+    } else if (ls.type === 'masking') {
+      model.layers.push({ kind: 'masking', mask_value: 0 });
+    } else if (ls.type === 'conv1d') {
+      const c = { kind: 'conv1d', filters: ls.filters, kernel_size: ls.kernel_size, inputSize: featureSize };
+      c.kernel = randomF32(rng, ls.kernel_size * featureSize * ls.filters, 1 / Math.sqrt(featureSize));
+      c.bias = randomF32(rng, ls.filters, scale.bias);
+      model.layers.push(c);
+      featureSize = ls.filters;
+    } else if (ls.type === 'bidirectional') {
+      if (!sequenceOut) throw new Error('a Bidirectional layer needs sequences from the layer before');
+      const suffix = biCount ? '_' + biCount : '';
+      const fwd = rnnDefaults(ls.forward);
+      fwd.name = fwd.name || fwd.cell + suffix;
+      fwd.inputSize = featureSize;
+      fwd.weights = makeRnnWeights(rng, fwd, featureSize, scale);
+      let bwd;
+      const explicit = !!ls.backward;
+      if (explicit) {
+        bwd = rnnDefaults(Object.assign({}, ls.backward, {
+          return_sequences: fwd.return_sequences,
+          return_state: fwd.return_state,
+          go_backwards: !fwd.go_backwards,
+        }));
+        bwd.name = bwd.name || 'backward_' + bwd.cell + suffix;
+      } else {
+        bwd = Object.assign({}, fwd, { go_backwards: !fwd.go_backwards });
+      }
+      bwd.inputSize = featureSize;
+      bwd.weights = makeRnnWeights(rng, bwd, featureSize, scale);
+      const merge = ls.merge_mode || 'concat';
+      model.layers.push({
+        kind: 'bidirectional', name: 'bidirectional' + suffix,
+        forward: fwd, backward: bwd, explicitBackward: explicit, merge_mode: merge,
+      });
+      biCount++;
+      if (merge === 'none' && index !== spec.layers.length - 1) throw new Error('merge none must be last');
+      featureSize = merge === 'concat' ? fwd.units + bwd.units : fwd.units;
+      if (merge !== 'concat' && fwd.units !== bwd.units) throw new Error('merge needs equal units');
+      sequenceOut = fwd.return_sequences;
+    } else if (ls.type === 'dense') {
+      const d = {
+        kind: 'dense', name: 'dense' + (denseCount ? '_' + denseCount : ''), units: ls.units,
+        activation: ls.activation || 'linear', use_bias: ls.use_bias !== false,
+        time_distributed: !!ls.time_distributed, inputSize: featureSize,
+      };
+      d.kernel = randomF32(rng, featureSize * ls.units, scale.dense / Math.sqrt(featureSize));
+      d.bias = d.use_bias ? randomF32(rng, ls.units, scale.bias) : null;
+      model.layers.push(d);
+      denseCount++;
+      featureSize = ls.units;
+    } else {
+      throw new Error('bad layer type ' + ls.type);
+    }
+  });
+  return model;
+}
+
+// The sequences of a case, drawn after the weights from the same stream.
+// spec.masked[i] lists the masked steps of sequence i: token id 0 behind an
+// Embedding with mask_zero, else an all-zero feature vector.
+function makeSequences(spec, model, rng) {
+  if (!spec.lengths) return [];
+  const first = model.layers[0];
+  const firstBi = model.layers.find((l) => l.kind === 'bidirectional');
+  return spec.lengths.map((T, i) => {
+    const s = { length: T };
+    const masked = new Set(spec.masked ? spec.masked[i] : []);
+    for (const t of masked) if (t >= T) throw new Error(`${spec.name}: masked step ${t} >= length ${T}`);
+    if (first.kind === 'embedding') {
+      s.token_ids = Array.from({ length: T }, (_, t) => {
+        if (!first.mask_zero) return rng.int(first.vocab);
+        const id = 1 + rng.int(first.vocab - 1);
+        return masked.has(t) ? 0 : id;
+      });
+    } else {
+      s.features = randomF32(rng, T * spec.input_dim, 1);
+      for (const t of masked) s.features.fill(0, t * spec.input_dim, (t + 1) * spec.input_dim);
+    }
+    if (spec.initial_state) {
+      s.initial_state = [];
+      for (const dir of [firstBi.forward, firstBi.backward]) {
+        s.initial_state.push(randomF32(rng, dir.units, 0.5));
+        if (dir.cell === 'lstm') s.initial_state.push(randomF32(rng, dir.units, 1));
+      }
+    }
+    return s;
+  });
+}
+
+function rnnWeightShapes(layer) {
+  const G = GATES[layer.cell];
+  const H = layer.units;
+  const shapes = [[layer.inputSize, G * H], [H, G * H]];
+  if (layer.use_bias) shapes.push(layer.cell === 'gru' && layer.reset_after ? [2, G * H] : [G * H]);
+  return shapes;
+}
+
+function rnnArrays(layer) {
+  const a = [layer.weights.kernel, layer.weights.recurrent_kernel];
+  if (layer.use_bias) a.push(layer.weights.bias);
+  return a;
+}
+
+// A layer's weights in tfjs' getWeights() order, and their shapes. For a
+// Bidirectional: forward kernel, recurrent_kernel, bias, then the backward
+// layer's.
+function layerArraysAndShapes(l) {
+  if (l.kind === 'embedding') return [[l.embeddings], [[l.vocab, l.dim]]];
+  if (l.kind === 'dense') {
+    const arrays = [l.kernel];
+    const shapes = [[l.inputSize, l.units]];
+    if (l.use_bias) { arrays.push(l.bias); shapes.push([l.units]); }
+    return [arrays, shapes];
+  }
+  if (l.kind === 'bidirectional') {
+    return [rnnArrays(l.forward).concat(rnnArrays(l.backward)),
+      rnnWeightShapes(l.forward).concat(rnnWeightShapes(l.backward))];
+  }
+  return [[], []];
+}
+
+// True when stock tfjs cannot run the model: a GRU with reset_after=True
+// (KerasGRU) or an explicit backward layer (composeBidirectional).
+function usesKerasEquations(model) {
+  return model.layers.some((l) => l.kind === 'bidirectional' && (l.explicitBackward ||
+    [l.forward, l.backward].some((d) => d.cell === 'gru' && d.reset_after)));
+}
+
+// ---------------------------------------------------------------------------
+// TensorFlow.js layers and their evaluation.
+
+// A tfjs RNN layer for a normalized RNN layer. `saved`: the layer goes into a
+// model that is saved for users, so it keeps tfjs' default initializers and
+// cannot be KerasGRU, which stock tfjs cannot load. Otherwise the initializers
+// are zeros: the weights are set right after, and nothing draws random numbers.
+function tfjsRnnLayer(layer, saved = false) {
+  const args = {
+    units: layer.units,
+    activation: tfjsActivation(layer.activation),
+    useBias: layer.use_bias,
+    goBackwards: layer.go_backwards,
+    returnSequences: layer.return_sequences,
+    returnState: layer.return_state,
+  };
+  // tfjs defaults recurrentActivation to hardSigmoid (Keras: sigmoid), so it
+  // is always passed explicitly.
+  if (layer.cell !== 'simple_rnn') args.recurrentActivation = tfjsActivation(layer.recurrent_activation);
+  if (layer.cell === 'gru' && layer.reset_after) {
+    if (saved) throw new Error('tfjs has no GRU with reset_after=True');
+    return new KerasGRU(args);  // its weights start as zeros
+  }
+  if (!saved) {
+    Object.assign(args, { kernelInitializer: 'zeros', recurrentInitializer: 'zeros', biasInitializer: 'zeros' });
+    if (layer.cell === 'lstm') args.unitForgetBias = false;
+  }
+  if (layer.cell === 'simple_rnn') return tf.layers.simpleRNN(args);
+  if (layer.cell === 'lstm') return tf.layers.lstm(args);
+  return tf.layers.gru(args);
+}
+
+function sameArray(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// Sets weights on a built tfjs layer and checks that getWeights() returns them
+// in the same order and shapes (the order the model JSON records them in).
+function setAndCheckWeights(tfLayer, arrays, shapes) {
+  const tensors = arrays.map((a, i) => tf.tensor(a, shapes[i]));
+  tfLayer.setWeights(tensors);
+  const got = tfLayer.getWeights();
+  if (got.length !== arrays.length) throw new Error('weight count mismatch on ' + tfLayer.name);
+  got.forEach((t, i) => {
+    if (JSON.stringify(t.shape) !== JSON.stringify(shapes[i])) {
+      throw new Error(`weight ${i} of ${tfLayer.name}: shape ${t.shape} != ${shapes[i]}`);
+    }
+    if (!sameArray(t.dataSync(), arrays[i])) throw new Error(`weight ${i} of ${tfLayer.name} differs`);
+  });
+  tensors.forEach((t) => t.dispose());
+}
+
+// Standalone tfjs layers with the model's weights, for evalTfjsLayers: one
+// entry per model layer, {layer} (Embedding, Dense), {forward, backward} (two
+// tfjs RNN layers for a Bidirectional; GRU reset_after=True is KerasGRU) or {}
+// (Masking, done by hand).
+function buildStandalone(model) {
+  return model.layers.map((l) => {
+    if (l.kind === 'embedding') {
+      const layer = tf.layers.embedding({ inputDim: l.vocab, outputDim: l.dim, embeddingsInitializer: 'zeros' });
+      tf.tidy(() => layer.apply(tf.zeros([1, 1], 'int32')));
+      setAndCheckWeights(layer, ...layerArraysAndShapes(l));
+      return { layer };
+    }
+    if (l.kind === 'masking') return {};
+    if (l.kind === 'dense') {
+      const layer = tf.layers.dense({
+        units: l.units, activation: tfjsActivation(l.activation), useBias: l.use_bias,
+        kernelInitializer: 'zeros', biasInitializer: 'zeros',
+      });
+      tf.tidy(() => layer.apply(tf.zeros([1, l.inputSize])));
+      setAndCheckWeights(layer, ...layerArraysAndShapes(l));
+      return { layer };
+    }
+    if (l.kind !== 'bidirectional') throw new Error('cannot evaluate ' + l.kind + ' in tfjs');
+    const pair = {};
+    for (const [key, nl] of [['forward', l.forward], ['backward', l.backward]]) {
+      const tl = tfjsRnnLayer(nl);
+      tf.tidy(() => { tl.apply(tf.zeros([1, 1, nl.inputSize])); });
+      setAndCheckWeights(tl, rnnArrays(nl), rnnWeightShapes(nl));
+      pair[key] = tl;
+    }
+    return pair;
+  });
+}
+
+// Tensor [1, ...rest] -> {shape: rest, values: Float32Array}
+function squeezeBatch(t) {
+  if (t.shape[0] !== 1) throw new Error('expected batch 1');
+  return { shape: t.shape.slice(1), values: Float32Array.from(t.dataSync()) };
+}
+
+// Keras' Bidirectional.call on two standalone tfjs layers (this is how an
+// explicit backward_layer is evaluated; tfjs has none):
+//   y = forward(x, mask); y_rev = backward(x, mask)
+//     (the backward layer has the opposite go_backwards)
+//   maskMode 'keras' and return_sequences: masked steps of y and y_rev are 0
+//     (Keras 2 sets zero_output_for_mask = return_sequences on both layers);
+//   maskMode 'tfjs': masked steps keep tfjs' rnn() output (the carried h);
+//   y_rev flipped in time when return_sequences; merged.
+// Returns what tfjs' Bidirectional returns, as an array: the merged output
+// (y and y_rev for merge_mode none), then with return_state the forward
+// layer's states followed by the backward layer's.
+function composeBidirectional(l, fwdLayer, bwdLayer, x, mask, maskMode, fState, bState) {
+  const T = x.shape[1];
+  const maskT = mask ? tf.tensor2d(mask, [1, T]) : null;
+  const kw = (st) => {
+    const k = {};
+    if (maskT) k.mask = maskT;
+    if (st) k.initialState = st;
+    return k;
+  };
+  let y = fwdLayer.apply(x, kw(fState));
+  let yRev = bwdLayer.apply(x, kw(bState));
+  let states = [];
+  if (l.forward.return_state) {
+    states = y.slice(1).concat(yRev.slice(1));
+    y = y[0];
+    yRev = yRev[0];
+  }
+  if (l.forward.return_sequences && mask && maskMode === 'keras') {
+    const proc = (layer) => tf.tensor3d(layer.go_backwards ? mask.slice().reverse() : mask, [1, T, 1]);
+    y = tf.mul(y, proc(l.forward));
+    yRev = tf.mul(yRev, proc(l.backward));
+  }
+  if (l.forward.return_sequences) yRev = tf.reverse(yRev, 1);
+  let outputs;
+  if (l.merge_mode === 'concat') outputs = [tf.concat([y, yRev], -1)];
+  else if (l.merge_mode === 'sum') outputs = [tf.add(y, yRev)];
+  else if (l.merge_mode === 'ave') outputs = [tf.mul(0.5, tf.add(y, yRev))];
+  else if (l.merge_mode === 'mul') outputs = [tf.mul(y, yRev)];
+  else if (l.merge_mode === 'none') outputs = [y, yRev];
+  else throw new Error('bad merge mode ' + l.merge_mode);
+  return outputs.concat(states);
+}
+
+// Evaluates one sequence (batch of one) layer by layer on `built` (see
+// buildStandalone). A Bidirectional goes through composeBidirectional, or,
+// with `useWrappers`, through tfjs' own Bidirectional where its built entry
+// has one (`wrapper`, generate.js). Masks come from an Embedding with
+// mask_zero or a Masking layer; see composeBidirectional for maskMode.
+function evalTfjsLayers(model, built, seq, { maskMode = 'tfjs', useWrappers = false } = {}) {
+  return tf.tidy(() => {
+    const T = seq.length;
+    let x = seq.token_ids ? tf.tensor2d(seq.token_ids, [1, T], 'int32') :
+      tf.tensor3d(seq.features, [1, T, model.input_dim]);
+    let mask = null;  // number[T] of 0/1
+    let firstBi = true;
+    const result = { output: null, forward: null, backward: null, states: [] };
+    model.layers.forEach((l, i) => {
+      const b = built[i];
+      if (l.kind === 'embedding') {
+        x = b.layer.apply(x);
+        if (l.mask_zero) mask = seq.token_ids.map((id) => (id !== 0 ? 1 : 0));
+        return;
+      }
+      if (l.kind === 'masking') {
+        const v = x.dataSync();
+        const D = x.shape[2];
+        mask = [];
+        for (let t = 0; t < T; t++) {
+          let any = 0;
+          for (let k = 0; k < D; k++) if (v[t * D + k] !== l.mask_value) any = 1;
+          mask.push(any);
+        }
+        x = tf.mul(x, tf.tensor3d(mask, [1, T, 1]));
+        return;
+      }
+      if (l.kind === 'dense') {
+        x = b.layer.apply(x);
+        return;
+      }
+      const f = l.forward;
+      let init = null;
+      if (firstBi && seq.initial_state) init = seq.initial_state.map((s) => tf.tensor2d(s, [1, s.length]));
+      firstBi = false;
+      let out;
+      if (useWrappers && b.wrapper) {
+        if (mask) throw new Error('masks are evaluated by composition only');
+        out = init ? b.wrapper.apply(x, { initialState: init }) : b.wrapper.apply(x);
+        if (!Array.isArray(out)) out = [out];
+      } else {
+        const nf = f.cell === 'lstm' ? 2 : 1;
+        out = composeBidirectional(l, b.forward, b.backward, x, mask, maskMode,
+          init && init.slice(0, nf), init && init.slice(nf));
+      }
+      const nOut = l.merge_mode === 'none' ? 2 : 1;
+      const states = out.slice(nOut);
+      const nStates = (f.cell === 'lstm' ? 2 : 1) + (l.backward.cell === 'lstm' ? 2 : 1);
+      if (states.length !== (f.return_state ? nStates : 0)) throw new Error('unexpected state count');
+      result.states = states.map(squeezeBatch);
+      if (l.merge_mode === 'none') {
+        result.forward = squeezeBatch(out[0]);
+        result.backward = squeezeBatch(out[1]);
+        x = null;
+      } else {
+        x = out[0];
+      }
+      if (!f.return_sequences) mask = null;
+    });
+    if (x) result.output = squeezeBatch(x);
+    return result;
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Float64 Keras equations with masking, and the reference pipelines (float64
+// JS and ONNX Runtime) in plain arrays.
 
 // One Keras recurrent layer in float64. `valid` (optional) says per TIME step
 // whether the step is unmasked. A masked step leaves the states unchanged and
@@ -205,6 +651,7 @@ function runRnn64(layer, x, T, inSize, init, valid) {
       for (let j = 0; j < G * H; j++) mx[j] += xv * K[k * G * H + j];
     }
     if (B) for (let j = 0; j < G * H; j++) mx[j] += B[j];
+    // Recurrent product; a reset-before GRU computes its h block later.
     const recCols = layer.cell === 'gru' && !resetAfter ? 2 * H : G * H;
     for (let k = 0; k < H; k++) {
       for (let j = 0; j < recCols; j++) mh[j] += h[k] * RK[k * G * H + j];
@@ -250,6 +697,9 @@ function runRnn64(layer, x, T, inSize, init, valid) {
   return { seq, procValid, last: h, states };
 }
 
+// A runner evaluates the two directions of a Bidirectional layer:
+// (fwd, bwd, x, T, inSize, initialState, valid) -> [forward, backward], each
+// {seq, procValid, last, states} as runRnn64 returns them.
 async function runner64(fwd, bwd, x, T, inSize, initialState, valid) {
   const nf = fwd.cell === 'lstm' ? 2 : 1;
   return [
@@ -296,6 +746,10 @@ function compactingRunner(inner) {
   };
 }
 
+// ONNX Runtime's RNN operators (onnx_reference.js) as a runner.
+const runnerOnnx = compactingRunner((fwd, bwd, x, T, inSize, initialState) =>
+  onnx.runBidirectionalRnns(fwd, bwd, Float32Array.from(x), T, inSize, initialState));
+
 function flipTime(a, T, H) {
   const out = new Float64Array(T * H);
   for (let t = 0; t < T; t++) out.set(a.subarray((T - 1 - t) * H, (T - t) * H), t * H);
@@ -324,9 +778,9 @@ function applyDense64(l, x, rows) {
   return out;
 }
 
-// Evaluates a normalized model (see generate_tfjs_models.js) on one sequence
-// with a runner (runner64 or a compactingRunner around ONNX Runtime).
-// maskMode 'tfjs': a masked step outputs the carried h (tfjs' rnn()).
+// Evaluates a normalized model on one sequence with a runner (runner64 or
+// runnerOnnx). Masking (Embedding mask_zero, Masking) in two semantics:
+// maskMode 'tfjs' (or none): a masked step outputs the carried h (tfjs' rnn()).
 // maskMode 'keras': Keras 2's Bidirectional forces zero_output_for_mask =
 // return_sequences on both directions, so with return_sequences a masked
 // step outputs 0 in both directions; final states and the last output are
@@ -412,6 +866,8 @@ async function evalReference(model, seq, runner, maskMode) {
   return result;
 }
 
+// Max abs difference between two results (output, forward, backward and
+// states); throws when they differ in structure or shape.
 function maxDiff(a, b, what) {
   let m = 0;
   const cmp = (ta, tb, name) => {
@@ -433,11 +889,67 @@ function maxDiff(a, b, what) {
   return m;
 }
 
+// Max abs difference of evalReference(runner) from `expected` over all
+// sequences; throws above TOLERANCE.
+async function referenceDiff(what, model, sequences, expected, runner, maskMode) {
+  let m = 0;
+  for (let i = 0; i < sequences.length; i++) {
+    m = Math.max(m, maxDiff(expected[i], await evalReference(model, sequences[i], runner, maskMode), what));
+  }
+  if (m > TOLERANCE) throw new Error(`${model.name}: ${what} differs by ${m}`);
+  return m;
+}
+
+// The ONNX Runtime cross-check: {diff, check}, the max abs difference (null
+// when ONNX's RNN operators lack one of the model's activations) and its
+// cross_check text. `masked`: the sequences have masked steps, which ONNX
+// Runtime skips (compactingRunner).
+async function onnxCheck(model, sequences, expected, maskMode, masked) {
+  const bis = model.layers.filter((l) => l.kind === 'bidirectional');
+  if (!bis.every((l) => onnx.layerOnnxCompatible(l.forward) && onnx.layerOnnxCompatible(l.backward))) {
+    const missing = new Set();
+    for (const l of bis) {
+      for (const d of [l.forward, l.backward]) {
+        for (const a of [d.activation, d.recurrent_activation]) if (a && !onnx.onnxSupports(a)) missing.add(a);
+      }
+    }
+    return { diff: null, check: `onnxruntime: not applicable (ONNX RNN operators have no ${[...missing].join(', ')})` };
+  }
+  onnx.usage.clear();
+  const diff = await referenceDiff('onnxruntime', model, sequences, expected, runnerOnnx, maskMode);
+  return {
+    diff,
+    check: `onnxruntime ${[...onnx.usage].join(' + ')}` + (masked ? ' on the unmasked steps' : '') +
+      `, max abs diff ${fmtDiff(diff)}`,
+  };
+}
+
+function fmtDiff(d) {
+  return d === 0 ? '0' : d.toExponential(1);
+}
+
 // ---------------------------------------------------------------------------
-// GoldenCase JSON (as in generate.js).
+// GoldenCase JSON.
 
 function tensorJson(shape, values) {
   return { shape: shape.slice(), values: Float32Array.from(values) };
+}
+
+function resultJson(r) {
+  const j = {};
+  if (r.output) j.output = tensorJson(r.output.shape, r.output.values);
+  if (r.forward) j.forward = tensorJson(r.forward.shape, r.forward.values);
+  if (r.backward) j.backward = tensorJson(r.backward.shape, r.backward.values);
+  if (r.states.length) j.states = r.states.map((s) => tensorJson(s.shape, s.values));
+  return j;
+}
+
+function sequenceJson(s) {
+  const j = { length: s.length };
+  if (s.features) j.features = s.features;
+  if (s.token_ids) j.token_ids = s.token_ids;
+  if (s.initial_state) j.initial_state = s.initial_state.map((v) => tensorJson([v.length], v));
+  return j;
 }
 
 // Pretty JSON with number arrays on one line; Float32Array values are written
@@ -469,8 +981,22 @@ function stringify(value, indent) {
   return JSON.stringify(value);
 }
 
+// Parses the JSON back to plain numbers for the schema check.
 function plain(value) {
   return JSON.parse(stringify(value, 0));
+}
+
+// A GoldenCase (golden_case.proto), fields in the proto's order, after the
+// schema check. `model` (biserve's model JSON) is absent for tfjs_models/,
+// whose model is the model.json next to it.
+function goldenCase({ name, description, reference, checks, model, sequences, expected }) {
+  const golden = { name, description, reference, cross_check: checks.join('; ') };
+  if (model) golden.model = model;
+  golden.sequences = sequences.map(sequenceJson);
+  golden.expected = expected.map(resultJson);
+  golden.tolerance = TOLERANCE;
+  protoCheck.checkGoldenCase(plain(golden), name);
+  return golden;
 }
 
 // ---------------------------------------------------------------------------
@@ -540,11 +1066,14 @@ function pyJsonDumps(value) {
   throw new Error('cannot write ' + typeof value);
 }
 
+// What the two generators use.
 module.exports = {
-  hashString, makeRng, randomF32, f32String,
-  KERAS_ACTIVATIONS, tfjsActivation, act64,
-  KerasGRU, GATES,
-  runRnn64, runner64, compactingRunner, evalReference, maxDiff, flipTime,
-  tensorJson, stringify, plain,
-  PyFloat, pyFloatRepr, pyJsonDumps,
+  TOLERANCE,
+  hashString, makeRng, tfjsActivation,
+  L, GRU, GRU0, S, SEQ, STATE, SEQ_STATE, bi, dense, UNBOUNDED_SCALE, selectCases,
+  buildModel, makeSequences, rnnWeightShapes, rnnArrays, layerArraysAndShapes, usesKerasEquations,
+  tfjsRnnLayer, setAndCheckWeights, buildStandalone, squeezeBatch, evalTfjsLayers,
+  runner64, maxDiff, referenceDiff, onnxCheck, fmtDiff,
+  tensorJson, stringify, goldenCase,
+  PyFloat, pyJsonDumps,
 };
