@@ -26,8 +26,9 @@ TEST(BiserveConvertTest, ConvertsIntoARepositoryLayoutThatEvaluates) {
   EXPECT_THAT(convert.out, HasSubstr("model 'tagger'"));  // from the folder
   ASSERT_TRUE(std::filesystem::exists(out));
   EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
-  auto eval = RunCommand("echo '{\"sequences\": [[[0.1, 0.2, 0.3, 0.4, 0.5]]]}' | " +
-                         kBin + "/biserve_eval --model " + out);
+  auto eval =
+      RunCommand("echo '{\"sequences\": [[[0.1, 0.2, 0.3, 0.4, 0.5]]]}' | " +
+                 kBin + "/biserve_eval --model " + out);
   ASSERT_EQ(eval.exit_code, 0) << eval.out;
   EXPECT_THAT(eval.out, HasSubstr("\"output\": [["));
 }
@@ -38,8 +39,8 @@ TEST(BiserveConvertTest, WritesTextFormatOnRequest) {
       kBin + "/biserve_convert --name named " + kModels +
       "/keras_gru_reset_after_concat_seq_td_softmax/model.json --out " + out);
   ASSERT_EQ(convert.exit_code, 0) << convert.out;
-  auto eval = RunCommand("echo '{\"sequences\": [[[1, 2, 3, 4, 5]]]}' | " + kBin +
-                         "/biserve_eval --model " + out);
+  auto eval = RunCommand("echo '{\"sequences\": [[[1, 2, 3, 4, 5]]]}' | " +
+                         kBin + "/biserve_eval --model " + out);
   EXPECT_EQ(eval.exit_code, 0) << eval.out;
   auto head = RunCommand("head -c 400 " + out);
   EXPECT_THAT(head.out, HasSubstr("name: \"named\""));
