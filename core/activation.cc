@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "core/eigen_types.h"
 
 namespace biserve {
 namespace {
@@ -37,23 +38,10 @@ constexpr std::array<std::pair<absl::string_view, Activation>, 16> kNames = {{
 constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
 constexpr float kSeluScale = 1.0507009873554804934193349852946f;
 
-inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
-template <typename F>
-void ForEach(absl::Span<float> row, F f) {
-  for (float& v : row) v = f(v);
-}
-
-void Softmax(absl::Span<float> row) {
-  if (row.empty()) return;
-  const float max = *std::max_element(row.begin(), row.end());
-  float sum = 0.0f;
-  for (float& v : row) {
-    v = std::exp(v - max);
-    sum += v;
-  }
-  const float inv = 1.0f / sum;
-  for (float& v : row) v *= inv;
+void Softmax(ArrayMap a) {
+  if (a.size() == 0) return;
+  a = (a - a.maxCoeff()).exp();
+  a /= a.sum();
 }
 
 }  // namespace
@@ -76,47 +64,58 @@ absl::string_view ActivationName(Activation activation) {
   return "unknown";
 }
 
+// Eigen's array functions are vectorised (tanh, logistic and exp as
+// rational or polynomial approximations accurate to a few float ulps), which
+// is what keeps the element-wise part of a recurrence step cheap.
 void Activate(Activation activation, absl::Span<float> row) {
+  ArrayMap a(row.data(), static_cast<Eigen::Index>(row.size()));
   switch (activation) {
     case Activation::kLinear:
       return;
     case Activation::kTanh:
-      return ForEach(row, [](float x) { return std::tanh(x); });
+      a = a.tanh();
+      return;
     case Activation::kSigmoid:
-      return ForEach(row, Sigmoid);
+      a = a.logistic();
+      return;
     case Activation::kHardSigmoid:
-      return ForEach(
-          row, [](float x) { return std::clamp(0.2f * x + 0.5f, 0.0f, 1.0f); });
+      a = (0.2f * a + 0.5f).max(0.0f).min(1.0f);
+      return;
     case Activation::kHardSigmoidKeras3:
-      return ForEach(
-          row, [](float x) { return std::clamp(x / 6.0f + 0.5f, 0.0f, 1.0f); });
+      a = (a * (1.0f / 6.0f) + 0.5f).max(0.0f).min(1.0f);
+      return;
     case Activation::kRelu:
-      return ForEach(row, [](float x) { return std::max(x, 0.0f); });
+      a = a.max(0.0f);
+      return;
     case Activation::kRelu6:
-      return ForEach(row, [](float x) { return std::clamp(x, 0.0f, 6.0f); });
+      a = a.max(0.0f).min(6.0f);
+      return;
     case Activation::kElu:
-      return ForEach(row, [](float x) { return x > 0 ? x : std::expm1(x); });
+      a = (a > 0.0f).select(a, a.expm1());
+      return;
     case Activation::kSelu:
-      return ForEach(row, [](float x) {
-        return kSeluScale * (x > 0 ? x : kSeluAlpha * std::expm1(x));
-      });
+      a = kSeluScale * (a > 0.0f).select(a, kSeluAlpha * a.expm1());
+      return;
     case Activation::kSoftsign:
-      return ForEach(row, [](float x) { return x / (1.0f + std::abs(x)); });
+      a = a / (1.0f + a.abs());
+      return;
     case Activation::kSoftplus:
       // log(1 + e^x) without overflow for large x.
-      return ForEach(row, [](float x) {
-        return std::max(x, 0.0f) + std::log1p(std::exp(-std::abs(x)));
-      });
+      a = a.max(0.0f) + (-a.abs()).exp().log1p();
+      return;
     case Activation::kSwish:
-      return ForEach(row, [](float x) { return x * Sigmoid(x); });
+      a = a * a.logistic();
+      return;
     case Activation::kGelu:
-      return ForEach(row, [](float x) {
-        return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
-      });
+      // Exact (erf) form; erf is not in Eigen's core array functions.
+      for (float& v : row) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678f));
+      return;
     case Activation::kExponential:
-      return ForEach(row, [](float x) { return std::exp(x); });
+      a = a.exp();
+      return;
     case Activation::kSoftmax:
-      return Softmax(row);
+      Softmax(a);
+      return;
   }
 }
 

@@ -13,6 +13,8 @@ using RowVector = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 using MatrixMap = Eigen::Map<RowMatrix>;
 using ConstMatrixMap = Eigen::Map<const RowMatrix>;
 using VectorMap = Eigen::Map<RowVector>;
+// A contiguous run of values for element-wise (vectorised) math.
+using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstVectorMap = Eigen::Map<const RowVector>;
 
 }  // namespace biserve

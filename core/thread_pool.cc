@@ -3,8 +3,15 @@
 #define EIGEN_USE_THREADS
 #include <unsupported/Eigen/CXX11/ThreadPool>
 
+#include <mutex>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+
+#ifdef BISERVE_OPENBLAS
+extern "C" void openblas_set_num_threads(int num_threads);
+extern "C" int openblas_get_parallel();  // 0: the serial build
+#endif
 
 namespace biserve {
 
@@ -18,6 +25,12 @@ absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(
 }
 
 ThreadPool::ThreadPool(Options options) : options_(options) {
+#ifdef BISERVE_OPENBLAS
+  // One level of parallelism: GEMMs run on the thread that calls them (a
+  // pool task), never on OpenBLAS' own threads. Process-wide and idempotent.
+  static std::once_flag blas_once;
+  std::call_once(blas_once, [] { openblas_set_num_threads(1); });
+#endif
   if (options_.num_threads > 1) {
     workers_ = std::make_unique<Eigen::ThreadPool>(options_.num_threads - 1);
   }
