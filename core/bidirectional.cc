@@ -1,5 +1,6 @@
 #include "core/bidirectional.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/direction_runner.h"
@@ -7,39 +8,35 @@
 namespace biserve {
 namespace {
 
-// Runs one direction: its input projection (one GEMM over every packed row
-// of every sequence), then the recurrence.
-void RunOne(const RnnDirection& d, const PackedLayout& layout,
-            const RowMatrix& input, const uint8_t* keep,
-            MaskedStepOutput masked_step_output, bool reverse_output,
-            bool sequences, RowMatrix& h, RowMatrix& c, RowMatrix& output) {
-  RowMatrix projection = input * d.kernel;  // [total_steps, G * units]
-  projection.rowwise() += d.input_bias;
-  if (sequences) output.resize(layout.total_steps(), d.units);
-  DirectionBuffers buffers;
-  buffers.projection = projection.data();
-  buffers.projection_stride = projection.cols();
-  buffers.h = h.data();
-  buffers.c = c.size() > 0 ? c.data() : nullptr;
-  buffers.output = sequences ? output.data() : nullptr;
-  buffers.output_stride = d.units;
-  std::vector<uint8_t> started;
-  if (keep != nullptr) {
-    started.assign(layout.batch_size(), 0);
-    buffers.keep = keep;
-    buffers.started = started.data();
-    buffers.masked_step_output = masked_step_output;
-  }
-  RunDirection(d, layout, reverse_output, buffers);
-  if (!sequences) {
-    // The last output: the final h; Keras gives zeros for a sequence whose
-    // every step was masked, TensorFlow.js the (initial) state.
-    output = h;
-    for (size_t i = 0; i < started.size(); ++i) {
-      if (!started[i] && masked_step_output == MaskedStepOutput::kZeros) {
-        output.row(i).setZero();
-      }
+// Splits sorted rows [0, batch) into `parts` contiguous ranges of about equal
+// work (sum of lengths). Returns parts + 1 boundaries.
+std::vector<int> SplitRows(const PackedLayout& layout, int parts) {
+  const int batch = layout.batch_size();
+  parts = std::max(1, std::min(parts, batch));
+  std::vector<int> bounds = {0};
+  int64_t done = 0;
+  int row = 0;
+  for (int p = 1; p < parts; ++p) {
+    const int64_t target = layout.total_steps() * p / parts;
+    done += layout.length(row++);  // every part gets at least one row
+    // ... and as many more as keep it under its share, leaving at least one
+    // row for every part after it.
+    while (row < batch - (parts - p) && done + layout.length(row) <= target) {
+      done += layout.length(row++);
     }
+    bounds.push_back(row);
+  }
+  bounds.push_back(batch);
+  return bounds;
+}
+
+// Runs tasks 0 .. n-1 on the pool, or on this thread when the work is small.
+void Run(ThreadPool& pool, bool parallel, int n,
+         absl::FunctionRef<void(int)> task) {
+  if (parallel) {
+    pool.ParallelFor(n, task);
+  } else {
+    for (int i = 0; i < n; ++i) task(i);
   }
 }
 
@@ -50,35 +47,101 @@ BidirectionalResult EvaluateBidirectional(
     const RowMatrix& input, absl::Span<const RowMatrix> initial_state,
     const uint8_t* keep, ThreadPool& pool) {
   const int batch = layout.batch_size();
-  const RnnDirection& fw = layer.forward;
-  const RnnDirection& bw = layer.backward;
+  const int64_t total = layout.total_steps();
+  const RnnDirection* directions[2] = {&layer.forward, &layer.backward};
   BidirectionalResult result;
+  RowMatrix* outputs[2] = {&result.forward, &result.backward};
+  RowMatrix* h[2] = {&result.forward_h, &result.backward_h};
+  RowMatrix* c[2] = {&result.forward_c, &result.backward_c};
 
-  // States start from the request's initial_state (first the forward
-  // layer's, then the backward's) or zeros.
-  auto init = [&](int index, int units) -> RowMatrix {
-    if (initial_state.empty()) return RowMatrix::Zero(batch, units);
-    return initial_state[index];
-  };
-  const int fw_states = fw.state_count();
-  result.forward_h = init(0, fw.units);
-  if (fw.cell == CellType::kLstm) result.forward_c = init(1, fw.units);
-  result.backward_h = init(fw_states, bw.units);
-  if (bw.cell == CellType::kLstm) {
-    result.backward_c = init(fw_states + 1, bw.units);
+  // States start from the request's initial_state (the forward layer's,
+  // then the backward's) or zeros.
+  int state_index = 0;
+  for (int d = 0; d < 2; ++d) {
+    const RnnDirection& dir = *directions[d];
+    auto next = [&]() -> RowMatrix {
+      const int index = state_index++;
+      if (initial_state.empty()) return RowMatrix::Zero(batch, dir.units);
+      return initial_state[index];
+    };
+    *h[d] = next();
+    if (dir.cell == CellType::kLstm) *c[d] = next();
   }
 
-  pool.ParallelFor(2, [&](int task) {
-    if (task == 0) {
-      RunOne(fw, layout, input, keep, layer.masked_step_output,
-             /*reverse_output=*/false, layer.return_sequences, result.forward_h,
-             result.forward_c, result.forward);
-    } else {
-      RunOne(bw, layout, input, keep, layer.masked_step_output,
-             /*reverse_output=*/true, layer.return_sequences, result.backward_h,
-             result.backward_c, result.backward);
-    }
+  double flops = 0;  // this layer's multiply-adds x 2, for the cost model
+  for (const RnnDirection* d : directions) {
+    flops += 2.0 * total * d->gates() * d->units * (d->input_size + d->units);
+  }
+  const bool parallel = pool.WorthParallel(flops);
+
+  // 1. The input projections of both directions, for every step of every
+  // sequence: one GEMM, [total_steps, input] x [input, Gf uf + Gb ub], its
+  // rows split across the pool.
+  RowMatrix projection(total, layer.projection_kernel.cols());
+  const std::vector<int64_t> bounds = [&] {
+    const int parts = parallel ? pool.num_threads() : 1;
+    std::vector<int64_t> b;
+    for (int p = 0; p <= parts; ++p) b.push_back(total * p / parts);
+    return b;
+  }();
+  Run(pool, parallel, static_cast<int>(bounds.size()) - 1, [&](int part) {
+    const int64_t first = bounds[part];
+    const int64_t rows = bounds[part + 1] - first;
+    if (rows == 0) return;
+    projection.middleRows(first, rows).noalias() =
+        input.middleRows(first, rows) * layer.projection_kernel;
+    projection.middleRows(first, rows).rowwise() += layer.projection_bias;
   });
+
+  // 2. The recurrences: each direction over each range of rows is a task.
+  // Two directions fill two threads; more threads split the rows too.
+  const int ranges = parallel ? std::max(1, pool.num_threads() / 2) : 1;
+  const std::vector<int> rows = SplitRows(layout, ranges);
+  const int row_ranges = static_cast<int>(rows.size()) - 1;
+  std::vector<uint8_t> started[2];
+  DirectionBuffers buffers[2];
+  int64_t column = 0;
+  for (int d = 0; d < 2; ++d) {
+    const RnnDirection& dir = *directions[d];
+    DirectionBuffers& io = buffers[d];
+    io.projection = projection.data() + column;
+    io.projection_stride = projection.cols();
+    column += static_cast<int64_t>(dir.gates()) * dir.units;
+    io.h = h[d]->data();
+    io.c = c[d]->size() > 0 ? c[d]->data() : nullptr;
+    if (layer.return_sequences) {
+      outputs[d]->resize(total, dir.units);
+      io.output = outputs[d]->data();
+      io.output_stride = dir.units;
+    }
+    if (keep != nullptr) {
+      started[d].assign(batch, 0);
+      io.keep = keep;
+      io.started = started[d].data();
+      io.masked_step_output = layer.masked_step_output;
+    }
+  }
+  Run(pool, parallel, 2 * row_ranges, [&](int task) {
+    const int d = task % 2;
+    const int range = task / 2;
+    // Keras' Bidirectional flips the backward layer's outputs in time.
+    RunDirection(*directions[d], layout, rows[range], rows[range + 1],
+                 /*reverse_output=*/d == 1, buffers[d]);
+  });
+
+  if (!layer.return_sequences) {
+    // Keras returns the last output: the final h; for a sequence whose every
+    // step was masked, zeros in Keras, the (initial) state in TensorFlow.js.
+    for (int d = 0; d < 2; ++d) {
+      *outputs[d] = *h[d];
+      for (int i = 0; i < static_cast<int>(started[d].size()); ++i) {
+        if (!started[d][i] &&
+            layer.masked_step_output == MaskedStepOutput::kZeros) {
+          outputs[d]->row(i).setZero();
+        }
+      }
+    }
+  }
 
   const RowMatrix& y = result.forward;
   const RowMatrix& y_rev = result.backward;

@@ -51,30 +51,40 @@ inline void GruResetAfterRow(const RnnDirection& d, const float* x, float* g,
 }  // namespace
 
 void RunDirection(const RnnDirection& d, const PackedLayout& layout,
-                  bool reverse_output, const DirectionBuffers& io) {
+                  int first_row, int end_row, bool reverse_output,
+                  const DirectionBuffers& io) {
+  if (first_row >= end_row) return;
   const int u = d.units;
   const int gu = d.gates() * u;
-  const int batch = layout.batch_size();
-  MatrixMap h(io.h, batch, u);
-  RowMatrix gates(batch, gu);   // h * U of the live rows, [batch, G * units]
-  RowMatrix scratch(batch, u);  // per-row temporaries, [batch, units]
+  const int rows = end_row - first_row;
+  // This range's state rows, [rows, units]; row r here is sorted row
+  // first_row + r of the batch.
+  MatrixMap h(io.h + static_cast<int64_t>(first_row) * u, rows, u);
+  float* const c =
+      io.c == nullptr ? nullptr : io.c + static_cast<int64_t>(first_row) * u;
+  RowMatrix gates(rows, gu);   // h * U of the live rows, [rows, G * units]
+  RowMatrix scratch(rows, u);  // per-row temporaries, [rows, units]
   const RowMatrix& recurrent = d.recurrent_kernel;  // [units, G * units]
 
-  for (int64_t s = 0; s < layout.max_length(); ++s) {
-    const int k = layout.alive(s);  // live rows are 0 .. k - 1
+  // Lengths are sorted, so the range's first row is its longest.
+  for (int64_t s = 0; s < layout.length(first_row); ++s) {
+    // Live rows are 0 .. k - 1 (a prefix, as alive(s) is a batch prefix).
+    const int k = std::min(end_row, layout.alive(s)) - first_row;
     // The time a row reads at this step, and the time it writes.
-    auto time = [&](int row, bool reverse) {
-      return reverse ? layout.length(row) - 1 - s : s;
+    auto time = [&](int r, bool reverse) {
+      return reverse ? layout.length(first_row + r) - 1 - s : s;
     };
-    auto input_row = [&](int row) {
-      return io.projection +
-             layout.row(row, time(row, d.go_backwards)) * io.projection_stride;
+    // Packed row of range row r at the time it reads.
+    auto packed_row = [&](int r) {
+      return layout.row(first_row + r, time(r, d.go_backwards));
+    };
+    auto input_row = [&](int r) {
+      return io.projection + packed_row(r) * io.projection_stride;
     };
     // Whether a row's step counts (Keras' mask); a skipped row still rides
     // along in the step's GEMM, but its state is left alone.
-    auto kept = [&](int row) {
-      return io.keep == nullptr ||
-             io.keep[layout.row(row, time(row, d.go_backwards))] != 0;
+    auto kept = [&](int r) {
+      return io.keep == nullptr || io.keep[packed_row(r)] != 0;
     };
 
     switch (d.cell) {
@@ -83,7 +93,7 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
         for (int r = 0; r < k; ++r) {
           if (!kept(r)) continue;
           LstmRow(d, input_row(r), &gates(r, 0), &h(r, 0),
-                  io.c + static_cast<int64_t>(r) * u, &scratch(r, 0));
+                  c + static_cast<int64_t>(r) * u, &scratch(r, 0));
         }
         break;
       case CellType::kGru:
@@ -136,12 +146,13 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
     }
 
     if (io.started != nullptr) {
-      for (int r = 0; r < k; ++r) io.started[r] |= kept(r) ? 1 : 0;
+      for (int r = 0; r < k; ++r) io.started[first_row + r] |= kept(r) ? 1 : 0;
     }
     if (io.output != nullptr) {
       for (int r = 0; r < k; ++r) {
-        float* out = io.output +
-                     layout.row(r, time(r, reverse_output)) * io.output_stride;
+        float* out =
+            io.output + layout.row(first_row + r, time(r, reverse_output)) *
+                            io.output_stride;
         if (kept(r) || io.masked_step_output == MaskedStepOutput::kState) {
           std::copy_n(&h(r, 0), u, out);
         } else {

@@ -37,7 +37,10 @@ struct DirectionBuffers {
   MaskedStepOutput masked_step_output = MaskedStepOutput::kZeros;
 };
 
-// Runs `direction` over every sequence of `layout`. Sequence i reads its
+// Runs `direction` over the sequences at sorted positions [first_row,
+// end_row) of `layout` (the rows of the state and of `started`). Sequences
+// never interact, so disjoint row ranges may run at the same time on
+// different threads, with the same buffers. Sequence i reads its
 // steps last-to-first when direction.go_backwards. Its output for processing
 // step s goes to time s, or to time length(i) - 1 - s when `reverse_output`
 // (Keras' Bidirectional flips the backward layer's outputs, so that they line
@@ -49,6 +52,7 @@ struct DirectionBuffers {
 //
 // Sequential and lock-free: the caller runs directions on its thread pool.
 void RunDirection(const RnnDirection& direction, const PackedLayout& layout,
-                  bool reverse_output, const DirectionBuffers& buffers);
+                  int first_row, int end_row, bool reverse_output,
+                  const DirectionBuffers& buffers);
 
 }  // namespace biserve

@@ -1,9 +1,8 @@
 #include "core/thread_pool.h"
 
 #define EIGEN_USE_THREADS
-#include <unsupported/Eigen/CXX11/ThreadPool>
-
 #include <mutex>
+#include <unsupported/Eigen/CXX11/ThreadPool>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"

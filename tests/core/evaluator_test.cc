@@ -100,7 +100,9 @@ class EvaluatorTest : public ::testing::TestWithParam<int> {};
 // path gives every sequence what the plain reference gives it alone.
 TEST_P(EvaluatorTest, RandomModelsMatchReferenceForEverySequenceOfABatch) {
   const int threads = GetParam();
-  auto pool = ThreadPool::Create({.num_threads = threads});
+  // min_parallel_flops 0: even these small batches take the parallel path.
+  auto pool =
+      ThreadPool::Create({.num_threads = threads, .min_parallel_flops = 0});
   ASSERT_TRUE(pool.ok());
   std::mt19937 rng(1234 + threads);
   for (int trial = 0; trial < 400; ++trial) {
@@ -126,7 +128,8 @@ TEST_P(EvaluatorTest, RandomModelsMatchReferenceForEverySequenceOfABatch) {
 }
 
 TEST_P(EvaluatorTest, BatchedResultEqualsTheSequenceEvaluatedAlone) {
-  auto pool = ThreadPool::Create({.num_threads = GetParam()});
+  auto pool =
+      ThreadPool::Create({.num_threads = GetParam(), .min_parallel_flops = 0});
   ASSERT_TRUE(pool.ok());
   std::mt19937 rng(99);
   for (int trial = 0; trial < 40; ++trial) {
@@ -146,7 +149,8 @@ TEST_P(EvaluatorTest, BatchedResultEqualsTheSequenceEvaluatedAlone) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, EvaluatorTest, ::testing::Values(1, 2, 3));
+INSTANTIATE_TEST_SUITE_P(Threads, EvaluatorTest,
+                         ::testing::Values(1, 2, 3, 4, 7));
 
 // A fixed small model for the error paths.
 // Input 3 -> Bidirectional(LSTM 2, return_sequences, concat).

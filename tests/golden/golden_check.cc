@@ -57,8 +57,9 @@ void ExpectMatchesGoldenCase(const Model& model,
   options.directions = golden.expected(0).has_forward();
   options.states = golden.expected(0).states_size() > 0;
 
-  for (int threads : {1, 2}) {
-    auto pool = ThreadPool::Create({.num_threads = threads});
+  for (int threads : {1, 2, 4}) {
+    auto pool =
+        ThreadPool::Create({.num_threads = threads, .min_parallel_flops = 0});
     ASSERT_TRUE(pool.ok());
     // The whole ragged batch at once, then every sequence alone.
     std::vector<std::vector<SequenceResult>> runs;
