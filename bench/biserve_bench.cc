@@ -1,90 +1,83 @@
-// biserve_bench: the evaluation core on the workloads of the performance
-// issue, bidirectional, float32, full sequences returned, merge concat.
+// biserve_bench: the evaluation core on the workloads of bench/workloads.h.
 //
 //   build/bin/biserve_bench [--benchmark_filter=W2] [--benchmark_repetitions=5]
 //
 // Names are BM_Bidirectional/<workload>/threads:<n>, n being the evaluation
-// pool's thread count (not Google Benchmark's ->Threads()). Counters:
-// seq_per_s, and gflops with FLOPs per sequence
-// = 2 directions x T x 2 x G x units x (input + units).
+// pool's thread count (not Google Benchmark's ->Threads()), and
+// BM_GemmPeak/threads:<n>: n concurrent 1024^3 float GEMMs through the same
+// Eigen/BLAS path as the core. Counters (from wall time): seq_per_s, gflops
+// (FLOPs per sequence = 2 directions x T x 2 x G x units x (input + units))
+// and peak_pct, the workload's gflops as a percentage of the GEMM peak
+// measured at start-up for the same thread count.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/workloads.h"
+#include "core/eigen_types.h"
 #include "core/evaluator.h"
+#include "core/malloc_tuning.h"
 #include "core/model.h"
 #include "core/thread_pool.h"
+#include "proto/model_codec.h"
 
-namespace biserve {
+namespace biserve::bench {
 namespace {
 
-struct Workload {
-  const char* name;
-  CellType cell;
-  int input;
-  int units;
-  int length;  // 0: lengths uniform in 1..200 with a fixed seed
-  int batch;
-};
+constexpr int kGemmSize = 1024;
 
-constexpr Workload kWorkloads[] = {
-    {"W1", CellType::kLstm, 16, 32, 20, 1},
-    {"W1b", CellType::kLstm, 64, 128, 50, 1},
-    {"W2", CellType::kLstm, 64, 128, 50, 32},
-    {"W3", CellType::kLstm, 256, 256, 100, 64},
-    {"W3g", CellType::kGru, 256, 256, 100, 64},
-    {"W4", CellType::kLstm, 512, 512, 200, 32},
-    {"W5", CellType::kLstm, 256, 256, 0, 64},
-};
-
-Tensor Random(std::mt19937& rng, std::vector<int64_t> shape, float scale) {
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  Tensor t{shape, {}};
-  t.values.resize(NumElements(shape));
-  for (float& v : t.values) v = dist(rng);
-  return t;
+// Runs `threads` GEMMs of kGemmSize^3 at once on a pool; returns GFLOP/s.
+double GemmRound(ThreadPool& pool, int threads) {
+  static const RowMatrix a = RowMatrix::Random(kGemmSize, kGemmSize);
+  static const RowMatrix b = RowMatrix::Random(kGemmSize, kGemmSize);
+  std::vector<RowMatrix> c(threads, RowMatrix(kGemmSize, kGemmSize));
+  const auto start = std::chrono::steady_clock::now();
+  pool.ParallelFor(threads, [&](int i) { c[i].noalias() = a * b; });
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  benchmark::DoNotOptimize(c);
+  return threads * 2.0 * kGemmSize * kGemmSize * kGemmSize / seconds / 1e9;
 }
 
-std::shared_ptr<const Model> MakeModel(const Workload& w) {
-  std::mt19937 rng(42);
-  const int64_t g = GateCount(w.cell);
-  auto weights = [&] {
-    RnnWeightsSpec ws;
-    ws.kernel = Random(rng, {w.input, g * w.units}, 0.1f);
-    ws.recurrent_kernel = Random(rng, {w.units, g * w.units}, 0.1f);
-    ws.bias = w.cell == CellType::kGru ? Random(rng, {2, g * w.units}, 0.1f)
-                                       : Random(rng, {g * w.units}, 0.1f);
-    return ws;
-  };
-  ModelSpec spec;
-  spec.name = w.name;
-  spec.input_dim = w.input;
-  BidirectionalSpec bidi;
-  bidi.layer.cell = w.cell;
-  bidi.layer.units = w.units;
-  bidi.layer.return_sequences = true;
-  bidi.layer.weights = weights();
-  bidi.backward_weights = weights();
-  spec.layers.push_back(bidi);
-  return *Model::Create(spec);
+// The median of a few rounds, after one warm-up.
+double GemmPeak(int threads) {
+  auto pool = *ThreadPool::Create({.num_threads = threads});
+  GemmRound(*pool, threads);
+  std::vector<double> rounds;
+  for (int i = 0; i < 7; ++i) rounds.push_back(GemmRound(*pool, threads));
+  std::sort(rounds.begin(), rounds.end());
+  return rounds[rounds.size() / 2];
 }
 
-void BM_Bidirectional(benchmark::State& state, Workload w, int threads) {
-  auto model = MakeModel(w);
+void BM_GemmPeak(benchmark::State& state, int threads) {
+  auto pool = *ThreadPool::Create({.num_threads = threads});
+  double sum = 0;
+  for (auto _ : state) sum += GemmRound(*pool, threads);
+  state.counters["gflops"] = sum / state.iterations();
+}
+
+void BM_Bidirectional(benchmark::State& state, const Workload& w, int threads,
+                      double peak_gflops) {
+  auto model = *Model::Create(ModelSpecFromProto(WorkloadModel(w)));
   auto pool = *ThreadPool::Create({.num_threads = threads});
   std::mt19937 rng(7);
-  std::uniform_int_distribution<int> length(1, 200);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  const std::vector<int64_t> lengths = WorkloadLengths(w);
   std::vector<std::vector<float>> features(w.batch);
   std::vector<SequenceInput> batch(w.batch);
   int64_t steps = 0;
   for (int i = 0; i < w.batch; ++i) {
-    const int t = w.length > 0 ? w.length : length(rng);
-    features[i] = Random(rng, {t, w.input}, 1.0f).values;
-    batch[i] = SequenceInput{.length = t, .features = features[i]};
-    steps += t;
+    features[i].resize(lengths[i] * w.input);
+    for (float& v : features[i]) v = value(rng);
+    batch[i] = SequenceInput{.length = lengths[i], .features = features[i]};
+    steps += lengths[i];
   }
   // Rates use wall-clock time: with a pool, the benchmark thread's CPU time
   // misses the workers' work.
@@ -97,28 +90,41 @@ void BM_Bidirectional(benchmark::State& state, Workload w, int threads) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
-  const double flops_per_step =
-      2.0 * 2 * GateCount(w.cell) * w.units * (w.input + w.units);
   const double iterations = static_cast<double>(state.iterations());
+  const double gflops = FlopsPerStep(w) * steps * iterations / seconds / 1e9;
   state.counters["seq_per_s"] = w.batch * iterations / seconds;
-  state.counters["gflops"] =
-      flops_per_step * steps * iterations / seconds / 1e9;
+  state.counters["gflops"] = gflops;
+  state.counters["peak_pct"] = 100.0 * gflops / peak_gflops;
 }
 
 }  // namespace
-}  // namespace biserve
+}  // namespace biserve::bench
 
 int main(int argc, char** argv) {
-  for (const biserve::Workload& w : biserve::kWorkloads) {
+  using namespace biserve::bench;
+  biserve::TuneMallocForBatchBuffers();
+  benchmark::Initialize(&argc, argv);
+  std::map<int, double> peak;
+  for (int threads : {1, 2}) {
+    peak[threads] = GemmPeak(threads);
+    std::fprintf(stderr, "GEMM peak, %d thread(s): %.1f GFLOP/s\n", threads,
+                 peak[threads]);
+  }
+  for (int threads : {1, 2}) {
+    benchmark::RegisterBenchmark(
+        ("BM_GemmPeak/threads:" + std::to_string(threads)).c_str(), BM_GemmPeak,
+        threads)
+        ->Unit(benchmark::kMillisecond);
+  }
+  for (const Workload& w : Workloads()) {
     for (int threads : {1, 2}) {
       benchmark::RegisterBenchmark((std::string("BM_Bidirectional/") + w.name +
                                     "/threads:" + std::to_string(threads))
                                        .c_str(),
-                                   biserve::BM_Bidirectional, w, threads)
+                                   BM_Bidirectional, w, threads, peak[threads])
           ->Unit(benchmark::kMillisecond);
     }
   }
-  benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -253,13 +253,6 @@ absl::StatusOr<BidirectionalLayer> BuildBidirectional(
   if (!bw.ok()) return bw.status();
   layer.backward = *std::move(bw);
 
-  const RnnDirection& f = layer.forward;
-  const RnnDirection& b = layer.backward;
-  layer.projection_kernel.resize(input_size, f.kernel.cols() + b.kernel.cols());
-  layer.projection_kernel << f.kernel, b.kernel;
-  layer.projection_bias.resize(f.input_bias.size() + b.input_bias.size());
-  layer.projection_bias << f.input_bias, b.input_bias;
-
   if (layer.merge_mode != MergeMode::kConcat &&
       layer.merge_mode != MergeMode::kNone &&
       layer.forward.units != layer.backward.units) {

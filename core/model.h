@@ -63,13 +63,6 @@ struct BidirectionalLayer {
   bool return_sequences = false;
   bool return_state = false;
 
-  // Both directions' input kernels side by side, [input_size, Gf * uf +
-  // Gb * ub], and their input biases: derived at load so that one GEMM
-  // projects every step of every sequence for both directions. (One more
-  // copy of the input kernels, paid once per model.)
-  RowMatrix projection_kernel;
-  RowVector projection_bias;
-
   // Width of the merged output; for kNone, the two widths added (what a
   // concat would give), used only for shape checks.
   int output_size() const;
