@@ -2,7 +2,7 @@
 // biserve against ONNX Runtime on biserve_bench's workloads. From the repo
 // root:
 //
-//   node bench/peers/compare.js [--rounds 3] [--filter W2] [--threads 1,2]
+//   node bench/peers/compare.js [--rounds 5] [--filter W2] [--threads 1,2]
 //                               [--min-time 1] [--bench build/bin/biserve_bench]
 //                               [--json out.json]
 //
@@ -14,7 +14,7 @@
 // the median of those ratios, and the median times of the rounds. Progress
 // goes to stderr, the report (one markdown table) to stdout.
 
-const { execFileSync } = require('child_process');
+const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -83,13 +83,23 @@ function gemmPeakBenchmark(tests, threads) {
   return own || (peaks.length === 1 ? peaks[0] : null);
 }
 
+// Model name, family/model and the widest vector extension, from /proc/cpuinfo.
 function cpuModel() {
+  let info;
   try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-    return m ? m[1] : os.cpus()[0].model;
+    info = fs.readFileSync('/proc/cpuinfo', 'utf8');
   } catch (e) {
     return os.cpus()[0].model;
   }
+  const field = (name) => (new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info) || [])[1];
+  const flags = (field('flags') || '').split(' ');
+  const simd = ['avx512f', 'avx2', 'avx'].find((f) => flags.includes(f));
+  const family = field('cpu family');
+  return (
+    (field('model name') || os.cpus()[0].model) +
+    (family ? ` (family ${family}, model ${field('model')})` : '') +
+    (simd ? `, ${simd}` : '')
+  );
 }
 
 // CMAKE_BUILD_TYPE of the build tree the benchmark binary is in, if found.
@@ -117,7 +127,7 @@ function fmtRate(x) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2), {
-    rounds: 3,
+    rounds: 5,
     filter: '',
     threads: '1,2',
     'min-time': 1,
@@ -135,7 +145,15 @@ async function main() {
 
   const started = new Date();
   const loadBefore = os.loadavg();
-  const tests = run(bench, ['--benchmark_list_tests']).split('\n').filter(Boolean);
+  // OPENBLAS_VERBOSE=2 makes OpenBLAS (if biserve links it) name the kernel
+  // set it picked for this CPU; it goes in the header.
+  const listing = spawnSync(bench, ['--benchmark_list_tests'], {
+    encoding: 'utf8',
+    env: { ...process.env, OPENBLAS_VERBOSE: '2' },
+  });
+  if (listing.status !== 0) throw new Error(`${bench} --benchmark_list_tests failed: ${listing.stderr}`);
+  const tests = listing.stdout.split('\n').filter((t) => t && !t.startsWith('Core:'));
+  const blasCore = /^Core: (.*)$/m.exec(listing.stdout + listing.stderr);
 
   // GEMM peak per thread count, measured once up front (if available).
   const gemmPeak = {};
@@ -211,7 +229,8 @@ async function main() {
     ['biserve GFLOP/s', (r) => fmtRate(r.biserveGflops)],
     ['ORT GFLOP/s', (r) => fmtRate(r.ortGflops) + (r.ragged ? ` (${fmtRate(r.ortGflopsPadded)} padded)` : '')],
   ];
-  if (hasGemmPeak) columns.push(['% of GEMM peak', (r) => (r.threads in gemmPeak ? ((100 * r.biserveGflops) / gemmPeak[r.threads]).toFixed(0) + '%' : '')]);
+  const pctOfPeak = (r) => (r.threads in gemmPeak ? `${((100 * r.biserveGflops) / gemmPeak[r.threads]).toFixed(0)}%` : '');
+  if (hasGemmPeak) columns.push(['% of GEMM peak', pctOfPeak]);
 
   const buildType = cmakeBuildType(bench);
   const gitRev = tryRun('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO_ROOT });
@@ -223,15 +242,17 @@ async function main() {
   lines.push(
     `- biserve ${gitRev || '?'}${gitDirty ? ' (uncommitted changes)' : ''}, ` +
       (bench.startsWith(REPO_ROOT + path.sep) ? path.relative(REPO_ROOT, bench) : bench) +
-      (buildType ? ` (CMAKE_BUILD_TYPE ${buildType})` : ''),
+      (buildType ? ` (CMAKE_BUILD_TYPE ${buildType})` : '') +
+      (blasCore ? `, OpenBLAS kernels: ${blasCore[1]}` : ''),
   );
   lines.push(`- onnxruntime-node ${ORT_VERSION} (CPU EP), node ${process.version}`);
   lines.push(
-    `- ${opts.rounds} interleaved rounds, ≥${minTime} s per measurement; load average ` +
+    `- ${opts.rounds} interleaved round(s), ≥${minTime} s per measurement; load average ` +
       `${loadBefore[0].toFixed(2)} before, ${os.loadavg()[0].toFixed(2)} after`,
   );
   if (hasGemmPeak) {
-    lines.push(`- GEMM peak (GFLOP/s): ${threadCounts.filter((n) => n in gemmPeak).map((n) => `${n} thread(s) ${fmtRate(gemmPeak[n])}`).join(', ')}`);
+    const peaks = threadCounts.filter((n) => n in gemmPeak).map((n) => `${fmtRate(gemmPeak[n])} at ${n} thread(s)`);
+    lines.push(`- biserve GEMM peak (BM_GemmPeak, measured once before the rounds): ${peaks.join(', ')} GFLOP/s`);
   }
   lines.push('');
   lines.push('| ' + columns.map((c) => c[0]).join(' | ') + ' |');

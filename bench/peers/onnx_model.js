@@ -122,16 +122,19 @@ function randomArray(rand, n, scale) {
 // node: X [T, batch, input] float (seq-major, ONNX layout 0), optional
 // sequence_lens [batch] int32, output Y [T, 2, batch, units] only (Y_h/Y_c are
 // not requested). Weights W [2, G*units, input], R [2, G*units, units] and
-// B [2, 2*G*units] are random initializers (scale 0.1, as biserve_bench).
+// B [2, 2*G*units] are random initializers, uniform in +-1/sqrt(units) (W, R)
+// and +-0.1 (B) as in bench/workloads.cc, which keeps the gates out of
+// saturation.
 // GRU uses linear_before_reset=1, i.e. Keras' reset_after=True.
 function buildBidirectionalModel({ cell, input, units, T, batch, withSequenceLens, seed = 42 }) {
   const opType = { lstm: 'LSTM', gru: 'GRU' }[cell];
   if (!opType) throw new Error('unknown cell ' + cell);
   const G = cell === 'lstm' ? 4 : 3;
   const rand = mulberry32(seed);
+  const scale = 1 / Math.sqrt(units);
   const initializer = [
-    floatInitializer('W', [2, G * units, input], randomArray(rand, 2 * G * units * input, 0.1)),
-    floatInitializer('R', [2, G * units, units], randomArray(rand, 2 * G * units * units, 0.1)),
+    floatInitializer('W', [2, G * units, input], randomArray(rand, 2 * G * units * input, scale)),
+    floatInitializer('R', [2, G * units, units], randomArray(rand, 2 * G * units * units, scale)),
     floatInitializer('B', [2, 2 * G * units], randomArray(rand, 2 * 2 * G * units, 0.1)),
   ];
   const attribute = [

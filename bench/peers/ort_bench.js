@@ -67,7 +67,9 @@ class OrtCase {
     const t0 = nowSeconds();
     const out = await this.session.run(this.feeds);
     const t1 = nowSeconds();
-    if (out.Y.dims[0] !== this.maxLength) throw new Error('unexpected output shape ' + out.Y.dims);
+    const w = this.w;
+    const dims = out.Y.dims.join(',');
+    if (dims !== [this.maxLength, 2, w.batch, w.units].join(',')) throw new Error(`${w.name}: Y has shape [${dims}]`);
     return t1 - t0;
   }
 

@@ -1,6 +1,6 @@
 'use strict';
-// The workloads of bench/biserve_bench.cc, and the W5 sequence lengths exactly
-// as biserve_bench draws them.
+// The workloads of bench/workloads.cc (biserve_bench), and the W5 sequence
+// lengths exactly as biserve_bench draws them.
 
 // length 0: lengths uniform in 1..200, drawn as biserve_bench does (seed 7).
 const WORKLOADS = [
@@ -72,19 +72,14 @@ function uniformInt(rng, lo, hi) {
   return lo + Math.floor(product / TWO32);
 }
 
-// The W5 lengths: biserve_bench seeds std::mt19937 with 7 and, for each
-// sequence, draws its length and then its t x input features, each feature
-// taking exactly one 32-bit draw (uniform_real_distribution<float> through
-// generate_canonical<float, 24>).
+// The W5 lengths, as WorkloadLengths() in bench/workloads.cc draws them: one
+// std::mt19937 seeded with 7, batch consecutive draws of
+// uniform_int_distribution<int>(1, 200).
 function workloadLengths(w) {
   if (w.length > 0) return new Array(w.batch).fill(w.length);
   const rng = new Mt19937(7);
   const lengths = [];
-  for (let i = 0; i < w.batch; i++) {
-    const t = uniformInt(rng, 1, 200);
-    lengths.push(t);
-    for (let k = 0; k < t * w.input; k++) rng.next();
-  }
+  for (let i = 0; i < w.batch; i++) lengths.push(uniformInt(rng, 1, 200));
   return lengths;
 }
 
@@ -94,7 +89,10 @@ function selectWorkloads(filter) {
   if (!filter) return WORKLOADS;
   const re = new RegExp('^(?:' + filter + ')$');
   const picked = WORKLOADS.filter((w) => re.test(w.name));
-  if (!picked.length) throw new Error(`--filter ${filter} matches no workload (${WORKLOADS.map((w) => w.name).join(', ')})`);
+  if (!picked.length) {
+    const names = WORKLOADS.map((w) => w.name).join(', ');
+    throw new Error(`--filter ${filter} matches no workload (${names})`);
+  }
   return picked;
 }
 
