@@ -19,7 +19,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBISERVE_NATIVE=OFF \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libprotobuf32 libabsl20220623 \
+      libprotobuf32 libabsl20220623 libopenblas0-pthread \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home biserve
 COPY --from=build /src/build/bin/biserve_eval /usr/local/bin/

@@ -22,8 +22,8 @@
 #include "bench/workloads.h"
 #include "core/eigen_types.h"
 #include "core/evaluator.h"
-#include "core/malloc_tuning.h"
 #include "core/model.h"
+#include "core/process_tuning.h"
 #include "core/thread_pool.h"
 #include "proto/model_codec.h"
 
@@ -102,8 +102,10 @@ void BM_Bidirectional(benchmark::State& state, const Workload& w, int threads,
 
 int main(int argc, char** argv) {
   using namespace biserve::bench;
-  biserve::TuneMallocForBatchBuffers();
+  biserve::PrepareProcessForEvaluation();
   benchmark::Initialize(&argc, argv);
+  std::fprintf(stderr, "GEMM kernels: %s\n", biserve::GemmKernelName());
+  benchmark::AddCustomContext("gemm_kernels", biserve::GemmKernelName());
   std::map<int, double> peak;
   for (int threads : {1, 2}) {
     peak[threads] = GemmPeak(threads);

@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/evaluator.h"
-#include "core/malloc_tuning.h"
+#include "core/process_tuning.h"
 #include "core/thread_pool.h"
 #include "proto/eval_json.h"
 #include "proto/model_codec.h"
@@ -88,8 +88,8 @@ int main(int argc, char** argv) {
       "Evaluates a biserve model locally and prints JSON.\n"
       "  biserve_eval --model FILE --input FILE.json "
       "[--outputs merged|directions|both] [--states]");
+  biserve::PrepareProcessForEvaluation();
   absl::ParseCommandLine(argc, argv);
-  biserve::TuneMallocForBatchBuffers();
   absl::Status status = biserve::Run();
   if (!status.ok()) {
     std::cerr << "biserve_eval: " << status.message() << "\n";

@@ -1,0 +1,24 @@
+#include "core/process_tuning.h"
+
+#include <malloc.h>
+
+#ifdef BISERVE_OPENBLAS
+extern "C" char* openblas_get_corename();
+#endif
+
+namespace biserve {
+
+void PrepareProcessForEvaluation() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);  // serve large blocks from the heap
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);  // and keep them there for reuse
+}
+
+const char* GemmKernelName() {
+#ifdef BISERVE_OPENBLAS
+  return openblas_get_corename();
+#else
+  return "Eigen";
+#endif
+}
+
+}  // namespace biserve

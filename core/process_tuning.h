@@ -1,0 +1,23 @@
+// PrepareProcessForEvaluation: process-wide settings that a program which
+// evaluates batches makes first thing in main(). Programs call it; the
+// library never does.
+#pragma once
+
+namespace biserve {
+
+// Memory: a batch's packed buffers run to tens of megabytes (W4: 52 MB of
+// input projection). glibc serves blocks above its mmap threshold (at most
+// 32 MB after its own adjustment) with fresh mmaps and unmaps them on free,
+// so every batch paid page faults and kernel zeroing: measured 15% of W3's
+// time. Large blocks now come from the heap and stay there for reuse; the
+// cost is that the heap keeps its high-water mark.
+//
+// REQUIRES: called before any thread starts.
+void PrepareProcessForEvaluation();
+
+// The GEMM kernel set OpenBLAS runs (e.g. "Cooperlake", "Haswell"), for
+// benchmark reports; "Eigen" without OpenBLAS. OpenBLAS picks it for the
+// CPU at load time unless OPENBLAS_CORETYPE says otherwise.
+const char* GemmKernelName();
+
+}  // namespace biserve
