@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "core/eigen_types.h"
+#include "core/vector_math.h"
 
 namespace biserve {
 namespace {
@@ -73,10 +74,10 @@ void Activate(Activation activation, absl::Span<float> row) {
     case Activation::kLinear:
       return;
     case Activation::kTanh:
-      a = a.tanh();
+      TanhInPlace(row.data(), a.size());
       return;
     case Activation::kSigmoid:
-      a = a.logistic();
+      SigmoidInPlace(row.data(), a.size());
       return;
     case Activation::kHardSigmoid:
       a = (0.2f * a + 0.5f).max(0.0f).min(1.0f);

@@ -4,6 +4,7 @@
 
 #include "core/activation.h"
 #include "core/eigen_types.h"
+#include "core/vector_math.h"
 
 namespace biserve {
 namespace {
@@ -18,8 +19,8 @@ inline absl::Span<float> Slice(float* row, int gate, int units) {
 // projection; `h` and `c` are the row's state, updated in place.
 
 // Keras LSTMCell: i, f, c~, o = gates; c' = f c + i c~; h' = o act(c').
-inline void LstmRow(const RnnDirection& d, const float* x, float* g, float* h,
-                    float* c, float* scratch) {
+BISERVE_CLONES void LstmRow(const RnnDirection& d, const float* x, float* g,
+                            float* h, float* c, float* scratch) {
   const int u = d.units;
   for (int j = 0; j < 4 * u; ++j) g[j] += x[j];
   Activate(d.recurrent_activation, Slice(g, 0, u));
@@ -36,8 +37,8 @@ inline void LstmRow(const RnnDirection& d, const float* x, float* g, float* h,
 
 // Keras GRUCell, reset_after = true: g = h U + b_rec;
 // z, r = rec_act(x_zr + g_zr); h~ = act(x_h + r g_h); h' = z h + (1 - z) h~.
-inline void GruResetAfterRow(const RnnDirection& d, const float* x, float* g,
-                             float* h) {
+BISERVE_CLONES void GruResetAfterRow(const RnnDirection& d, const float* x,
+                                     float* g, float* h) {
   const int u = d.units;
   for (int j = 0; j < 2 * u; ++j) g[j] += x[j];
   Activate(d.recurrent_activation, Slice(g, 0, u));
