@@ -63,9 +63,21 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
   MatrixMap h(io.h + static_cast<int64_t>(first_row) * u, rows, u);
   float* const c =
       io.c == nullptr ? nullptr : io.c + static_cast<int64_t>(first_row) * u;
-  RowMatrix gates(rows, gu);   // h * U of the live rows, [rows, G * units]
-  RowMatrix scratch(rows, u);  // per-row temporaries, [rows, units]
   const RowMatrix& recurrent = d.recurrent_kernel;  // [units, G * units]
+  const bool packed = d.recurrent_packed.rows() > 0;
+  // h * U of the live rows, [rows, G * units] (packed: rounded up to whole
+  // panels; the extra columns are never read).
+  RowMatrix gates(rows, packed ? d.recurrent_packed.padded_cols() : gu);
+  RowMatrix scratch(rows, u);  // per-row temporaries, [rows, units]
+  // gates[0:k, 0:G * units] = h[0:k] * U, for the cells with one GEMM.
+  auto recurrent_gemm = [&](int k) {
+    if (packed) {
+      PackedGemm(h.data(), u, k, d.recurrent_packed, gates.data(),
+                 gates.cols());
+    } else {
+      gates.topRows(k).leftCols(gu).noalias() = h.topRows(k) * recurrent;
+    }
+  };
 
   // Lengths are sorted, so the range's first row is its longest.
   for (int64_t s = 0; s < layout.length(first_row); ++s) {
@@ -90,7 +102,7 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
 
     switch (d.cell) {
       case CellType::kLstm:
-        gates.topRows(k).noalias() = h.topRows(k) * recurrent;
+        recurrent_gemm(k);
         for (int r = 0; r < k; ++r) {
           if (!kept(r)) continue;
           LstmRow(d, input_row(r), &gates(r, 0), &h(r, 0),
@@ -99,8 +111,8 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
         break;
       case CellType::kGru:
         if (d.reset_after) {
-          gates.topRows(k).noalias() = h.topRows(k) * recurrent;
-          gates.topRows(k).rowwise() += d.recurrent_bias;
+          recurrent_gemm(k);
+          gates.topRows(k).leftCols(gu).rowwise() += d.recurrent_bias;
           for (int r = 0; r < k; ++r) {
             if (!kept(r)) continue;
             GruResetAfterRow(d, input_row(r), &gates(r, 0), &h(r, 0));
@@ -136,7 +148,7 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
       case CellType::kSimpleRnn:
       case CellType::kUnspecified:  // rejected by Model::Create
         // Keras SimpleRNNCell: h' = act(x W + b + h U).
-        gates.topRows(k).noalias() = h.topRows(k) * recurrent;
+        recurrent_gemm(k);
         for (int r = 0; r < k; ++r) {
           if (!kept(r)) continue;
           const float* x = input_row(r);

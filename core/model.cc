@@ -168,6 +168,10 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
     if (!bias.ok()) return bias.status();
     d.input_bias = bias->row(0);
   }
+  if (PackedGemmAvailable() &&
+      !(config.cell == CellType::kGru && !d.reset_after)) {
+    d.recurrent_packed = PackedMatrix(d.recurrent_kernel);
+  }
   if (d.reset_after && d.recurrent_bias.size() == 0) {
     // use_bias = false: the recurrent bias is zero too.
     d.recurrent_bias = RowVector::Zero(g * u);

@@ -15,6 +15,7 @@
 #include "core/activation.h"
 #include "core/eigen_types.h"
 #include "core/model_spec.h"
+#include "core/packed_gemm.h"
 
 namespace biserve {
 
@@ -49,6 +50,10 @@ struct RnnDirection {
   // GRU with reset_after = true: the recurrent bias, [3 * units], added to
   // h * U before the reset gate scales it. Empty otherwise.
   RowVector recurrent_bias;
+  // recurrent_kernel packed for PackedGemm, when this CPU runs it and the
+  // cell does one GEMM per step (all but GRU with reset_after = false).
+  // Empty otherwise.
+  PackedMatrix recurrent_packed;
 
   int gates() const { return GateCount(cell); }
   int state_count() const { return StateCount(cell); }

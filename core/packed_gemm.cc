@@ -1,0 +1,156 @@
+#include "core/packed_gemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BISERVE_X86_KERNELS 1
+#endif
+
+namespace biserve {
+
+PackedMatrix::PackedMatrix(const RowMatrix& b)
+    : rows_(b.rows()),
+      cols_(b.cols()),
+      panels_((b.cols() + kPanel - 1) / kPanel),
+      data_(panels_ * rows_ * kPanel, 0.0f) {
+  for (int64_t p = 0; p < panels_; ++p) {
+    const int64_t width = std::min<int64_t>(kPanel, cols_ - p * kPanel);
+    for (int64_t k = 0; k < rows_; ++k) {
+      std::memcpy(data_.data() + (p * rows_ + k) * kPanel, &b(k, p * kPanel),
+                  width * sizeof(float));
+    }
+  }
+}
+
+#ifdef BISERVE_X86_KERNELS
+namespace {
+
+// One panel: 4 rows of c at a time, each 64 columns in 4 zmm accumulators;
+// every step of k loads the panel row once and broadcasts 4 values of a.
+__attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
+                                                 int64_t m, const float* b,
+                                                 int64_t depth, float* c,
+                                                 int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 4 <= m; r += 4) {
+    __m512 acc[4][4];
+    for (auto& row : acc) {
+      for (auto& v : row) v = _mm512_setzero_ps();
+    }
+    const float* ar = a + r * lda;
+    for (int64_t k = 0; k < depth; ++k) {
+      const float* bk = b + k * 64;
+      const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16),
+                   b2 = _mm512_loadu_ps(bk + 32), b3 = _mm512_loadu_ps(bk + 48);
+      for (int i = 0; i < 4; ++i) {
+        const __m512 x = _mm512_set1_ps(ar[i * lda + k]);
+        acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+        acc[i][2] = _mm512_fmadd_ps(x, b2, acc[i][2]);
+        acc[i][3] = _mm512_fmadd_ps(x, b3, acc[i][3]);
+      }
+    }
+    for (int i = 0; i < 4; ++i) {
+      for (int j = 0; j < 4; ++j) {
+        _mm512_storeu_ps(c + (r + i) * ldc + 16 * j, acc[i][j]);
+      }
+    }
+  }
+  for (; r < m; ++r) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t k = 0; k < depth; ++k) {
+      const __m512 x = _mm512_set1_ps(a[r * lda + k]);
+      for (int j = 0; j < 4; ++j) {
+        acc[j] =
+            _mm512_fmadd_ps(x, _mm512_loadu_ps(b + k * 64 + 16 * j), acc[j]);
+      }
+    }
+    for (int j = 0; j < 4; ++j) _mm512_storeu_ps(c + r * ldc + 16 * j, acc[j]);
+  }
+}
+
+// The AVX2 version: 2 rows at a time, 64 columns in 8 ymm accumulators each.
+__attribute__((target("avx2,fma"))) void Panel256(const float* a, int64_t lda,
+                                                  int64_t m, const float* b,
+                                                  int64_t depth, float* c,
+                                                  int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 2 <= m; r += 2) {
+    __m256 acc[2][8];
+    for (auto& row : acc) {
+      for (auto& v : row) v = _mm256_setzero_ps();
+    }
+    const float* ar = a + r * lda;
+    for (int64_t k = 0; k < depth; ++k) {
+      const float* bk = b + k * 64;
+      const __m256 x0 = _mm256_set1_ps(ar[k]);
+      const __m256 x1 = _mm256_set1_ps(ar[lda + k]);
+      for (int j = 0; j < 8; ++j) {
+        const __m256 bj = _mm256_loadu_ps(bk + 8 * j);
+        acc[0][j] = _mm256_fmadd_ps(x0, bj, acc[0][j]);
+        acc[1][j] = _mm256_fmadd_ps(x1, bj, acc[1][j]);
+      }
+    }
+    for (int i = 0; i < 2; ++i) {
+      for (int j = 0; j < 8; ++j) {
+        _mm256_storeu_ps(c + (r + i) * ldc + 8 * j, acc[i][j]);
+      }
+    }
+  }
+  for (; r < m; ++r) {
+    __m256 acc[8];
+    for (auto& v : acc) v = _mm256_setzero_ps();
+    for (int64_t k = 0; k < depth; ++k) {
+      const __m256 x = _mm256_set1_ps(a[r * lda + k]);
+      for (int j = 0; j < 8; ++j) {
+        acc[j] =
+            _mm256_fmadd_ps(x, _mm256_loadu_ps(b + k * 64 + 8 * j), acc[j]);
+      }
+    }
+    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(c + r * ldc + 8 * j, acc[j]);
+  }
+}
+
+enum class Isa { kNone, kAvx2, kAvx512 };
+
+Isa DetectIsa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return Isa::kAvx2;
+  }
+  return Isa::kNone;
+}
+
+// Decided once; the CPU does not change under a running process.
+const Isa kIsa = DetectIsa();
+
+}  // namespace
+
+bool PackedGemmAvailable() { return kIsa != Isa::kNone; }
+
+void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
+                float* c, int64_t ldc) {
+  for (int64_t p = 0; p < b.panels(); ++p) {
+    float* cp = c + p * PackedMatrix::kPanel;
+    if (kIsa == Isa::kAvx512) {
+      Panel512(a, lda, m, b.panel(p), b.rows(), cp, ldc);
+    } else {
+      Panel256(a, lda, m, b.panel(p), b.rows(), cp, ldc);
+    }
+  }
+}
+
+#else  // not x86-64 with GCC: callers use a plain GEMM
+
+bool PackedGemmAvailable() { return false; }
+
+void PackedGemm(const float*, int64_t, int64_t, const PackedMatrix&, float*,
+                int64_t) {}
+
+#endif
+
+}  // namespace biserve

@@ -1,0 +1,59 @@
+// PackedMatrix and PackedGemm: C = A * B for a B known ahead of time (a
+// recurrent kernel), packed once into the layout the micro-kernel streams.
+//
+// Why: each recurrence step multiplies the live rows of h by the recurrent
+// kernel U. OpenBLAS packs U into its panel layout on every call, which for
+// 200 steps of a 4 MB U was 13% of W4's time; and at these shapes (a few
+// dozen rows) its kernels run far from peak. Measured on the AVX-512
+// development machine, one thread, against cblas_sgemm: [64 x 256] x [256 x
+// 1024] 174 vs 112 GFLOP/s; [32 x 512] x [512 x 2048] 179 vs 76; [1 x 128] x
+// [128 x 512] 99 vs 43; [32 x 128] x [128 x 512] 136 vs 150.
+//
+// The kernels use AVX-512 or AVX2 with FMA, chosen at run time; on a CPU
+// with neither, Available() is false and callers use a plain GEMM.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/eigen_types.h"
+
+namespace biserve {
+
+class PackedMatrix {
+ public:
+  PackedMatrix() = default;
+  // Packs `b` ([k, n]) into panels of kPanel columns, the last one padded
+  // with zeros.
+  explicit PackedMatrix(const RowMatrix& b);
+
+  static constexpr int kPanel = 64;
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  // Columns rounded up to whole panels: the row stride C needs.
+  int64_t padded_cols() const { return panels_ * kPanel; }
+  int64_t panels() const { return panels_; }
+  // Panel p: [rows, kPanel], row-major.
+  const float* panel(int64_t p) const {
+    return data_.data() + p * rows_ * kPanel;
+  }
+
+ private:
+  int64_t rows_ = 0;
+  int64_t cols_ = 0;
+  int64_t panels_ = 0;
+  std::vector<float> data_;
+};
+
+// Whether this CPU runs the packed kernels (AVX2 with FMA, or AVX-512).
+bool PackedGemmAvailable();
+
+// c[m, padded_cols] = a[m, b.rows()] * b, rows of `a` lda floats apart, of
+// `c` ldc floats apart. Columns past b.cols() receive zeros times a: junk
+// the caller ignores. REQUIRES: PackedGemmAvailable(); ldc >=
+// b.padded_cols().
+void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
+                float* c, int64_t ldc);
+
+}  // namespace biserve

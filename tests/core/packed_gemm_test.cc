@@ -1,0 +1,32 @@
+#include "core/packed_gemm.h"
+
+#include <random>
+
+#include "gtest/gtest.h"
+
+namespace biserve {
+namespace {
+
+TEST(PackedGemmTest, MatchesAPlainProductForRaggedShapes) {
+  if (!PackedGemmAvailable()) GTEST_SKIP() << "no AVX2/AVX-512 on this CPU";
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> size(1, 150);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int m = trial < 8 ? trial + 1 : size(rng);  // odd row counts too
+    const int k = size(rng), n = size(rng) + (trial % 3) * 64;
+    const RowMatrix a = RowMatrix::Random(m, k + 3);  // lda > k
+    const RowMatrix b = RowMatrix::Random(k, n);
+    const PackedMatrix packed(b);
+    ASSERT_EQ(packed.padded_cols() % PackedMatrix::kPanel, 0);
+    ASSERT_GE(packed.padded_cols(), n);
+    RowMatrix c(m, packed.padded_cols() + 5);  // ldc > padded columns
+    c.setConstant(NAN);
+    PackedGemm(a.data(), a.cols(), m, packed, c.data(), c.cols());
+    const RowMatrix expected = a.leftCols(k) * b;
+    const float diff = (c.leftCols(n) - expected).cwiseAbs().maxCoeff();
+    EXPECT_LT(diff, 1e-4f) << m << " x " << k << " x " << n;
+  }
+}
+
+}  // namespace
+}  // namespace biserve
