@@ -19,7 +19,7 @@
 
 namespace biserve {
 
-// x = tanh(x), to within 2e-7 (a rational approximation, clamped where
+// x = tanh(x), to within 3e-7 (a rational approximation, clamped where
 // tanh is 1 in float).
 void TanhInPlace(float* x, int64_t n);
 

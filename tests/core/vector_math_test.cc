@@ -38,8 +38,8 @@ TEST(VectorMathTest, SigmoidIsAccurateEverywhere) {
 TEST(VectorMathTest, SaturatesAndHandlesEmptyInput) {
   std::vector<float> x = {-1e30f, 1e30f};
   TanhInPlace(x.data(), 2);
-  EXPECT_NEAR(x[0], -1.0f, 1e-7);
-  EXPECT_NEAR(x[1], 1.0f, 1e-7);
+  EXPECT_NEAR(x[0], -1.0f, 3e-7);
+  EXPECT_NEAR(x[1], 1.0f, 3e-7);
   TanhInPlace(nullptr, 0);
   SigmoidInPlace(nullptr, 0);
 }
