@@ -21,7 +21,7 @@ TEST(VectorMathTest, TanhIsAccurateEverywhere) {
   const std::vector<float> in = x;
   TanhInPlace(x.data(), static_cast<int64_t>(x.size()));
   for (size_t i = 0; i < x.size(); ++i) {
-    ASSERT_NEAR(x[i], std::tanh(static_cast<double>(in[i])), 3e-7) << in[i];
+    ASSERT_NEAR(x[i], std::tanh(static_cast<double>(in[i])), 5e-7) << in[i];
   }
 }
 
@@ -30,7 +30,7 @@ TEST(VectorMathTest, SigmoidIsAccurateEverywhere) {
   const std::vector<float> in = x;
   SigmoidInPlace(x.data(), static_cast<int64_t>(x.size()));
   for (size_t i = 0; i < x.size(); ++i) {
-    ASSERT_NEAR(x[i], 1.0 / (1.0 + std::exp(-static_cast<double>(in[i]))), 3e-7)
+    ASSERT_NEAR(x[i], 1.0 / (1.0 + std::exp(-static_cast<double>(in[i]))), 5e-7)
         << in[i];
   }
 }
@@ -38,8 +38,8 @@ TEST(VectorMathTest, SigmoidIsAccurateEverywhere) {
 TEST(VectorMathTest, SaturatesAndHandlesEmptyInput) {
   std::vector<float> x = {-1e30f, 1e30f};
   TanhInPlace(x.data(), 2);
-  EXPECT_NEAR(x[0], -1.0f, 3e-7);
-  EXPECT_NEAR(x[1], 1.0f, 3e-7);
+  EXPECT_NEAR(x[0], -1.0f, 5e-7);
+  EXPECT_NEAR(x[1], 1.0f, 5e-7);
   TanhInPlace(nullptr, 0);
   SigmoidInPlace(nullptr, 0);
 }
