@@ -85,18 +85,34 @@ BidirectionalResult EvaluateBidirectional(
   // recur with no fork-join between (measured: the fused GEMM as a separate
   // parallel phase cost 21% on W1b and 5% on W3 at two threads).
   RowMatrix projection[2];
+  // Projection row widths: G * units, or whole panels for PackedGemm.
+  int64_t width_of[2];
+  for (int d = 0; d < 2; ++d) {
+    const RnnDirection& dir = *directions[d];
+    width_of[d] = dir.kernel_packed.rows() > 0
+                      ? dir.kernel_packed.padded_cols()
+                      : static_cast<int64_t>(dir.gates()) * dir.units;
+  }
   auto project = [&](int d, int64_t first, int64_t count) {
     if (count <= 0) return;
     const RnnDirection& dir = *directions[d];
-    projection[d].middleRows(first, count).noalias() =
-        input.middleRows(first, count) * dir.kernel;
-    projection[d].middleRows(first, count).rowwise() += dir.input_bias;
+    const int64_t width = static_cast<int64_t>(dir.gates()) * dir.units;
+    if (dir.kernel_packed.rows() > 0) {
+      PackedGemm(input.data() + first * input.cols(), input.cols(), count,
+                 dir.kernel_packed, projection[d].data() + first * width_of[d],
+                 width_of[d]);
+    } else {
+      projection[d].middleRows(first, count).leftCols(width).noalias() =
+          input.middleRows(first, count) * dir.kernel;
+    }
+    projection[d].middleRows(first, count).leftCols(width).rowwise() +=
+        dir.input_bias;
   };
   std::vector<uint8_t> started[2];
   DirectionBuffers buffers[2];
   for (int d = 0; d < 2; ++d) {
     const RnnDirection& dir = *directions[d];
-    projection[d].resize(total, static_cast<int64_t>(dir.gates()) * dir.units);
+    projection[d].resize(total, width_of[d]);
     DirectionBuffers& io = buffers[d];
     io.projection = projection[d].data();
     io.projection_stride = projection[d].cols();

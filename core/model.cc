@@ -168,6 +168,7 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
     if (!bias.ok()) return bias.status();
     d.input_bias = bias->row(0);
   }
+  if (PackedGemmForProjections()) d.kernel_packed = PackedMatrix(d.kernel);
   if (PackedGemmAvailable() &&
       !(config.cell == CellType::kGru && !d.reset_after)) {
     d.recurrent_packed = PackedMatrix(d.recurrent_kernel);

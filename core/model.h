@@ -54,6 +54,8 @@ struct RnnDirection {
   // cell does one GEMM per step (all but GRU with reset_after = false).
   // Empty otherwise.
   PackedMatrix recurrent_packed;
+  // kernel packed, when PackedGemmForProjections(); empty otherwise.
+  PackedMatrix kernel_packed;
 
   int gates() const { return GateCount(cell); }
   int state_count() const { return StateCount(cell); }

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define BISERVE_X86_KERNELS 1
+#endif
+
+#ifdef BISERVE_OPENBLAS
+extern "C" char* openblas_get_corename();
 #endif
 
 namespace biserve {
@@ -132,6 +137,18 @@ const Isa kIsa = DetectIsa();
 
 bool PackedGemmAvailable() { return kIsa != Isa::kNone; }
 
+bool PackedGemmForProjections() {
+  if (kIsa != Isa::kAvx512) return false;
+#ifdef BISERVE_OPENBLAS
+  // OpenBLAS' AVX-512 kernel sets (for the CPU, or forced by
+  // OPENBLAS_CORETYPE) beat ours on large GEMMs; the others do not.
+  const std::string core = openblas_get_corename();
+  return core != "SkylakeX" && core != "Cooperlake" && core != "SapphireRapids";
+#else
+  return true;
+#endif
+}
+
 void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
                 float* c, int64_t ldc) {
   for (int64_t p = 0; p < b.panels(); ++p) {
@@ -147,6 +164,8 @@ void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
 #else  // not x86-64 with GCC: callers use a plain GEMM
 
 bool PackedGemmAvailable() { return false; }
+
+bool PackedGemmForProjections() { return false; }
 
 void PackedGemm(const float*, int64_t, int64_t, const PackedMatrix&, float*,
                 int64_t) {}

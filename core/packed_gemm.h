@@ -49,6 +49,14 @@ class PackedMatrix {
 // Whether this CPU runs the packed kernels (AVX2 with FMA, or AVX-512).
 bool PackedGemmAvailable();
 
+// Whether the packed kernels should also take the large input projections
+// from the BLAS: when they run AVX-512 and the BLAS does not (an OpenBLAS
+// held to AVX2 kernels, as OPENBLAS_CORETYPE=Haswell does on an AVX-512
+// CPU, or Eigen's own SSE2 GEMM in a portable build). Measured on W3, two
+// threads: 0.79x ONNX Runtime with OpenBLAS' Haswell kernels for the
+// projections.
+bool PackedGemmForProjections();
+
 // c[m, padded_cols] = a[m, b.rows()] * b, rows of `a` lda floats apart, of
 // `c` ldc floats apart. Columns past b.cols() receive zeros times a: junk
 // the caller ignores. REQUIRES: PackedGemmAvailable(); ldc >=
