@@ -23,6 +23,7 @@
 #include "core/eigen_types.h"
 #include "core/evaluator.h"
 #include "core/model.h"
+#include "core/packed_gemm.h"
 #include "core/process_tuning.h"
 #include "core/thread_pool.h"
 #include "proto/model_codec.h"
@@ -33,12 +34,23 @@ namespace {
 constexpr int kGemmSize = 1024;
 
 // Runs `threads` GEMMs of kGemmSize^3 at once on a pool; returns GFLOP/s.
+// Through the GEMM the core uses for large products: the packed kernels
+// when PackedGemmForProjections(), else Eigen (and its BLAS).
 double GemmRound(ThreadPool& pool, int threads) {
   static const RowMatrix a = RowMatrix::Random(kGemmSize, kGemmSize);
   static const RowMatrix b = RowMatrix::Random(kGemmSize, kGemmSize);
+  static const PackedMatrix packed =
+      PackedGemmForProjections() ? PackedMatrix(b) : PackedMatrix();
   std::vector<RowMatrix> c(threads, RowMatrix(kGemmSize, kGemmSize));
   const auto start = std::chrono::steady_clock::now();
-  pool.ParallelFor(threads, [&](int i) { c[i].noalias() = a * b; });
+  pool.ParallelFor(threads, [&](int i) {
+    if (packed.rows() > 0) {
+      PackedGemm(a.data(), kGemmSize, kGemmSize, packed, c[i].data(),
+                 kGemmSize);
+    } else {
+      c[i].noalias() = a * b;
+    }
+  });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
@@ -104,7 +116,10 @@ int main(int argc, char** argv) {
   using namespace biserve::bench;
   biserve::PrepareProcessForEvaluation();
   benchmark::Initialize(&argc, argv);
-  std::fprintf(stderr, "GEMM kernels: %s\n", biserve::GemmKernelName());
+  std::fprintf(stderr, "GEMM kernels: %s%s\n", biserve::GemmKernelName(),
+               biserve::PackedGemmForProjections()
+                   ? " (large GEMMs: biserve's packed AVX-512 kernels)"
+                   : "");
   benchmark::AddCustomContext("gemm_kernels", biserve::GemmKernelName());
   std::map<int, double> peak;
   for (int threads : {1, 2}) {
