@@ -11,11 +11,6 @@
 namespace biserve {
 namespace {
 
-Tensor TensorFromProto(const v1::Tensor& proto) {
-  return Tensor{{proto.shape().begin(), proto.shape().end()},
-                {proto.values().begin(), proto.values().end()}};
-}
-
 RnnWeightsSpec WeightsFromProto(const v1::RnnWeights& proto) {
   return RnnWeightsSpec{TensorFromProto(proto.kernel()),
                         TensorFromProto(proto.recurrent_kernel()),
@@ -71,6 +66,11 @@ class FirstError : public google::protobuf::io::ErrorCollector {
 };
 
 }  // namespace
+
+Tensor TensorFromProto(const v1::Tensor& proto) {
+  return Tensor{{proto.shape().begin(), proto.shape().end()},
+                {proto.values().begin(), proto.values().end()}};
+}
 
 ModelSpec ModelSpecFromProto(const v1::Model& proto) {
   ModelSpec spec;

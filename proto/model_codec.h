@@ -12,6 +12,9 @@
 
 namespace biserve {
 
+// Copies a tensor message's shape and values.
+Tensor TensorFromProto(const v1::Tensor& proto);
+
 // Copies `proto` field for field; validation is Model::Create's job.
 ModelSpec ModelSpecFromProto(const v1::Model& proto);
 

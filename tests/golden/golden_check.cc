@@ -1,5 +1,7 @@
 #include "tests/golden/golden_check.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -8,17 +10,24 @@
 #include "core/thread_pool.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "proto/model_codec.h"
 #include "tests/core/test_util.h"
 
 namespace biserve::testing {
-namespace {
-
-Tensor FromProto(const v1::Tensor& t) {
-  return Tensor{{t.shape().begin(), t.shape().end()},
-                {t.values().begin(), t.values().end()}};
+std::vector<std::string> ListCases(const std::string& folder,
+                                   bool directories) {
+  std::vector<std::string> names;
+  if (!std::filesystem::is_directory(folder)) return names;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (directories && entry.is_directory()) {
+      names.push_back(entry.path().filename().string());
+    } else if (!directories && entry.path().extension() == ".json") {
+      names.push_back(entry.path().stem().string());
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
-
-}  // namespace
 
 test::GoldenCase ReadGoldenCase(const std::string& path) {
   std::ifstream file(path);
@@ -75,24 +84,25 @@ void ExpectMatchesGoldenCase(const Model& model,
                      << (actual == &(*alone)[0] ? ", alone" : ", in batch"));
         const test::GoldenResult& expected = golden.expected(i);
         if (expected.has_output()) {
-          EXPECT_TRUE(TensorNear(actual->output, FromProto(expected.output()),
-                                 tolerance));
+          EXPECT_TRUE(TensorNear(
+              actual->output, TensorFromProto(expected.output()), tolerance));
         } else {
           EXPECT_TRUE(actual->output.empty());
         }
         if (expected.has_forward()) {
-          EXPECT_TRUE(TensorNear(actual->forward, FromProto(expected.forward()),
-                                 tolerance));
+          EXPECT_TRUE(TensorNear(
+              actual->forward, TensorFromProto(expected.forward()), tolerance));
           EXPECT_TRUE(TensorNear(actual->backward,
-                                 FromProto(expected.backward()), tolerance));
+                                 TensorFromProto(expected.backward()),
+                                 tolerance));
         }
         if (expected.states_size() > 0) {
           ASSERT_FALSE(actual->states.empty());
           const std::vector<Tensor>& states = actual->states.back();
           ASSERT_EQ(static_cast<int>(states.size()), expected.states_size());
           for (int s = 0; s < expected.states_size(); ++s) {
-            EXPECT_TRUE(
-                TensorNear(states[s], FromProto(expected.states(s)), tolerance))
+            EXPECT_TRUE(TensorNear(
+                states[s], TensorFromProto(expected.states(s)), tolerance))
                 << "state " << s;
           }
         }

@@ -4,11 +4,16 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/model.h"
 #include "golden/golden_case.pb.h"
 
 namespace biserve::testing {
+
+// The cases in `folder`, sorted: its sub-folders' names (`directories`), or
+// the stems of its .json files. Empty when the folder is missing.
+std::vector<std::string> ListCases(const std::string& folder, bool directories);
 
 // Reads a GoldenCase from proto3 JSON; fails the test on a parse error.
 test::GoldenCase ReadGoldenCase(const std::string& path);

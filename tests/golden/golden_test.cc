@@ -1,7 +1,6 @@
 // Golden tests: every fixture in tests/golden/fixtures/ (written by
 // generate.js from TensorFlow.js, see README.md there) evaluated as one
 // ragged batch, with one and two threads, and sequence by sequence.
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -21,20 +20,7 @@ const std::string kFixtureDir =
     std::string(BISERVE_SOURCE_DIR) + "/tests/golden/fixtures";
 
 std::vector<std::string> FixtureNames() {
-  std::vector<std::string> names;
-  if (!std::filesystem::is_directory(kFixtureDir)) return names;
-  for (const auto& entry : std::filesystem::directory_iterator(kFixtureDir)) {
-    if (entry.path().extension() == ".json") {
-      names.push_back(entry.path().stem().string());
-    }
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-Tensor FromProto(const v1::Tensor& t) {
-  return Tensor{{t.shape().begin(), t.shape().end()},
-                {t.values().begin(), t.values().end()}};
+  return testing::ListCases(kFixtureDir, /*directories=*/false);
 }
 
 TEST(GoldenFixturesTest, FixturesArePresent) {
@@ -71,7 +57,8 @@ TEST(GoldenExampleModelTest, BundledExampleModelMatchesItsFixture) {
     auto results = Evaluate(**model, {in}, {}, *pool);
     ASSERT_TRUE(results.ok()) << results.status();
     EXPECT_TRUE(testing::TensorNear(
-        (*results)[0].output, FromProto(golden.expected(i).output()), 1e-5f));
+        (*results)[0].output, TensorFromProto(golden.expected(i).output()),
+        1e-5f));
   }
 }
 

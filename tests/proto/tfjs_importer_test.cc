@@ -24,13 +24,7 @@ const std::string kModelDir =
     std::string(BISERVE_SOURCE_DIR) + "/tests/golden/tfjs_models";
 
 std::vector<std::string> CaseNames() {
-  std::vector<std::string> names;
-  if (!std::filesystem::is_directory(kModelDir)) return names;
-  for (const auto& entry : std::filesystem::directory_iterator(kModelDir)) {
-    if (entry.is_directory()) names.push_back(entry.path().filename());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
+  return testing::ListCases(kModelDir, /*directories=*/true);
 }
 
 std::string Slurp(const std::string& path) {
