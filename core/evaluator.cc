@@ -122,7 +122,8 @@ void ApplyDense(const DenseLayer& dense, RowMatrix& x) {
 
 }  // namespace
 
-absl::Status ValidateSequence(const Model& model, const SequenceInput& input) {
+absl::Status ValidateSequence(const Model& model, const SequenceInput& input,
+                              bool allow_non_finite) {
   if (input.length < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "length must be at least 1 time step; was ", input.length));
@@ -159,7 +160,7 @@ absl::Status ValidateSequence(const Model& model, const SequenceInput& input) {
                        input.length, ", ", model.input_dim(), "] (", expected,
                        " values), got ", input.features.size(), " values"));
     }
-    for (size_t v = 0; v < input.features.size(); ++v) {
+    for (size_t v = 0; !allow_non_finite && v < input.features.size(); ++v) {
       if (!std::isfinite(input.features[v])) {
         return absl::InvalidArgumentError(absl::StrCat(
             "features[", v / model.input_dim(), "][", v % model.input_dim(),
@@ -196,7 +197,7 @@ absl::Status ValidateSequence(const Model& model, const SequenceInput& input) {
             "initial_state[", s, "] (", expected[s].first, "): expected [",
             expected[s].second, "] values, got ", state.size()));
       }
-      for (size_t v = 0; v < state.size(); ++v) {
+      for (size_t v = 0; !allow_non_finite && v < state.size(); ++v) {
         if (!std::isfinite(state[v])) {
           return absl::InvalidArgumentError(
               absl::StrCat("initial_state[", s, "][", v, "] is ", state[v],
@@ -214,7 +215,8 @@ absl::StatusOr<std::vector<SequenceResult>> Evaluate(
   std::vector<int64_t> lengths;
   lengths.reserve(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
-    absl::Status status = ValidateSequence(model, batch[i]);
+    absl::Status status =
+        ValidateSequence(model, batch[i], options.allow_non_finite);
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat("sequences[", i,
                                                       "]: ", status.message()));
@@ -290,6 +292,20 @@ absl::StatusOr<std::vector<SequenceResult>> Evaluate(
     }
   }
   return results;
+}
+
+absl::Status WarmUp(const Model& model, ThreadPool& pool) {
+  constexpr int64_t kSteps = 4;
+  std::vector<float> features(kSteps * model.input_dim(), 0.0f);
+  std::vector<int32_t> token_ids(kSteps, 0);
+  SequenceInput input{.length = kSteps};
+  if (model.takes_token_ids()) {
+    input.token_ids = token_ids;
+  } else {
+    input.features = features;
+  }
+  return Evaluate(model, absl::MakeConstSpan(&input, 1), EvalOptions(), pool)
+      .status();
 }
 
 }  // namespace biserve

@@ -37,6 +37,9 @@ struct EvalOptions {
   bool directions = false;
   // Final states of every Bidirectional layer.
   bool states = false;
+  // Accept NaN and Inf in features and initial states (they propagate into
+  // the outputs); rejected by default.
+  bool allow_non_finite = false;
 };
 
 struct SequenceResult {
@@ -53,10 +56,12 @@ struct SequenceResult {
 };
 
 // INVALID_ARGUMENT unless `input` fits `model`: length >= 1, features or
-// token ids of the right count, finite features, token ids inside the
-// vocabulary, and an initial_state of the right count and sizes. The message
-// names the field, what was expected and what was given.
-absl::Status ValidateSequence(const Model& model, const SequenceInput& input);
+// token ids of the right count, finite features (unless allow_non_finite),
+// token ids inside the vocabulary, and an initial_state of the right count
+// and sizes. The message names the field, what was expected and what was
+// given.
+absl::Status ValidateSequence(const Model& model, const SequenceInput& input,
+                              bool allow_non_finite = false);
 
 // Evaluates every sequence of `batch` at once. Fails with the first
 // ValidateSequence error (prefixed "sequences[i]: ") before computing
@@ -65,5 +70,10 @@ absl::Status ValidateSequence(const Model& model, const SequenceInput& input);
 absl::StatusOr<std::vector<SequenceResult>> Evaluate(
     const Model& model, absl::Span<const SequenceInput> batch,
     const EvalOptions& options, ThreadPool& pool);
+
+// Evaluates one short sequence of zeros (token id 0), so that a model's
+// first real request does not pay for page faults and lazy set-up.
+// REQUIRES: not called from a task running on `pool`.
+absl::Status WarmUp(const Model& model, ThreadPool& pool);
 
 }  // namespace biserve

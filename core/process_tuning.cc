@@ -13,6 +13,8 @@ void PrepareProcessForEvaluation() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);  // and keep them there for reuse
 }
 
+void ReleaseFreeMemory() { malloc_trim(0); }
+
 const char* GemmKernelName() {
 #ifdef BISERVE_OPENBLAS
   return openblas_get_corename();

@@ -15,6 +15,12 @@ namespace biserve {
 // REQUIRES: called before any thread starts.
 void PrepareProcessForEvaluation();
 
+// Returns free heap memory to the system (malloc_trim): after a model
+// version unloads, so that its weights do not stay resident under the heap's
+// high-water mark. Costs a walk of the heap; call it after unloads, not per
+// request.
+void ReleaseFreeMemory();
+
 // The GEMM kernel set OpenBLAS runs (e.g. "Cooperlake", "Haswell"), for
 // benchmark reports; "Eigen" without OpenBLAS. OpenBLAS picks it for the
 // CPU at load time unless OPENBLAS_CORETYPE says otherwise.

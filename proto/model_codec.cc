@@ -3,9 +3,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/parse_text_proto.h"
 #include "proto/read_file.h"
 
 namespace biserve {
@@ -48,22 +47,6 @@ RnnLayerSpec RnnFromProto(const v1::RnnLayer& proto) {
   spec.weights = WeightsFromProto(proto.weights());
   return spec;
 }
-
-// Collects the text parser's first error with its position.
-class FirstError : public google::protobuf::io::ErrorCollector {
- public:
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    if (error_.empty()) {
-      error_ = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ",
-                            message);
-    }
-  }
-  const std::string& error() const { return error_; }
-
- private:
-  std::string error_;
-};
 
 }  // namespace
 
@@ -134,13 +117,10 @@ absl::StatusOr<v1::Model> ReadModelProto(const std::string& path) {
   const std::string& content = *read;
   v1::Model proto;
   if (absl::EndsWith(path, ".pbtxt")) {
-    google::protobuf::TextFormat::Parser parser;
-    FirstError errors;
-    parser.RecordErrorsTo(&errors);
-    if (!parser.ParseFromString(content, &proto)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path,
-          ": not a valid biserve.v1.Model in text format: ", errors.error()));
+    if (absl::Status s = ParseTextProto(content, &proto); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": not a valid biserve.v1.Model in text format: ",
+                       s.message()));
     }
   } else if (absl::EndsWith(path, ".json")) {
     auto status = google::protobuf::util::JsonStringToMessage(content, &proto);

@@ -1,0 +1,248 @@
+#include "core/model_registry.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+
+namespace biserve {
+
+absl::string_view VersionStateName(VersionState state) {
+  switch (state) {
+    case VersionState::kLoading:
+      return "loading";
+    case VersionState::kAvailable:
+      return "available";
+    case VersionState::kFailed:
+      return "failed";
+    case VersionState::kUnloading:
+      return "unloading";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::unique_ptr<ModelRegistry>> ModelRegistry::Create(
+    Options options) {
+  if (absl::Status s = options.default_batching.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("default batching: ", s.message()));
+  }
+  return std::unique_ptr<ModelRegistry>(new ModelRegistry(std::move(options)));
+}
+
+bool ModelRegistry::Serving(const ModelEntry& entry) {
+  for (const auto& [version, v] : entry.versions) {
+    if (v.state == VersionState::kAvailable) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
+                                                 int64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  if (it == models_.end() || it->second.removed) {
+    std::vector<absl::string_view> names;
+    for (const auto& [n, entry] : models_) {
+      if (!entry.removed && names.size() < 20) names.push_back(n);
+    }
+    return absl::NotFoundError(absl::StrCat(
+        "model '", name, "' is not in the repository; models served: ",
+        names.empty() ? "none" : absl::StrJoin(names, ", ")));
+  }
+  const ModelEntry& entry = it->second;
+  auto servable = [&](int64_t v, const VersionEntry& e) {
+    return ServableModel{std::string(name), v, e.model, entry.batching};
+  };
+  std::vector<int64_t> available;
+  for (const auto& [v, e] : entry.versions) {
+    if (e.state == VersionState::kAvailable) available.push_back(v);
+  }
+  if (version == 0) {
+    if (!available.empty()) {
+      return servable(available.back(), entry.versions.at(available.back()));
+    }
+    std::vector<std::string> failures;
+    for (const auto& [v, e] : entry.versions) {
+      if (e.state == VersionState::kLoading) {
+        return absl::UnavailableError(absl::StrCat(
+            "model '", name, "' is loading (version ", v, "); retry shortly"));
+      }
+      if (e.state == VersionState::kFailed) {
+        failures.push_back(absl::StrCat("version ", v, ": ", e.reason));
+      }
+    }
+    if (!failures.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model '", name, "' has no loadable version; ",
+                       absl::StrJoin(failures, "; ")));
+    }
+    return absl::NotFoundError(
+        absl::StrCat("model '", name, "' has no version to serve"));
+  }
+  auto v = entry.versions.find(version);
+  if (v != entry.versions.end()) {
+    switch (v->second.state) {
+      case VersionState::kAvailable:
+        return servable(version, v->second);
+      case VersionState::kLoading:
+        return absl::UnavailableError(absl::StrCat("version ", version,
+                                                   " of model '", name,
+                                                   "' is loading; retry shortly"));
+      case VersionState::kFailed:
+        return absl::FailedPreconditionError(
+            absl::StrCat("version ", version, " of model '", name,
+                         "' failed to load: ", v->second.reason));
+      case VersionState::kUnloading:
+        break;
+    }
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "version ", version, " of model '", name,
+      "' is not served; available versions: ",
+      available.empty() ? "none" : absl::StrJoin(available, ", ")));
+}
+
+std::vector<ModelStatus> ModelRegistry::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ModelStatus> list;
+  for (const auto& [name, entry] : models_) {
+    ModelStatus status{name, entry.config.version_policy.ToString(),
+                       entry.config_error, {}};
+    for (const auto& [v, e] : entry.versions) {
+      status.versions.push_back(VersionStatus{v, e.state, e.reason, e.since});
+    }
+    list.push_back(std::move(status));
+  }
+  return list;
+}
+
+std::vector<int64_t> ModelRegistry::AvailableVersions(
+    absl::string_view name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int64_t> versions;
+  auto it = models_.find(name);
+  if (it == models_.end()) return versions;
+  for (const auto& [v, e] : it->second.versions) {
+    if (e.state == VersionState::kAvailable) versions.push_back(v);
+  }
+  return versions;
+}
+
+bool ModelRegistry::IsServing(absl::string_view name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  return it != models_.end() && Serving(it->second);
+}
+
+void ModelRegistry::Mutate(const std::string& name,
+                           const std::function<void(ModelEntry&)>& change) {
+  bool before, after;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ModelEntry& entry = models_[name];
+    before = Serving(entry);
+    change(entry);
+    after = Serving(entry);
+  }
+  if (before != after && options_.on_serving_change) {
+    options_.on_serving_change(name, after);
+  }
+}
+
+void ModelRegistry::SetModelSettings(const std::string& name,
+                                     const ModelConfig& config,
+                                     const std::string& config_error) {
+  Mutate(name, [&](ModelEntry& entry) {
+    entry.config = config;
+    entry.config_error = config_error;
+    entry.batching = config.batching.ApplyTo(options_.default_batching);
+    entry.removed = false;
+  });
+}
+
+void ModelRegistry::SetLoading(const std::string& name, int64_t version) {
+  Mutate(name, [&](ModelEntry& entry) {
+    VersionEntry& v = entry.versions[version];
+    if (v.state == VersionState::kAvailable) return;  // a reload: keep serving
+    v = VersionEntry{VersionState::kLoading, "", absl::Now(), nullptr, {}};
+  });
+}
+
+void ModelRegistry::SetAvailable(const std::string& name, int64_t version,
+                                 std::shared_ptr<const Model> model) {
+  Mutate(name, [&](ModelEntry& entry) {
+    entry.versions[version] = VersionEntry{VersionState::kAvailable, "",
+                                           absl::Now(), std::move(model), {}};
+  });
+}
+
+void ModelRegistry::SetFailed(const std::string& name, int64_t version,
+                              const std::string& reason) {
+  Mutate(name, [&](ModelEntry& entry) {
+    VersionEntry& v = entry.versions[version];
+    if (v.state == VersionState::kAvailable) {
+      v.reason = absl::StrCat("reload failed, still serving the loaded copy: ",
+                              reason);
+      return;
+    }
+    v = VersionEntry{VersionState::kFailed, reason, absl::Now(), nullptr, {}};
+  });
+}
+
+void ModelRegistry::Unload(const std::string& name, int64_t version) {
+  Mutate(name, [&](ModelEntry& entry) {
+    auto it = entry.versions.find(version);
+    if (it == entry.versions.end()) return;
+    VersionEntry& v = it->second;
+    if (v.state != VersionState::kAvailable) {
+      if (v.state != VersionState::kUnloading) entry.versions.erase(it);
+      return;
+    }
+    v.unloading = v.model;
+    v.model.reset();
+    v.state = VersionState::kUnloading;
+    v.reason.clear();
+    v.since = absl::Now();
+    if (v.unloading.expired()) entry.versions.erase(it);
+  });
+}
+
+void ModelRegistry::RemoveModel(const std::string& name) {
+  std::vector<int64_t> versions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = models_.find(name);
+    if (it == models_.end()) return;
+    for (const auto& [v, e] : it->second.versions) versions.push_back(v);
+  }
+  for (int64_t v : versions) Unload(name, v);
+  Mutate(name, [](ModelEntry& entry) { entry.removed = true; });
+  CollectUnloaded();
+}
+
+int ModelRegistry::CollectUnloaded() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int forgotten = 0;
+  for (auto m = models_.begin(); m != models_.end();) {
+    auto& versions = m->second.versions;
+    for (auto v = versions.begin(); v != versions.end();) {
+      if (v->second.state == VersionState::kUnloading &&
+          v->second.unloading.expired()) {
+        v = versions.erase(v);
+        ++forgotten;
+      } else {
+        ++v;
+      }
+    }
+    if (m->second.removed && versions.empty()) {
+      m = models_.erase(m);
+    } else {
+      ++m;
+    }
+  }
+  return forgotten;
+}
+
+}  // namespace biserve

@@ -1,0 +1,299 @@
+#include "proto/inference_codec.h"
+
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+
+namespace biserve {
+namespace {
+
+void TensorToProto(Tensor tensor, v1::Tensor* proto) {
+  proto->mutable_shape()->Assign(tensor.shape.begin(), tensor.shape.end());
+  proto->mutable_values()->Assign(tensor.values.begin(), tensor.values.end());
+}
+
+// Keras' names of a direction's states: "forward_h", "forward_c", ...
+std::vector<std::string> StateNames(const BidirectionalLayer& layer) {
+  std::vector<std::string> names;
+  for (const auto& [prefix, d] : {std::pair{"forward", &layer.forward},
+                                  std::pair{"backward", &layer.backward}}) {
+    names.push_back(absl::StrCat(prefix, "_h"));
+    if (d->cell == CellType::kLstm) names.push_back(absl::StrCat(prefix, "_c"));
+  }
+  return names;
+}
+
+int64_t DirectionParameters(const RnnDirection& d) {
+  return d.kernel.size() + d.recurrent_kernel.size() + d.input_bias.size() +
+         d.recurrent_bias.size();
+}
+
+void AddSpec(const std::string& name, const char* dtype,
+             std::vector<int64_t> shape, const std::string& description,
+             google::protobuf::RepeatedPtrField<v1::TensorSpec>* specs) {
+  v1::TensorSpec* spec = specs->Add();
+  spec->set_name(name);
+  spec->set_dtype(dtype);
+  spec->mutable_shape()->Assign(shape.begin(), shape.end());
+  spec->set_description(description);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
+    const v1::PredictRequest& request, const Model& model,
+    const RequestLimits& limits) {
+  const int count = request.sequences_size();
+  if (count == 0) {
+    return absl::InvalidArgumentError(
+        "sequences is empty; send at least one sequence");
+  }
+  if (count > limits.max_sequences_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sequences: at most ", limits.max_sequences_per_request,
+        " sequences per request (the server's --max_sequences_per_request); "
+        "got ",
+        count, ". Split the request."));
+  }
+  std::vector<SequenceInput> inputs(count);
+  for (int i = 0; i < count; ++i) {
+    const v1::Sequence& s = request.sequences(i);
+    SequenceInput& in = inputs[i];
+    const std::string field = absl::StrCat("sequences[", i, "]");
+    int64_t length = s.length();
+    if (length < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".length must be at least 1 time step (or 0 to infer it); "
+                 "got ", length));
+    }
+    if (length == 0) {  // inferred from the values
+      if (model.takes_token_ids()) {
+        length = s.token_ids_size();
+      } else if (s.features_size() % model.input_dim() == 0) {
+        length = s.features_size() / model.input_dim();
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, ".features: expected shape [length, input_dim] = [length, ",
+            model.input_dim(), "], got ", s.features_size(),
+            " values, not a multiple of ", model.input_dim()));
+      }
+    }
+    if (length > limits.max_steps_per_sequence) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".length: at most ", limits.max_steps_per_sequence,
+          " time steps (the server's --max_steps_per_sequence); got ", length));
+    }
+    in.length = length;
+    in.features = absl::MakeConstSpan(s.features().data(), s.features_size());
+    in.token_ids =
+        absl::MakeConstSpan(s.token_ids().data(), s.token_ids_size());
+    for (int k = 0; k < s.initial_state_size(); ++k) {
+      const v1::Tensor& state = s.initial_state(k);
+      if (state.shape_size() > 1 ||
+          (state.shape_size() == 1 && state.shape(0) != state.values_size())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, ".initial_state[", k, "]: expected shape [units], got shape ",
+            ShapeString({state.shape().begin(), state.shape().end()}), " with ",
+            state.values_size(), " values"));
+      }
+      in.initial_state.push_back(
+          absl::MakeConstSpan(state.values().data(), state.values_size()));
+    }
+    if (absl::Status status =
+            ValidateSequence(model, in, limits.allow_non_finite);
+        !status.ok()) {
+      // ValidateSequence names fields relative to the sequence.
+      std::string message(status.message());
+      bool names_field = message.rfind("features", 0) == 0 ||
+                         message.rfind("token_ids", 0) == 0 ||
+                         message.rfind("initial_state", 0) == 0 ||
+                         message.rfind("length", 0) == 0;
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, names_field ? "." : ": ", message));
+    }
+  }
+  return inputs;
+}
+
+EvalOptions EvalOptionsFromRequest(const v1::PredictRequest& request,
+                                   const RequestLimits& limits) {
+  EvalOptions options;
+  options.output = request.outputs() != v1::OUTPUT_SELECTION_DIRECTIONS;
+  options.directions = request.outputs() != v1::OUTPUT_SELECTION_MERGED;
+  options.states = request.return_states();
+  options.allow_non_finite = limits.allow_non_finite;
+  return options;
+}
+
+void ResultsToResponse(const Model& model, std::vector<SequenceResult> results,
+                       v1::PredictResponse* response) {
+  std::vector<const BidirectionalLayer*> layers;
+  for (const StackLayer& layer : model.layers()) {
+    if (const auto* b = std::get_if<BidirectionalLayer>(&layer)) {
+      layers.push_back(b);
+    }
+  }
+  response->mutable_sequences()->Reserve(static_cast<int>(results.size()));
+  for (SequenceResult& result : results) {
+    v1::SequenceOutput* out = response->add_sequences();
+    if (!result.output.empty()) {
+      TensorToProto(std::move(result.output), out->mutable_output());
+    }
+    if (!result.forward.empty()) {
+      TensorToProto(std::move(result.forward), out->mutable_forward());
+      TensorToProto(std::move(result.backward), out->mutable_backward());
+    }
+    for (size_t l = 0; l < result.states.size(); ++l) {
+      v1::LayerStates* states = out->add_states();
+      if (l < layers.size()) states->set_layer(layers[l]->name);
+      for (Tensor& state : result.states[l]) {
+        TensorToProto(std::move(state), states->add_states());
+      }
+    }
+  }
+}
+
+void ModelMetadataToProto(const ServableModel& servable,
+                          const std::vector<int64_t>& available_versions,
+                          bool batching_enabled, const RequestLimits& limits,
+                          v1::GetModelMetadataResponse* response) {
+  const Model& model = *servable.model;
+  response->set_model_name(servable.name);
+  response->set_model_version(servable.version);
+  response->mutable_available_versions()->Assign(available_versions.begin(),
+                                                 available_versions.end());
+  auto* inputs = response->mutable_inputs();
+  if (model.takes_token_ids()) {
+    AddSpec("token_ids", "int32", {-1},
+            absl::StrCat("one token id per time step, in [0, ",
+                         model.embedding()->embeddings.rows(), ")"),
+            inputs);
+  } else {
+    AddSpec("features", "float32", {-1, model.input_dim()},
+            "float features per time step, row-major", inputs);
+  }
+  const BidirectionalLayer& first =
+      model.bidirectional(model.first_bidirectional());
+  for (const std::string& name : StateNames(first)) {
+    const RnnDirection& d =
+        name.rfind("forward", 0) == 0 ? first.forward : first.backward;
+    AddSpec(absl::StrCat("initial_state/", first.name, "/", name), "float32",
+            {d.units},
+            "optional: all of the first Bidirectional layer's states, in "
+            "this order, or none (zeros)",
+            inputs);
+  }
+
+  auto* outputs = response->mutable_outputs();
+  if (model.output_size() > 0) {
+    std::vector<int64_t> shape = {model.output_size()};
+    if (model.returns_sequences()) shape.insert(shape.begin(), -1);
+    AddSpec("output", "float32", shape, "the model's output", outputs);
+  }
+  const BidirectionalLayer& last =
+      model.bidirectional(model.last_bidirectional());
+  for (const auto& [name, d] : {std::pair{"forward", &last.forward},
+                                std::pair{"backward", &last.backward}}) {
+    std::vector<int64_t> shape = {d->units};
+    if (last.return_sequences) shape.insert(shape.begin(), -1);
+    AddSpec(name, "float32", shape,
+            absl::StrCat("the last Bidirectional layer's ", name,
+                         " output (outputs: DIRECTIONS or BOTH)"),
+            outputs);
+  }
+  for (const StackLayer& layer : model.layers()) {
+    const auto* b = std::get_if<BidirectionalLayer>(&layer);
+    if (b == nullptr) continue;
+    for (const std::string& name : StateNames(*b)) {
+      const RnnDirection& d =
+          name.rfind("forward", 0) == 0 ? b->forward : b->backward;
+      AddSpec(absl::StrCat("state/", b->name, "/", name), "float32",
+              {d.units}, "final state (return_states)", outputs);
+    }
+  }
+
+  auto* layers = response->mutable_layers();
+  if (model.embedding()) {
+    v1::LayerSummary* s = layers->Add();
+    s->set_name(model.embedding()->name);
+    s->set_type("Embedding");
+    s->set_output_size(static_cast<int>(model.embedding()->embeddings.cols()));
+    s->set_return_sequences(true);
+    s->set_parameters(model.embedding()->embeddings.size());
+  }
+  if (model.mask_value()) {
+    v1::LayerSummary* s = layers->Add();
+    s->set_type("Masking");
+    s->set_output_size(model.input_dim());
+    s->set_return_sequences(true);
+  }
+  for (const StackLayer& layer : model.layers()) {
+    v1::LayerSummary* s = layers->Add();
+    if (const auto* b = std::get_if<BidirectionalLayer>(&layer)) {
+      s->set_name(b->name);
+      s->set_type("Bidirectional");
+      std::string cell(CellTypeName(b->forward.cell));
+      if (b->backward.cell != b->forward.cell) {
+        absl::StrAppend(&cell, "/", CellTypeName(b->backward.cell));
+      }
+      s->set_cell(cell);
+      s->set_units(b->forward.units);
+      s->set_merge_mode(std::string(MergeModeName(b->merge_mode)));
+      s->set_return_sequences(b->return_sequences);
+      s->set_return_state(b->return_state);
+      s->set_output_size(b->output_size());
+      s->set_parameters(DirectionParameters(b->forward) +
+                        DirectionParameters(b->backward));
+    } else {
+      const auto& d = std::get<DenseLayer>(layer);
+      s->set_name(d.name);
+      s->set_type("Dense");
+      s->set_units(d.units());
+      s->set_output_size(d.units());
+      s->set_parameters(d.kernel.size() + d.bias.size());
+    }
+  }
+
+  v1::BatchingSettings* batching = response->mutable_batching();
+  batching->set_enabled(batching_enabled);
+  batching->set_max_batch_size(servable.batching.max_batch_size);
+  batching->set_max_batch_steps(servable.batching.max_batch_steps);
+  batching->set_max_queue_delay_us(servable.batching.max_queue_delay_us);
+  batching->set_max_queue_size(servable.batching.max_queue_size);
+  response->set_max_sequences_per_request(limits.max_sequences_per_request);
+  response->set_max_steps_per_sequence(limits.max_steps_per_sequence);
+}
+
+void ModelStatusesToProto(const std::vector<ModelStatus>& statuses,
+                          v1::ListModelsResponse* response) {
+  for (const ModelStatus& status : statuses) {
+    v1::ModelStatus* model = response->add_models();
+    model->set_name(status.name);
+    model->set_version_policy(status.version_policy);
+    model->set_config_error(status.config_error);
+    for (const VersionStatus& v : status.versions) {
+      v1::ModelVersionStatus* version = model->add_versions();
+      version->set_version(v.version);
+      switch (v.state) {
+        case VersionState::kLoading:
+          version->set_state(v1::ModelVersionStatus::STATE_LOADING);
+          break;
+        case VersionState::kAvailable:
+          version->set_state(v1::ModelVersionStatus::STATE_AVAILABLE);
+          break;
+        case VersionState::kFailed:
+          version->set_state(v1::ModelVersionStatus::STATE_FAILED);
+          break;
+        case VersionState::kUnloading:
+          version->set_state(v1::ModelVersionStatus::STATE_UNLOADING);
+          break;
+      }
+      version->set_reason(v.reason);
+      version->set_since_unix_ms(absl::ToUnixMillis(v.since));
+    }
+  }
+}
+
+}  // namespace biserve

@@ -1,0 +1,207 @@
+// biserve_server: serves the models of a model repository over gRPC.
+//
+// Start-up: evaluation pool and scheduler, then the gRPC server (health
+// NOT_SERVING), then the first scan of the repository; the server answers
+// UNAVAILABLE until that scan has loaded what it could, then reports
+// SERVING. Shutdown (SIGTERM, SIGINT): health NOT_SERVING, new calls
+// refused with UNAVAILABLE, queued and running requests finish within
+// --drain_timeout_s, exit 0.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/evaluator.h"
+#include "core/log.h"
+#include "core/model_registry.h"
+#include "core/process_tuning.h"
+#include "core/repository_watcher.h"
+#include "core/thread_pool.h"
+#include "core/unbatched_scheduler.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "proto/model_codec.h"
+#include "proto/model_config_codec.h"
+#include "server/inference_service.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0",
+          "Address to listen on for gRPC (0.0.0.0: every IPv4 interface; "
+          "127.0.0.1: this machine only).");
+ABSL_FLAG(int32_t, port, 8001,
+          "gRPC port. 0 picks a free port; the log line 'listening on' "
+          "names it.");
+ABSL_FLAG(int32_t, metrics_port, 8002,
+          "Port of the Prometheus /metrics endpoint (HTTP).");
+ABSL_FLAG(std::string, model_repository, "models",
+          "Model repository: <dir>/<model>/<version>/model.pb (or "
+          "model.pbtxt), with an optional <dir>/<model>/config.pbtxt.");
+ABSL_FLAG(int32_t, threads, 0,
+          "Evaluation threads (the pool that runs a batch's directions at "
+          "once). 0: one per CPU core.");
+ABSL_FLAG(double, poll_interval_s, 5.0,
+          "Seconds between scans of the model repository for new, changed "
+          "or removed versions.");
+ABSL_FLAG(int32_t, max_message_bytes, 64 << 20,
+          "Largest request or response message, in bytes.");
+ABSL_FLAG(int32_t, max_sequences_per_request, 1024,
+          "Most sequences one Predict request may carry.");
+ABSL_FLAG(int64_t, max_steps_per_sequence, 100000,
+          "Most time steps one sequence may have.");
+ABSL_FLAG(int32_t, max_queue_size, 1024,
+          "Requests that may wait for an evaluation thread; beyond it new "
+          "requests get UNAVAILABLE at once.");
+ABSL_FLAG(bool, allow_non_finite, false,
+          "Accept NaN and Inf in features and initial states (they then "
+          "propagate into the outputs). By default such requests get "
+          "INVALID_ARGUMENT.");
+ABSL_FLAG(double, drain_timeout_s, 30.0,
+          "On SIGTERM or SIGINT, how long queued and running requests may "
+          "take to finish before the server exits.");
+
+namespace biserve {
+namespace {
+
+int Run() {
+  const int threads = absl::GetFlag(FLAGS_threads) > 0
+                          ? absl::GetFlag(FLAGS_threads)
+                          : std::max(1u, std::thread::hardware_concurrency());
+
+  auto pool = ThreadPool::Create({.num_threads = threads});
+  if (!pool.ok()) {
+    LogError(absl::StrCat("--threads: ", pool.status().message()));
+    return 2;
+  }
+  auto scheduler = UnbatchedScheduler::Create(
+      {.num_executors = threads,
+       .max_queue_size = absl::GetFlag(FLAGS_max_queue_size)},
+      pool->get());
+  if (!scheduler.ok()) {
+    LogError(std::string(scheduler.status().message()));
+    return 2;
+  }
+
+  // Health per model follows the registry; set once the server exists.
+  std::atomic<grpc::HealthCheckServiceInterface*> health{nullptr};
+  auto registry = ModelRegistry::Create(
+      {.default_batching = BatchingOptions(),
+       .on_serving_change = [&health](const std::string& model, bool serving) {
+         if (auto* h = health.load()) h->SetServingStatus(model, serving);
+       }});
+  if (!registry.ok()) {
+    LogError(std::string(registry.status().message()));
+    return 2;
+  }
+
+  RepositoryWatcher::Options watch;
+  watch.repository_path = absl::GetFlag(FLAGS_model_repository);
+  watch.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_interval_s));
+  watch.load_model = LoadModelFile;
+  watch.load_config = ReadModelConfig;
+  ThreadPool* pool_ptr = pool->get();
+  watch.warm_up = [pool_ptr](const Model& model) {
+    return WarmUp(model, *pool_ptr);
+  };
+  auto watcher = RepositoryWatcher::Create(std::move(watch), registry->get());
+  if (!watcher.ok()) {
+    LogError(absl::StrCat("--model_repository / --poll_interval_s: ",
+                          watcher.status().message()));
+    return 2;
+  }
+
+  RequestLimits limits{
+      .max_sequences_per_request =
+          absl::GetFlag(FLAGS_max_sequences_per_request),
+      .max_steps_per_sequence = absl::GetFlag(FLAGS_max_steps_per_sequence),
+      .allow_non_finite = absl::GetFlag(FLAGS_allow_non_finite)};
+  InferenceService service({.limits = limits, .batching_enabled = false},
+                           registry->get(), scheduler->get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string address = absl::StrCat(absl::GetFlag(FLAGS_host), ":",
+                                           absl::GetFlag(FLAGS_port));
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    LogError(absl::StrCat("cannot listen on ", address,
+                          " (port in use, or not an address of this "
+                          "machine?)"));
+    return 1;
+  }
+  grpc::HealthCheckServiceInterface* health_service =
+      server->GetHealthCheckService();
+  health_service->SetServingStatus(false);
+  health.store(health_service);
+  LogInfo(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", port,
+                       " (gRPC; ", threads, " evaluation threads)"));
+
+  (*watcher)->PollOnce();
+  for (const ModelStatus& model : (*registry)->List()) {
+    health_service->SetServingStatus(model.name,
+                                     (*registry)->IsServing(model.name));
+  }
+  (*watcher)->Start();
+  service.StartServing();
+  health_service->SetServingStatus(true);
+  LogInfo(absl::StrCat("ready: serving models from ",
+                       absl::GetFlag(FLAGS_model_repository)));
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int signal = 0;
+  sigwait(&signals, &signal);
+
+  const absl::Duration drain =
+      absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
+  const absl::Time deadline = absl::Now() + drain;
+  LogInfo(absl::StrCat("received ", signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                       "; draining for up to ", absl::FormatDuration(drain)));
+  health_service->Shutdown();  // every service NOT_SERVING from now on
+  service.StartDraining();
+  (*scheduler)->Drain(deadline);
+  // Calls still open (streams) are cancelled at the deadline.
+  server->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
+  watcher->reset();
+  LogInfo("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace biserve
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves bidirectional RNN models over gRPC.\n"
+      "  biserve_server --model_repository models --port 8001\n"
+      "Service biserve.v1.InferenceService (proto/biserve/v1/"
+      "inference.proto), grpc.health.v1.Health and server reflection.");
+  absl::ParseCommandLine(argc, argv);
+  biserve::PrepareProcessForEvaluation();
+  // Every thread started from here on inherits the blocked signals; main
+  // takes them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return biserve::Run();
+}
