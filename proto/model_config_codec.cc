@@ -1,5 +1,9 @@
 #include "proto/model_config_codec.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "proto/parse_text_proto.h"
 #include "proto/read_file.h"
@@ -12,8 +16,11 @@ absl::StatusOr<ModelConfig> ModelConfigFromProto(const v1::ModelConfig& proto) {
   switch (policy.policy_case()) {
     case v1::VersionPolicy::kLatest:
       config.version_policy.kind = VersionPolicy::Kind::kLatest;
-      config.version_policy.num_versions =
-          static_cast<int>(std::max<uint32_t>(policy.latest().num_versions(), 1));
+      // uint32 on the wire: clamped so that a huge count cannot wrap to a
+      // negative int (which Select would read as 1).
+      config.version_policy.num_versions = static_cast<int>(
+          std::clamp<uint32_t>(policy.latest().num_versions(), 1,
+                               std::numeric_limits<int>::max()));
       break;
     case v1::VersionPolicy::kAll:
       config.version_policy.kind = VersionPolicy::Kind::kAll;

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the bundled example model.
-#
-# Until the gRPC server lands this evaluates the example locally with
-# biserve_eval on models/example/sample_input.json and prints the JSON
-# results; extra arguments go to biserve_eval (e.g. --outputs both --states).
+# Installs what is missing, builds, and serves the bundled example models
+# (models/) on gRPC port 8001. Extra arguments go to biserve_server, e.g.
+#   scripts/serve.sh --port 9001 --threads 4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
-exec build/bin/biserve_eval --model models/example/1/model.pbtxt \
-  --input models/example/sample_input.json "$@"
+exec build/bin/biserve_server --model_repository models "$@"
