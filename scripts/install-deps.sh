@@ -9,6 +9,7 @@ packages=(
   libeigen3-dev libabsl-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-pthread-dev
+  python3 python3-grpcio python3-protobuf
 )
 
 missing=()
