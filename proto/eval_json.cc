@@ -91,6 +91,12 @@ SequenceInput OwnedSequence::View() const {
 
 absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
     absl::string_view json, const Model& model) {
+  return ParseEvalInput(json, InputKind{.token_ids = model.takes_token_ids(),
+                                        .input_dim = model.input_dim()});
+}
+
+absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
+    absl::string_view json, const InputKind& kind) {
   Value root;
   auto parsed =
       google::protobuf::util::JsonStringToMessage(std::string(json), &root);
@@ -131,7 +137,7 @@ absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
   for (int i = 0; i < (*sequences)->values_size(); ++i) {
     const std::string path = absl::StrCat("sequences[", i, "]");
     OwnedSequence& seq = out[i];
-    if (model.takes_token_ids()) {
+    if (kind.token_ids) {
       std::vector<float> ids;
       absl::Status status =
           AppendNumbers((*sequences)->values(i), path, -1, ids);
@@ -149,13 +155,13 @@ absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
     absl::StatusOr<const ListValue*> steps =
         AsList((*sequences)->values(i), path,
                absl::StrCat("a list of time steps, each a list of ",
-                            model.input_dim(), " numbers"));
+                            kind.input_dim, " numbers"));
     if (!steps.ok()) return steps.status();
     seq.length = (*steps)->values_size();
     for (int t = 0; t < (*steps)->values_size(); ++t) {
       absl::Status status =
           AppendNumbers((*steps)->values(t), absl::StrCat(path, "[", t, "]"),
-                        model.input_dim(), seq.features);
+                        kind.input_dim, seq.features);
       if (!status.ok()) return status;
     }
   }

@@ -35,6 +35,15 @@ struct OwnedSequence {
 absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
     absl::string_view json, const Model& model);
 
+// What a model takes per time step, for callers without the Model (a client
+// learns it from GetModelMetadata).
+struct InputKind {
+  bool token_ids = false;  // one token id per step, else input_dim floats
+  int input_dim = 0;
+};
+absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
+    absl::string_view json, const InputKind& kind);
+
 // Formats results as {"results": [...]}, arrays nested like the tensors:
 // "output", "forward" and "backward" where the results hold them, and
 // "states" (the last Bidirectional layer's) where states were evaluated.

@@ -1,0 +1,611 @@
+// biserve_loadtest: drives a biserve server with sequence requests and
+// reports throughput and latency percentiles, in the spirit of ghz and
+// perf_analyzer but aware of sequence lengths.
+//
+// Closed loop (--concurrency N): N requests in flight, each answer sends
+// the next. Open loop (--rate R): requests leave at Poisson arrival times
+// whatever the answers do, so queueing in the server shows in latency.
+// --sweep runs closed loops over several concurrencies, one line each.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "client/biserve_client.h"
+#include "grpcpp/client_context.h"
+#include "proto/read_file.h"
+
+ABSL_FLAG(std::string, server, "localhost:8001", "Server address, host:port.");
+ABSL_FLAG(std::string, model, "", "Model name (required).");
+ABSL_FLAG(int64_t, version, 0, "Model version; 0 for the newest.");
+ABSL_FLAG(int32_t, concurrency, 1,
+          "Closed loop: requests in flight (one per worker). With --rate: "
+          "the number of streams used by --stream.");
+ABSL_FLAG(double, rate, 0,
+          "Open loop: requests per second, Poisson arrivals. 0: closed loop.");
+ABSL_FLAG(double, duration_s, 10, "Measured seconds (after --warmup_s).");
+ABSL_FLAG(int64_t, requests, 0,
+          "Stop after this many measured requests instead of --duration_s.");
+ABSL_FLAG(double, warmup_s, 1, "Seconds of load before measuring; excluded.");
+ABSL_FLAG(std::string, seq_len, "50",
+          "Time steps per sequence: a number (50) or a uniform range (1:200).");
+ABSL_FLAG(std::string, seq_len_file, "",
+          "File of sequence lengths (whitespace separated), drawn at random; "
+          "overrides --seq_len.");
+ABSL_FLAG(int32_t, batch, 1, "Sequences per request.");
+ABSL_FLAG(bool, stream, false, "Send over PredictStream instead of Predict.");
+ABSL_FLAG(std::string, sweep, "",
+          "Closed-loop concurrencies to run one after another, e.g. "
+          "1,8,64; one result line each.");
+ABSL_FLAG(std::string, out, "", "Write the JSON report to this file.");
+ABSL_FLAG(double, timeout_s, 60, "Deadline of each request, in seconds.");
+ABSL_FLAG(uint32_t, seed, 1, "Seed of lengths, values and arrivals.");
+
+namespace biserve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Sample {
+  double latency_ms;
+  int64_t steps;
+};
+
+// Results of one run; thread-safe.
+class Recorder {
+ public:
+  void Start(Clock::time_point measure_from) { measure_from_ = measure_from; }
+
+  void Record(Clock::time_point sent, Clock::time_point done,
+              const absl::Status& status, int64_t steps) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++total_;
+    if (!status.ok()) ++total_errors_;
+    if (sent < measure_from_) return;  // warm-up
+    if (status.ok()) {
+      samples_.push_back(
+          {std::chrono::duration<double, std::milli>(done - sent).count(),
+           steps});
+    } else {
+      ++errors_[std::string(absl::StatusCodeToString(status.code()))];
+      if (first_error_.empty()) first_error_ = std::string(status.message());
+    }
+  }
+
+  int64_t measured() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t n = static_cast<int64_t>(samples_.size());
+    for (const auto& [code, count] : errors_) n += count;
+    return n;
+  }
+  std::pair<int64_t, int64_t> totals() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {total_, total_errors_};
+  }
+
+  std::vector<Sample> samples() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return samples_;
+  }
+  std::map<std::string, int64_t> errors() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return errors_;
+  }
+  std::string first_error() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_error_;
+  }
+
+ private:
+  Clock::time_point measure_from_;
+  mutable std::mutex mu_;
+  std::vector<Sample> samples_;
+  std::map<std::string, int64_t> errors_;
+  std::string first_error_;
+  int64_t total_ = 0, total_errors_ = 0;
+};
+
+struct Report {
+  int concurrency = 0;
+  double rate = 0;
+  double seconds = 0;
+  int64_t ok = 0;
+  double throughput_rps = 0, steps_per_s = 0;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
+  std::map<std::string, int64_t> errors;
+  double client_cpu_s = 0;  // over the whole run, warm-up included
+  double wall_s = 0;        // the whole run, warm-up included
+  std::string first_error;
+};
+
+double Percentile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  size_t index = static_cast<size_t>(std::ceil(q * sorted.size()));
+  return sorted[std::min(sorted.size() - 1, index == 0 ? 0 : index - 1)];
+}
+
+double CpuSeconds() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+}
+
+// A fixed set of requests drawn once, sent in turn.
+struct Workload {
+  std::vector<v1::PredictRequest> requests;
+  std::vector<int64_t> steps;
+};
+
+absl::StatusOr<Workload> MakeWorkload(BiserveClient& client) {
+  const std::string model = absl::GetFlag(FLAGS_model);
+  absl::StatusOr<ModelMetadata> metadata =
+      client.GetModelMetadata(model, absl::GetFlag(FLAGS_version));
+  if (!metadata.ok()) return metadata.status();
+  std::vector<int64_t> lengths;
+  int64_t low = 0, high = 0;
+  if (!absl::GetFlag(FLAGS_seq_len_file).empty()) {
+    absl::StatusOr<std::string> text =
+        ReadFile(absl::GetFlag(FLAGS_seq_len_file), "--seq_len_file");
+    if (!text.ok()) return text.status();
+    for (absl::string_view word :
+         absl::StrSplit(*text, absl::ByAnyChar(" \t\r\n,"), absl::SkipEmpty())) {
+      int64_t n;
+      if (!absl::SimpleAtoi(word, &n) || n < 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--seq_len_file: \"", word, "\" is not a length >= 1"));
+      }
+      lengths.push_back(n);
+    }
+    if (lengths.empty()) {
+      return absl::InvalidArgumentError("--seq_len_file holds no lengths");
+    }
+  } else {
+    std::vector<std::string> parts =
+        absl::StrSplit(absl::GetFlag(FLAGS_seq_len), ':');
+    if (parts.size() > 2 || !absl::SimpleAtoi(parts[0], &low) ||
+        !absl::SimpleAtoi(parts.back(), &high) || low < 1 || high < low) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--seq_len must be N or LOW:HIGH with 1 <= LOW <= "
+                       "HIGH; got \"",
+                       absl::GetFlag(FLAGS_seq_len), "\""));
+    }
+  }
+  if (absl::GetFlag(FLAGS_batch) < 1) {
+    return absl::InvalidArgumentError("--batch must be at least 1");
+  }
+  std::mt19937 rng(absl::GetFlag(FLAGS_seed));
+  std::uniform_real_distribution<float> value(-1, 1);
+  // Token ids 0 and 1 exist in every vocabulary of two or more.
+  constexpr int kVocabulary = 2;
+  Workload workload;
+  constexpr int kDistinct = 256;
+  for (int r = 0; r < kDistinct; ++r) {
+    std::vector<OwnedSequence> sequences(absl::GetFlag(FLAGS_batch));
+    int64_t steps = 0;
+    for (OwnedSequence& s : sequences) {
+      s.length = lengths.empty()
+                     ? std::uniform_int_distribution<int64_t>(low, high)(rng)
+                     : lengths[rng() % lengths.size()];
+      steps += s.length;
+      if (metadata->input.token_ids) {
+        for (int64_t t = 0; t < s.length; ++t) {
+          s.token_ids.push_back(static_cast<int32_t>(rng() % kVocabulary));
+        }
+      } else {
+        s.features.resize(s.length * metadata->input.input_dim);
+        for (float& f : s.features) f = value(rng);
+      }
+    }
+    workload.requests.push_back(MakePredictRequest(
+        model, sequences, {.version = absl::GetFlag(FLAGS_version)}));
+    workload.steps.push_back(steps);
+  }
+  return workload;
+}
+
+// Shared by the senders of one run.
+struct RunState {
+  const Workload* workload;
+  Recorder recorder;
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> next{0};
+  Clock::time_point measure_from;
+  Clock::time_point end;  // when --requests is 0
+  int64_t max_requests = 0;
+
+  // The next request to send; false when the run is over.
+  bool Take(int64_t* index) {
+    if (stop.load()) return false;
+    if (max_requests == 0 && Clock::now() >= end) return false;
+    if (max_requests > 0 && recorder.measured() >= max_requests &&
+        Clock::now() >= measure_from) {
+      return false;
+    }
+    *index = next.fetch_add(1) % static_cast<int64_t>(workload->requests.size());
+    return true;
+  }
+};
+
+void SetDeadline(grpc::ClientContext& context) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::microseconds(static_cast<int64_t>(
+                           absl::GetFlag(FLAGS_timeout_s) * 1e6)));
+}
+
+absl::Status ResponseStatus(const v1::PredictResponse& response) {
+  if (response.has_error() && response.error().code() != 0) {
+    return absl::Status(static_cast<absl::StatusCode>(response.error().code()),
+                        response.error().message());
+  }
+  return absl::OkStatus();
+}
+
+// Closed loop, unary: one worker thread per request in flight.
+void ClosedUnary(BiserveClient& client, RunState& state) {
+  int64_t index;
+  while (state.Take(&index)) {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    v1::PredictResponse response;
+    const auto sent = Clock::now();
+    grpc::Status status =
+        client.stub().Predict(&context, state.workload->requests[index], &response);
+    state.recorder.Record(sent, Clock::now(), FromGrpcStatus(status),
+                          state.workload->steps[index]);
+  }
+}
+
+// Closed loop over one stream: send, wait for the answer, send the next.
+void ClosedStream(BiserveClient& client, RunState& state) {
+  grpc::ClientContext context;
+  auto stream = client.stub().PredictStream(&context);
+  int64_t index;
+  v1::PredictRequest request;
+  while (state.Take(&index)) {
+    request = state.workload->requests[index];
+    const auto sent = Clock::now();
+    v1::PredictResponse response;
+    if (!stream->Write(request) || !stream->Read(&response)) {
+      state.recorder.Record(sent, Clock::now(), FromGrpcStatus(stream->Finish()),
+                            0);
+      return;
+    }
+    state.recorder.Record(sent, Clock::now(), ResponseStatus(response),
+                          state.workload->steps[index]);
+  }
+  stream->WritesDone();
+  v1::PredictResponse rest;
+  while (stream->Read(&rest)) {
+  }
+  stream->Finish();
+}
+
+// Open loop: one thread sends at Poisson arrival times through gRPC's
+// callback API (or round robin over streams); answers are recorded as they
+// come.
+void OpenLoop(BiserveClient& client, RunState& state, double rate,
+              int streams_count, bool use_stream) {
+  std::mt19937 rng(absl::GetFlag(FLAGS_seed) + 17);
+  std::exponential_distribution<double> gap(rate);
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t outstanding = 0;
+
+  struct Stream {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::PredictRequest, v1::PredictResponse>> rw;
+    std::mutex write_mu;
+    std::mutex sent_mu;
+    std::map<std::string, std::pair<Clock::time_point, int64_t>> sent;
+    std::thread reader;
+  };
+  std::vector<std::unique_ptr<Stream>> streams;
+  if (use_stream) {
+    for (int i = 0; i < streams_count; ++i) {
+      auto s = std::make_unique<Stream>();
+      s->rw = client.stub().PredictStream(&s->context);
+      Stream* raw = s.get();
+      s->reader = std::thread([raw, &state, &mu, &cv, &outstanding] {
+        v1::PredictResponse response;
+        while (raw->rw->Read(&response)) {
+          std::pair<Clock::time_point, int64_t> sent;
+          {
+            std::lock_guard<std::mutex> lock(raw->sent_mu);
+            auto it = raw->sent.find(response.request_id());
+            if (it == raw->sent.end()) continue;
+            sent = it->second;
+            raw->sent.erase(it);
+          }
+          state.recorder.Record(sent.first, Clock::now(),
+                                ResponseStatus(response), sent.second);
+          std::lock_guard<std::mutex> lock(mu);
+          --outstanding;
+          cv.notify_all();
+        }
+      });
+      streams.push_back(std::move(s));
+    }
+  }
+
+  auto next_time = Clock::now();
+  int64_t sent_count = 0;
+  int64_t index;
+  while (state.Take(&index)) {
+    next_time += std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(gap(rng)));
+    std::this_thread::sleep_until(next_time);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++outstanding;
+    }
+    const int64_t steps = state.workload->steps[index];
+    if (use_stream) {
+      Stream& s = *streams[sent_count % streams.size()];
+      v1::PredictRequest request = state.workload->requests[index];
+      request.set_request_id(absl::StrCat(sent_count));
+      {
+        std::lock_guard<std::mutex> lock(s.sent_mu);
+        s.sent[request.request_id()] = {Clock::now(), steps};
+      }
+      std::lock_guard<std::mutex> lock(s.write_mu);
+      s.rw->Write(request);
+    } else {
+      auto context = std::make_shared<grpc::ClientContext>();
+      SetDeadline(*context);
+      auto response = std::make_shared<v1::PredictResponse>();
+      const auto sent = Clock::now();
+      client.stub().async()->Predict(
+          context.get(), &state.workload->requests[index], response.get(),
+          [context, response, sent, steps, &state, &mu, &cv,
+           &outstanding](grpc::Status status) {
+            state.recorder.Record(sent, Clock::now(), FromGrpcStatus(status),
+                                  steps);
+            std::lock_guard<std::mutex> lock(mu);
+            --outstanding;
+            cv.notify_all();
+          });
+    }
+    ++sent_count;
+  }
+  // Wait for the answers of what was sent (bounded by the call deadline).
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock,
+                std::chrono::duration<double>(absl::GetFlag(FLAGS_timeout_s) + 5),
+                [&] { return outstanding == 0; });
+  }
+  for (auto& s : streams) {
+    {
+      std::lock_guard<std::mutex> lock(s->write_mu);
+      s->rw->WritesDone();
+    }
+    s->reader.join();
+    s->rw->Finish();
+  }
+}
+
+Report RunOnce(BiserveClient& client, const Workload& workload, int concurrency,
+               double rate) {
+  RunState state;
+  state.workload = &workload;
+  const auto start = Clock::now();
+  state.measure_from =
+      start + std::chrono::duration_cast<Clock::duration>(
+                  std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_s)));
+  state.end = state.measure_from +
+              std::chrono::duration_cast<Clock::duration>(
+                  std::chrono::duration<double>(absl::GetFlag(FLAGS_duration_s)));
+  state.max_requests = absl::GetFlag(FLAGS_requests);
+  state.recorder.Start(state.measure_from);
+  const double cpu_start = CpuSeconds();
+  const bool use_stream = absl::GetFlag(FLAGS_stream);
+
+  std::atomic<bool> done{false};
+  std::thread progress;
+  if (isatty(STDERR_FILENO)) {
+    progress = std::thread([&] {
+      while (!done.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        const auto [total, errors] = state.recorder.totals();
+        const double t = std::chrono::duration<double>(Clock::now() - start).count();
+        std::fprintf(stderr, "\r[%5.1fs] %s%lld sent, %lld errors, %.0f req/s   ",
+                     t, Clock::now() < state.measure_from ? "warm-up " : "",
+                     static_cast<long long>(total), static_cast<long long>(errors),
+                     t > 0 ? total / t : 0.0);
+      }
+      std::fprintf(stderr, "\r%70s\r", "");
+    });
+  }
+
+  if (rate > 0) {
+    OpenLoop(client, state, rate, std::max(1, concurrency), use_stream);
+  } else {
+    std::vector<std::thread> workers;
+    for (int i = 0; i < concurrency; ++i) {
+      workers.emplace_back([&] {
+        if (use_stream) {
+          ClosedStream(client, state);
+        } else {
+          ClosedUnary(client, state);
+        }
+      });
+    }
+    for (std::thread& t : workers) t.join();
+  }
+  const auto finished = Clock::now();
+  done.store(true);
+  if (progress.joinable()) progress.join();
+
+  Report report;
+  report.concurrency = concurrency;
+  report.rate = rate;
+  report.seconds = std::chrono::duration<double>(
+                       finished - std::max(state.measure_from, start))
+                       .count();
+  std::vector<Sample> samples = state.recorder.samples();
+  std::vector<double> latencies;
+  int64_t steps = 0;
+  double sum = 0;
+  for (const Sample& s : samples) {
+    latencies.push_back(s.latency_ms);
+    steps += s.steps;
+    sum += s.latency_ms;
+  }
+  std::sort(latencies.begin(), latencies.end());
+  report.ok = static_cast<int64_t>(samples.size());
+  if (report.seconds > 0) {
+    report.throughput_rps = report.ok / report.seconds;
+    report.steps_per_s = steps / report.seconds;
+  }
+  report.p50 = Percentile(latencies, 0.50);
+  report.p90 = Percentile(latencies, 0.90);
+  report.p99 = Percentile(latencies, 0.99);
+  report.p999 = Percentile(latencies, 0.999);
+  report.max = latencies.empty() ? 0 : latencies.back();
+  report.mean = latencies.empty() ? 0 : sum / latencies.size();
+  report.errors = state.recorder.errors();
+  report.first_error = state.recorder.first_error();
+  report.client_cpu_s = CpuSeconds() - cpu_start;
+  report.wall_s = std::chrono::duration<double>(finished - start).count();
+  return report;
+}
+
+std::string ReportJson(const Report& r) {
+  std::string errors;
+  for (const auto& [code, count] : r.errors) {
+    absl::StrAppend(&errors, errors.empty() ? "" : ", ", "\"", code,
+                    "\": ", count);
+  }
+  return absl::StrFormat(
+      "{\"concurrency\": %d, \"rate\": %g, \"seconds\": %.3f, \"requests\": "
+      "%d, \"throughput_rps\": %.3f, \"steps_per_s\": %.1f, \"latency_ms\": "
+      "{\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"p999\": %.3f, \"max\": "
+      "%.3f, \"mean\": %.3f}, \"errors\": {%s}, \"client_cpu_s\": %.3f, \"wall_s\": %.3f}",
+      r.concurrency, r.rate, r.seconds, r.ok, r.throughput_rps, r.steps_per_s,
+      r.p50, r.p90, r.p99, r.p999, r.max, r.mean, errors, r.client_cpu_s,
+      r.wall_s);
+}
+
+void PrintHeader() {
+  std::printf("%11s %8s %10s %12s %9s %9s %9s %9s %9s %8s %9s\n", "concurrency",
+              "rate", "req/s", "steps/s", "p50_ms", "p90_ms", "p99_ms",
+              "p99.9_ms", "max_ms", "errors", "client_cpu");
+}
+
+void PrintLine(const Report& r) {
+  int64_t errors = 0;
+  for (const auto& [code, count] : r.errors) errors += count;
+  std::printf("%11d %8g %10.1f %12.0f %9.2f %9.2f %9.2f %9.2f %9.2f %8lld %8.0f%%\n",
+              r.concurrency, r.rate, r.throughput_rps, r.steps_per_s, r.p50,
+              r.p90, r.p99, r.p999, r.max, static_cast<long long>(errors),
+              r.wall_s > 0 ? 100 * r.client_cpu_s / r.wall_s : 0.0);
+  for (const auto& [code, count] : r.errors) {
+    std::printf("    %s: %lld\n", code.c_str(), static_cast<long long>(count));
+  }
+  if (!r.first_error.empty()) {
+    std::printf("    first error: %s\n", r.first_error.c_str());
+  }
+  std::fflush(stdout);
+}
+
+int Run() {
+  if (absl::GetFlag(FLAGS_model).empty()) {
+    std::cerr << "biserve_loadtest: --model is required\n";
+    return 3;
+  }
+  ClientOptions options;
+  options.server = absl::GetFlag(FLAGS_server);
+  auto client = BiserveClient::Create(options);
+  if (!client.ok()) {
+    std::cerr << "biserve_loadtest: " << client.status() << "\n";
+    return static_cast<int>(client.status().code());
+  }
+  absl::StatusOr<Workload> workload = MakeWorkload(**client);
+  if (!workload.ok()) {
+    std::cerr << "biserve_loadtest: " << workload.status() << "\n";
+    return static_cast<int>(workload.status().code());
+  }
+  std::vector<int> concurrencies;
+  if (!absl::GetFlag(FLAGS_sweep).empty()) {
+    for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_sweep), ',')) {
+      int n;
+      if (!absl::SimpleAtoi(c, &n) || n < 1) {
+        std::cerr << "biserve_loadtest: --sweep wants concurrencies >= 1, got \""
+                  << c << "\"\n";
+        return 3;
+      }
+      concurrencies.push_back(n);
+    }
+  } else {
+    concurrencies.push_back(std::max(1, absl::GetFlag(FLAGS_concurrency)));
+  }
+  std::printf("# model %s on %s: %d sequence(s) per request, lengths %s, %s\n",
+              absl::GetFlag(FLAGS_model).c_str(),
+              absl::GetFlag(FLAGS_server).c_str(), absl::GetFlag(FLAGS_batch),
+              absl::GetFlag(FLAGS_seq_len_file).empty()
+                  ? absl::GetFlag(FLAGS_seq_len).c_str()
+                  : absl::GetFlag(FLAGS_seq_len_file).c_str(),
+              absl::GetFlag(FLAGS_stream) ? "stream" : "unary");
+  PrintHeader();
+  std::vector<Report> reports;
+  for (int concurrency : concurrencies) {
+    reports.push_back(RunOnce(**client, *workload, concurrency,
+                              absl::GetFlag(FLAGS_sweep).empty()
+                                  ? absl::GetFlag(FLAGS_rate)
+                                  : 0));
+    PrintLine(reports.back());
+  }
+  if (!absl::GetFlag(FLAGS_out).empty()) {
+    std::string json;
+    if (reports.size() == 1) {
+      json = ReportJson(reports[0]);
+    } else {
+      json = "{\"sweep\": [";
+      for (size_t i = 0; i < reports.size(); ++i) {
+        absl::StrAppend(&json, i ? ",\n  " : "\n  ", ReportJson(reports[i]));
+      }
+      json += "\n]}";
+    }
+    std::ofstream(absl::GetFlag(FLAGS_out)) << json << "\n";
+  }
+  int64_t ok = 0;
+  for (const Report& r : reports) ok += r.ok;
+  return ok > 0 ? 0 : 14;
+}
+
+}  // namespace
+}  // namespace biserve
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Load test for biserve: throughput and latency percentiles.\n"
+      "  biserve_loadtest --server localhost:8001 --model w2_lstm "
+      "--concurrency 8 --seq_len 50 --duration_s 10\n"
+      "  biserve_loadtest --model w2_lstm --rate 200 --seq_len 1:200\n"
+      "  biserve_loadtest --model w2_lstm --sweep 1,8,64 --out report.json");
+  absl::ParseCommandLine(argc, argv);
+  return biserve::Run();
+}
