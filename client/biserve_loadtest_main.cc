@@ -201,8 +201,15 @@ absl::StatusOr<Workload> MakeWorkload(BiserveClient& client) {
   // Token ids 0 and 1 exist in every vocabulary of two or more.
   constexpr int kVocabulary = 2;
   Workload workload;
-  constexpr int kDistinct = 256;
-  for (int r = 0; r < kDistinct; ++r) {
+  // Up to 256 distinct requests, fewer when they are large: at most about
+  // 256 MB of values in all.
+  const int64_t longest =
+      lengths.empty() ? high : *std::max_element(lengths.begin(), lengths.end());
+  const int64_t values_per_request = absl::GetFlag(FLAGS_batch) * longest *
+                                     std::max(1, metadata->input.input_dim);
+  const int distinct = static_cast<int>(
+      std::clamp<int64_t>((int64_t{64} << 20) / values_per_request, 1, 256));
+  for (int r = 0; r < distinct; ++r) {
     std::vector<OwnedSequence> sequences(absl::GetFlag(FLAGS_batch));
     int64_t steps = 0;
     for (OwnedSequence& s : sequences) {
