@@ -141,7 +141,11 @@ void ModelRegistry::Mutate(const std::string& name,
   bool before, after;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ModelEntry& entry = models_[name];
+    auto [it, created] = models_.try_emplace(name);
+    ModelEntry& entry = it->second;
+    // A model first seen here (no SetModelSettings yet) serves with the
+    // server's defaults, not BatchingOptions' own.
+    if (created) entry.batching = options_.default_batching;
     before = Serving(entry);
     change(entry);
     after = Serving(entry);
@@ -192,6 +196,10 @@ void ModelRegistry::SetFailed(const std::string& name, int64_t version,
 }
 
 void ModelRegistry::Unload(const std::string& name, int64_t version) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (models_.find(name) == models_.end()) return;  // nothing to unload
+  }
   Mutate(name, [&](ModelEntry& entry) {
     auto it = entry.versions.find(version);
     if (it == entry.versions.end()) return;

@@ -80,7 +80,7 @@ void UnbatchedScheduler::Drain(absl::Time deadline) {
     auto idle = [this] { return queue_.empty() && running_ == 0; };
     if (deadline == absl::InfiniteFuture()) {
       idle_cv_.wait(lock, idle);
-    } else {
+    } else if (deadline > absl::Now()) {
       idle_cv_.wait_until(lock, absl::ToChronoTime(deadline), idle);
     }
     abandoned.swap(queue_);

@@ -71,6 +71,8 @@ absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
     if (length == 0) {  // inferred from the values
       if (model.takes_token_ids()) {
         length = s.token_ids_size();
+      } else if (s.features_size() == 0 && s.token_ids_size() > 0) {
+        length = s.token_ids_size();  // ValidateSequence names the mix-up
       } else if (s.features_size() % model.input_dim() == 0) {
         length = s.features_size() / model.input_dim();
       } else {

@@ -1,0 +1,523 @@
+#include "core/model_registry.h"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "core/model.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/core/random_model.h"
+
+namespace biserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+
+// A small valid model named `name`, from a fixed seed.
+std::shared_ptr<const Model> MakeModel(const std::string& name) {
+  std::mt19937 rng(7);
+  ModelSpec spec = testing::RandomModelSpec(rng);
+  spec.name = name;
+  absl::StatusOr<std::shared_ptr<const Model>> model = Model::Create(spec);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return *model;
+}
+
+// Records the registry's serving-change calls.
+class ServingLog {
+ public:
+  void Record(const std::string& model, bool serving) {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.emplace_back(model, serving);
+  }
+  std::vector<std::pair<std::string, bool>> events() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, bool>> events_;  // guarded by mu_
+};
+
+class ModelRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ModelRegistry::Options options;
+    options.default_batching.max_batch_size = 5;
+    options.default_batching.max_queue_size = 11;
+    options.on_serving_change = [this](const std::string& model, bool serving) {
+      log_.Record(model, serving);
+    };
+    auto registry = ModelRegistry::Create(std::move(options));
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+  }
+
+  // The status of `name`, or a failure if it is not listed.
+  ModelStatus StatusOf(const std::string& name) {
+    for (ModelStatus& status : registry_->List()) {
+      if (status.name == name) return status;
+    }
+    ADD_FAILURE() << name << " is not listed";
+    return {};
+  }
+
+  // (version, state) pairs of `name`.
+  std::vector<std::pair<int64_t, VersionState>> States(
+      const std::string& name) {
+    std::vector<std::pair<int64_t, VersionState>> states;
+    for (const VersionStatus& v : StatusOf(name).versions) {
+      states.emplace_back(v.version, v.state);
+    }
+    return states;
+  }
+
+  std::vector<std::string> ListedNames() {
+    std::vector<std::string> names;
+    for (const ModelStatus& status : registry_->List()) {
+      names.push_back(status.name);
+    }
+    return names;
+  }
+
+  ServingLog log_;
+  std::unique_ptr<ModelRegistry> registry_;
+};
+
+TEST(ModelRegistryCreateTest, RejectsInvalidDefaultBatching) {
+  ModelRegistry::Options options;
+  options.default_batching.max_batch_size = 0;
+  auto registry = ModelRegistry::Create(std::move(options));
+  EXPECT_EQ(registry.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(registry.status().message()),
+              HasSubstr("default batching: max_batch_size"));
+}
+
+TEST(ModelRegistryCreateTest, WorksWithoutAServingListener) {
+  auto registry = ModelRegistry::Create({});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  (*registry)->SetAvailable("m", 1, MakeModel("v1"));
+  (*registry)->Unload("m", 1);
+  EXPECT_FALSE((*registry)->IsServing("m"));
+}
+
+TEST(VersionStateNameTest, NamesEveryState) {
+  EXPECT_EQ(VersionStateName(VersionState::kLoading), "loading");
+  EXPECT_EQ(VersionStateName(VersionState::kAvailable), "available");
+  EXPECT_EQ(VersionStateName(VersionState::kFailed), "failed");
+  EXPECT_EQ(VersionStateName(VersionState::kUnloading), "unloading");
+}
+
+TEST_F(ModelRegistryTest, UnknownModelIsNotFoundAndNamesTheServedModels) {
+  registry_->SetAvailable("alpha", 1, MakeModel("a"));
+  registry_->SetAvailable("beta", 1, MakeModel("b"));
+  absl::StatusOr<ServableModel> got = registry_->Get("gamma", 0);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("'gamma'"));
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("models served: alpha, beta"));
+}
+
+TEST_F(ModelRegistryTest, UnknownModelInAnEmptyRegistrySaysNone) {
+  absl::StatusOr<ServableModel> got = registry_->Get("gamma", 0);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("models served: none"));
+}
+
+TEST_F(ModelRegistryTest, VersionZeroGetsTheNewestAvailableVersion) {
+  std::shared_ptr<const Model> v1 = MakeModel("v1");
+  std::shared_ptr<const Model> v2 = MakeModel("v2");
+  registry_->SetAvailable("m", 1, v1);
+  registry_->SetAvailable("m", 2, v2);
+  absl::StatusOr<ServableModel> newest = registry_->Get("m", 0);
+  ASSERT_TRUE(newest.ok()) << newest.status();
+  EXPECT_EQ(newest->name, "m");
+  EXPECT_EQ(newest->version, 2);
+  EXPECT_EQ(newest->model, v2);
+  absl::StatusOr<ServableModel> first = registry_->Get("m", 1);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->version, 1);
+  EXPECT_EQ(first->model, v1);
+}
+
+TEST_F(ModelRegistryTest, VersionZeroSkipsNewerVersionsThatAreNotAvailable) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->SetFailed("m", 2, "bad weights");
+  registry_->SetLoading("m", 3);
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 0);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->version, 1);
+}
+
+TEST_F(ModelRegistryTest, UnknownVersionIsNotFoundAndNamesAvailableVersions) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->SetAvailable("m", 3, MakeModel("v3"));
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 2);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("version 2 of model 'm'"));
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("available versions: 1, 3"));
+}
+
+TEST_F(ModelRegistryTest, LoadingModelIsUnavailable) {
+  registry_->SetLoading("m", 1);
+  absl::StatusOr<ServableModel> newest = registry_->Get("m", 0);
+  EXPECT_EQ(newest.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(newest.status().message()),
+              HasSubstr("loading (version 1)"));
+  absl::StatusOr<ServableModel> exact = registry_->Get("m", 1);
+  EXPECT_EQ(exact.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(exact.status().message()), HasSubstr("retry"));
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kLoading)));
+}
+
+TEST_F(ModelRegistryTest, ModelWhoseVersionsAllFailedIsFailedPrecondition) {
+  registry_->SetFailed("m", 1, "kernel has shape [3, 4]");
+  registry_->SetFailed("m", 2, "file truncated");
+  absl::StatusOr<ServableModel> newest = registry_->Get("m", 0);
+  EXPECT_EQ(newest.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(newest.status().message()),
+              HasSubstr("version 1: kernel has shape [3, 4]"));
+  EXPECT_THAT(std::string(newest.status().message()),
+              HasSubstr("version 2: file truncated"));
+  absl::StatusOr<ServableModel> exact = registry_->Get("m", 2);
+  EXPECT_EQ(exact.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(exact.status().message()),
+              HasSubstr("version 2 of model 'm' failed to load: "
+                        "file truncated"));
+}
+
+TEST_F(ModelRegistryTest, FailedVersionShowsItsReasonInList) {
+  registry_->SetFailed("m", 1, "no such file");
+  const ModelStatus status = StatusOf("m");
+  ASSERT_EQ(status.versions.size(), 1u);
+  EXPECT_EQ(status.versions[0].state, VersionState::kFailed);
+  EXPECT_EQ(status.versions[0].reason, "no such file");
+}
+
+TEST_F(ModelRegistryTest, ModelWithNoVersionIsNotFound) {
+  registry_->SetModelSettings("m", ModelConfig(), "");
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 0);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("no version to serve"));
+}
+
+TEST_F(ModelRegistryTest, ReloadKeepsServingWhileLoading) {
+  std::shared_ptr<const Model> v1 = MakeModel("v1");
+  registry_->SetAvailable("m", 1, v1);
+  registry_->SetLoading("m", 1);
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->model, v1);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kAvailable)));
+}
+
+TEST_F(ModelRegistryTest, FailedReloadKeepsServingTheLoadedCopyWithAReason) {
+  std::shared_ptr<const Model> v1 = MakeModel("v1");
+  registry_->SetAvailable("m", 1, v1);
+  registry_->SetFailed("m", 1, "truncated");
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->model, v1);
+  const ModelStatus status = StatusOf("m");
+  ASSERT_EQ(status.versions.size(), 1u);
+  EXPECT_EQ(status.versions[0].state, VersionState::kAvailable);
+  EXPECT_EQ(status.versions[0].reason,
+            "reload failed, still serving the loaded copy: truncated");
+}
+
+TEST_F(ModelRegistryTest, SuccessfulReloadReplacesTheModelAndClearsTheReason) {
+  registry_->SetAvailable("m", 1, MakeModel("old"));
+  registry_->SetFailed("m", 1, "truncated");
+  std::shared_ptr<const Model> fresh = MakeModel("new");
+  registry_->SetAvailable("m", 1, fresh);
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->model, fresh);
+  EXPECT_EQ(StatusOf("m").versions[0].reason, "");
+}
+
+TEST_F(ModelRegistryTest, UnloadedVersionStaysUnloadingUntilItsLastUserDrops) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  absl::StatusOr<ServableModel> held = registry_->Get("m", 1);
+  ASSERT_TRUE(held.ok()) << held.status();
+  std::weak_ptr<const Model> watch = held->model;
+  registry_->SetAvailable("m", 2, MakeModel("v2"));
+
+  registry_->Unload("m", 1);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kUnloading),
+                                       Pair(2, VersionState::kAvailable)));
+  absl::StatusOr<ServableModel> again = registry_->Get("m", 1);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(again.status().message()),
+              HasSubstr("available versions: 2"));
+  EXPECT_EQ(registry_->Get("m", 0)->version, 2);
+  // The request that pinned version 1 still has a whole, usable model.
+  EXPECT_EQ(held->model->name(), "v1");
+  EXPECT_GE(held->model->bidirectional_count(), 1);
+  EXPECT_EQ(registry_->CollectUnloaded(), 0);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kUnloading),
+                                       Pair(2, VersionState::kAvailable)));
+
+  held->model.reset();
+  EXPECT_TRUE(watch.expired()) << "the registry kept a strong reference";
+  EXPECT_EQ(registry_->CollectUnloaded(), 1);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(2, VersionState::kAvailable)));
+  EXPECT_EQ(registry_->CollectUnloaded(), 0);
+}
+
+TEST_F(ModelRegistryTest, UnloadedVersionWithoutUsersIsForgottenAtOnce) {
+  std::shared_ptr<const Model> model = MakeModel("v1");
+  std::weak_ptr<const Model> watch = model;
+  registry_->SetAvailable("m", 1, std::move(model));
+  registry_->SetAvailable("m", 2, MakeModel("v2"));
+  registry_->Unload("m", 1);
+  EXPECT_TRUE(watch.expired());
+  EXPECT_THAT(States("m"), ElementsAre(Pair(2, VersionState::kAvailable)));
+}
+
+TEST_F(ModelRegistryTest, UnloadForgetsFailedAndLoadingVersionsAtOnce) {
+  registry_->SetFailed("m", 1, "bad");
+  registry_->SetLoading("m", 2);
+  registry_->SetAvailable("m", 3, MakeModel("v3"));
+  registry_->Unload("m", 1);
+  registry_->Unload("m", 2);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(3, VersionState::kAvailable)));
+}
+
+TEST_F(ModelRegistryTest, UnloadOfAnUnknownVersionChangesNothing) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->Unload("m", 7);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kAvailable)));
+}
+
+TEST_F(ModelRegistryTest, UnloadingTwiceKeepsTrackingTheUser) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  absl::StatusOr<ServableModel> held = registry_->Get("m", 1);
+  ASSERT_TRUE(held.ok());
+  registry_->Unload("m", 1);
+  registry_->Unload("m", 1);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kUnloading)));
+  held->model.reset();
+  EXPECT_EQ(registry_->CollectUnloaded(), 1);
+}
+
+TEST_F(ModelRegistryTest, ServingListenerHearsOfFirstAvailableAndLastGone) {
+  registry_->SetModelSettings("m", ModelConfig(), "");
+  registry_->SetLoading("m", 1);
+  registry_->SetFailed("m", 2, "bad");
+  EXPECT_THAT(log_.events(), IsEmpty());
+
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  registry_->SetAvailable("m", 3, MakeModel("v3"));
+  registry_->SetLoading("m", 3);  // a reload
+  registry_->SetFailed("m", 3, "reload failed");
+  registry_->Unload("m", 1);
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+
+  registry_->Unload("m", 3);
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true), Pair("m", false)));
+}
+
+TEST_F(ModelRegistryTest, ServingListenerIsPerModel) {
+  registry_->SetAvailable("a", 1, MakeModel("a"));
+  registry_->SetAvailable("b", 1, MakeModel("b"));
+  registry_->RemoveModel("a");
+  EXPECT_THAT(log_.events(),
+              ElementsAre(Pair("a", true), Pair("b", true), Pair("a", false)));
+}
+
+TEST_F(ModelRegistryTest, ListenerMayCallBackIntoTheRegistry) {
+  // The listener runs outside the lock: reading the registry from it must
+  // not deadlock.
+  ModelRegistry* registry = nullptr;
+  std::vector<bool> seen;
+  ModelRegistry::Options options;
+  options.on_serving_change = [&](const std::string& model, bool serving) {
+    seen.push_back(registry->IsServing(model));
+  };
+  auto created = ModelRegistry::Create(std::move(options));
+  ASSERT_TRUE(created.ok());
+  registry = created->get();
+  registry->SetAvailable("m", 1, MakeModel("v1"));
+  registry->Unload("m", 1);
+  EXPECT_THAT(seen, ElementsAre(true, false));
+}
+
+TEST_F(ModelRegistryTest, RemovedModelIsNotFoundAndForgottenWhenUnused) {
+  registry_->SetModelSettings("m", ModelConfig(), "");
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->SetFailed("m", 2, "bad");
+  registry_->SetAvailable("other", 1, MakeModel("o"));
+
+  registry_->RemoveModel("m");
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 0);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("models served: other"));
+  EXPECT_THAT(ListedNames(), ElementsAre("other"));
+  EXPECT_FALSE(registry_->IsServing("m"));
+  EXPECT_THAT(registry_->AvailableVersions("m"), IsEmpty());
+}
+
+TEST_F(ModelRegistryTest, RemovedModelInUseStaysListedAsUnloadingUntilDropped) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  absl::StatusOr<ServableModel> held = registry_->Get("m", 1);
+  ASSERT_TRUE(held.ok());
+
+  registry_->RemoveModel("m");
+  EXPECT_EQ(registry_->Get("m", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kUnloading)));
+  EXPECT_EQ(held->model->name(), "v1");
+
+  held->model.reset();
+  EXPECT_EQ(registry_->CollectUnloaded(), 1);
+  EXPECT_THAT(ListedNames(), IsEmpty());
+}
+
+TEST_F(ModelRegistryTest, RemovingAnUnknownModelChangesNothing) {
+  registry_->RemoveModel("nope");
+  EXPECT_THAT(ListedNames(), IsEmpty());
+  EXPECT_THAT(log_.events(), IsEmpty());
+}
+
+TEST_F(ModelRegistryTest, RemovedModelComesBackWhenItsSettingsAreSetAgain) {
+  registry_->SetModelSettings("m", ModelConfig(), "");
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->RemoveModel("m");
+  registry_->SetModelSettings("m", ModelConfig(), "");
+  registry_->SetAvailable("m", 2, MakeModel("v2"));
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 0);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->version, 2);
+}
+
+TEST_F(ModelRegistryTest, ServableCarriesDefaultsWithTheModelsOverrides) {
+  ModelConfig config;
+  config.version_policy.kind = VersionPolicy::Kind::kAll;
+  config.batching.max_batch_steps = 99;
+  registry_->SetModelSettings("m", config, "");
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->batching.max_batch_steps, 99);  // the model's override
+  EXPECT_EQ(got->batching.max_batch_size, 5);    // the registry's default
+  EXPECT_EQ(got->batching.max_queue_size, 11);   // the registry's default
+  EXPECT_EQ(got->batching.max_queue_delay_us,
+            BatchingOptions().max_queue_delay_us);
+}
+
+TEST_F(ModelRegistryTest, ModelWithoutSettingsGetsTheRegistrysDefaults) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  absl::StatusOr<ServableModel> got = registry_->Get("m", 1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->batching.max_batch_size, 5);
+  EXPECT_EQ(got->batching.max_queue_size, 11);
+}
+
+TEST_F(ModelRegistryTest, NewSettingsApplyToTheNextGet) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  ModelConfig config;
+  config.batching.max_batch_size = 2;
+  registry_->SetModelSettings("m", config, "");
+  EXPECT_EQ(registry_->Get("m", 1)->batching.max_batch_size, 2);
+}
+
+TEST_F(ModelRegistryTest, ListShowsPolicyConfigErrorAndVersionsAscending) {
+  ModelConfig config;
+  config.version_policy.kind = VersionPolicy::Kind::kLatest;
+  config.version_policy.num_versions = 2;
+  const absl::Time before = absl::Now();
+  registry_->SetModelSettings("m", config, "config.pbtxt: line 1: oops");
+  registry_->SetAvailable("m", 3, MakeModel("v3"));
+  registry_->SetLoading("m", 1);
+  registry_->SetFailed("m", 2, "bad");
+  const absl::Time after = absl::Now();
+
+  const ModelStatus status = StatusOf("m");
+  EXPECT_EQ(status.version_policy, "latest:2");
+  EXPECT_EQ(status.config_error, "config.pbtxt: line 1: oops");
+  ASSERT_EQ(status.versions.size(), 3u);
+  EXPECT_EQ(status.versions[0].version, 1);
+  EXPECT_EQ(status.versions[0].state, VersionState::kLoading);
+  EXPECT_EQ(status.versions[1].version, 2);
+  EXPECT_EQ(status.versions[1].state, VersionState::kFailed);
+  EXPECT_EQ(status.versions[2].version, 3);
+  EXPECT_EQ(status.versions[2].state, VersionState::kAvailable);
+  for (const VersionStatus& v : status.versions) {
+    EXPECT_GE(v.since, before);
+    EXPECT_LE(v.since, after);
+  }
+}
+
+TEST_F(ModelRegistryTest, ListIsSortedByModelName) {
+  registry_->SetAvailable("zeta", 1, MakeModel("z"));
+  registry_->SetAvailable("alpha", 1, MakeModel("a"));
+  EXPECT_THAT(ListedNames(), ElementsAre("alpha", "zeta"));
+}
+
+TEST_F(ModelRegistryTest, AvailableVersionsAndIsServingFollowStates) {
+  EXPECT_FALSE(registry_->IsServing("m"));
+  registry_->SetLoading("m", 4);
+  EXPECT_FALSE(registry_->IsServing("m"));
+  registry_->SetAvailable("m", 3, MakeModel("v3"));
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->SetFailed("m", 2, "bad");
+  EXPECT_TRUE(registry_->IsServing("m"));
+  EXPECT_THAT(registry_->AvailableVersions("m"), ElementsAre(1, 3));
+  EXPECT_THAT(registry_->AvailableVersions("unknown"), IsEmpty());
+}
+
+TEST_F(ModelRegistryTest, ConcurrentGetsDuringSwapsAlwaysSeeAWholeModel) {
+  // One writer swaps versions in and out while readers pin them; every
+  // successful Get must return a usable model of the version it names.
+  registry_->SetAvailable("m", 1, MakeModel("1"));
+  constexpr int kSwaps = 200;
+  std::vector<std::thread> readers;
+  std::atomic<int> ok_gets{0};
+  std::atomic<bool> writer_done{false};
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      // At least a few hundred reads, and until the writer has finished.
+      for (int i = 0; i < 500 || !writer_done.load(); ++i) {
+        absl::StatusOr<ServableModel> got = registry_->Get("m", 0);
+        // A version is made available before the previous one unloads.
+        EXPECT_TRUE(got.ok()) << got.status();
+        if (!got.ok()) continue;
+        EXPECT_EQ(got->model->name(), std::to_string(got->version));
+        ok_gets.fetch_add(1);
+      }
+    });
+  }
+  for (int v = 2; v <= kSwaps; ++v) {
+    registry_->SetAvailable("m", v, MakeModel(std::to_string(v)));
+    registry_->Unload("m", v - 1);
+    registry_->CollectUnloaded();
+  }
+  writer_done.store(true);
+  for (std::thread& t : readers) t.join();
+  EXPECT_GT(ok_gets.load(), 0);
+  registry_->CollectUnloaded();
+  EXPECT_THAT(States("m"), ElementsAre(Pair(kSwaps, VersionState::kAvailable)));
+}
+
+}  // namespace
+}  // namespace biserve
