@@ -27,7 +27,8 @@ v1::OutputSelection ToProto(OutputSelection outputs) {
 }
 
 TensorSpec SpecFromProto(const v1::TensorSpec& proto) {
-  return TensorSpec{proto.name(), proto.dtype(),
+  return TensorSpec{proto.name(),
+                    proto.dtype(),
                     {proto.shape().begin(), proto.shape().end()}};
 }
 
@@ -121,8 +122,9 @@ absl::StatusOr<std::unique_ptr<BiserveClient>> BiserveClient::Create(
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
   if (options.keepalive_time > absl::ZeroDuration()) {
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
-                static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
+    args.SetInt(
+        GRPC_ARG_KEEPALIVE_TIME_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   }
   auto channel = grpc::CreateCustomChannel(options.server, credentials, args);
@@ -200,7 +202,8 @@ absl::StatusOr<ModelMetadata> BiserveClient::GetModelMetadata(
   for (const v1::LayerSummary& layer : response.layers()) {
     std::vector<std::string> parts;
     if (!layer.cell().empty()) parts.push_back(layer.cell());
-    if (layer.units() > 0) parts.push_back(absl::StrCat(layer.units(), " units"));
+    if (layer.units() > 0)
+      parts.push_back(absl::StrCat(layer.units(), " units"));
     if (!layer.merge_mode().empty()) parts.push_back(layer.merge_mode());
     metadata.layers.push_back(
         absl::StrCat(layer.type(), "(", absl::StrJoin(parts, ", "), ")"));
@@ -219,10 +222,9 @@ absl::StatusOr<std::vector<ModelStatus>> BiserveClient::ListModels() {
   for (const v1::ModelStatus& m : response.models()) {
     ModelStatus model{m.name(), m.version_policy(), m.config_error(), {}};
     for (const v1::ModelVersionStatus& v : m.versions()) {
-      model.versions.push_back(VersionStatus{v.version(),
-                                             StateFromProto(v.state()),
-                                             v.reason(),
-                                             absl::FromUnixMillis(v.since_unix_ms())});
+      model.versions.push_back(
+          VersionStatus{v.version(), StateFromProto(v.state()), v.reason(),
+                        absl::FromUnixMillis(v.since_unix_ms())});
     }
     models.push_back(std::move(model));
   }
@@ -257,9 +259,9 @@ std::optional<StreamAnswer> PredictionStream::Receive() {
   if (!stream_->Read(&response)) return std::nullopt;
   StreamAnswer answer{response.request_id(), absl::UnknownError("")};
   if (response.has_error() && response.error().code() != 0) {
-    answer.result = absl::Status(
-        static_cast<absl::StatusCode>(response.error().code()),
-        response.error().message());
+    answer.result =
+        absl::Status(static_cast<absl::StatusCode>(response.error().code()),
+                     response.error().message());
   } else {
     answer.result = PredictionFromResponse(std::move(response));
   }

@@ -170,8 +170,8 @@ absl::StatusOr<Workload> MakeWorkload(BiserveClient& client) {
     absl::StatusOr<std::string> text =
         ReadFile(absl::GetFlag(FLAGS_seq_len_file), "--seq_len_file");
     if (!text.ok()) return text.status();
-    for (absl::string_view word :
-         absl::StrSplit(*text, absl::ByAnyChar(" \t\r\n,"), absl::SkipEmpty())) {
+    for (absl::string_view word : absl::StrSplit(
+             *text, absl::ByAnyChar(" \t\r\n,"), absl::SkipEmpty())) {
       int64_t n;
       if (!absl::SimpleAtoi(word, &n) || n < 1) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -204,7 +204,8 @@ absl::StatusOr<Workload> MakeWorkload(BiserveClient& client) {
   // Up to 256 distinct requests, fewer when they are large: at most about
   // 256 MB of values in all.
   const int64_t longest =
-      lengths.empty() ? high : *std::max_element(lengths.begin(), lengths.end());
+      lengths.empty() ? high
+                      : *std::max_element(lengths.begin(), lengths.end());
   const int64_t values_per_request = absl::GetFlag(FLAGS_batch) * longest *
                                      std::max(1, metadata->input.input_dim);
   const int distinct = static_cast<int>(
@@ -251,7 +252,8 @@ struct RunState {
         Clock::now() >= measure_from) {
       return false;
     }
-    *index = next.fetch_add(1) % static_cast<int64_t>(workload->requests.size());
+    *index =
+        next.fetch_add(1) % static_cast<int64_t>(workload->requests.size());
     return true;
   }
 };
@@ -278,8 +280,8 @@ void ClosedUnary(BiserveClient& client, RunState& state) {
     SetDeadline(context);
     v1::PredictResponse response;
     const auto sent = Clock::now();
-    grpc::Status status =
-        client.stub().Predict(&context, state.workload->requests[index], &response);
+    grpc::Status status = client.stub().Predict(
+        &context, state.workload->requests[index], &response);
     state.recorder.Record(sent, Clock::now(), FromGrpcStatus(status),
                           state.workload->steps[index]);
   }
@@ -296,8 +298,8 @@ void ClosedStream(BiserveClient& client, RunState& state) {
     const auto sent = Clock::now();
     v1::PredictResponse response;
     if (!stream->Write(request) || !stream->Read(&response)) {
-      state.recorder.Record(sent, Clock::now(), FromGrpcStatus(stream->Finish()),
-                            0);
+      state.recorder.Record(sent, Clock::now(),
+                            FromGrpcStatus(stream->Finish()), 0);
       return;
     }
     state.recorder.Record(sent, Clock::now(), ResponseStatus(response),
@@ -323,7 +325,9 @@ void OpenLoop(BiserveClient& client, RunState& state, double rate,
 
   struct Stream {
     grpc::ClientContext context;
-    std::unique_ptr<grpc::ClientReaderWriter<v1::PredictRequest, v1::PredictResponse>> rw;
+    std::unique_ptr<
+        grpc::ClientReaderWriter<v1::PredictRequest, v1::PredictResponse>>
+        rw;
     std::mutex write_mu;
     std::mutex sent_mu;
     std::map<std::string, std::pair<Clock::time_point, int64_t>> sent;
@@ -400,9 +404,9 @@ void OpenLoop(BiserveClient& client, RunState& state, double rate,
   // Wait for the answers of what was sent (bounded by the call deadline).
   {
     std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(lock,
-                std::chrono::duration<double>(absl::GetFlag(FLAGS_timeout_s) + 5),
-                [&] { return outstanding == 0; });
+    cv.wait_for(
+        lock, std::chrono::duration<double>(absl::GetFlag(FLAGS_timeout_s) + 5),
+        [&] { return outstanding == 0; });
   }
   for (auto& s : streams) {
     {
@@ -422,9 +426,10 @@ Report RunOnce(BiserveClient& client, const Workload& workload, int concurrency,
   state.measure_from =
       start + std::chrono::duration_cast<Clock::duration>(
                   std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_s)));
-  state.end = state.measure_from +
-              std::chrono::duration_cast<Clock::duration>(
-                  std::chrono::duration<double>(absl::GetFlag(FLAGS_duration_s)));
+  state.end =
+      state.measure_from +
+      std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(absl::GetFlag(FLAGS_duration_s)));
   state.max_requests = absl::GetFlag(FLAGS_requests);
   state.recorder.Start(state.measure_from);
   const double cpu_start = CpuSeconds();
@@ -437,11 +442,13 @@ Report RunOnce(BiserveClient& client, const Workload& workload, int concurrency,
       while (!done.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
         const auto [total, errors] = state.recorder.totals();
-        const double t = std::chrono::duration<double>(Clock::now() - start).count();
-        std::fprintf(stderr, "\r[%5.1fs] %s%lld sent, %lld errors, %.0f req/s   ",
-                     t, Clock::now() < state.measure_from ? "warm-up " : "",
-                     static_cast<long long>(total), static_cast<long long>(errors),
-                     t > 0 ? total / t : 0.0);
+        const double t =
+            std::chrono::duration<double>(Clock::now() - start).count();
+        std::fprintf(stderr,
+                     "\r[%5.1fs] %s%lld sent, %lld errors, %.0f req/s   ", t,
+                     Clock::now() < state.measure_from ? "warm-up " : "",
+                     static_cast<long long>(total),
+                     static_cast<long long>(errors), t > 0 ? total / t : 0.0);
       }
       std::fprintf(stderr, "\r%70s\r", "");
     });
@@ -510,7 +517,8 @@ std::string ReportJson(const Report& r) {
       "{\"concurrency\": %d, \"rate\": %g, \"seconds\": %.3f, \"requests\": "
       "%d, \"throughput_rps\": %.3f, \"steps_per_s\": %.1f, \"latency_ms\": "
       "{\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"p999\": %.3f, \"max\": "
-      "%.3f, \"mean\": %.3f}, \"errors\": {%s}, \"client_cpu_s\": %.3f, \"wall_s\": %.3f}",
+      "%.3f, \"mean\": %.3f}, \"errors\": {%s}, \"client_cpu_s\": %.3f, "
+      "\"wall_s\": %.3f}",
       r.concurrency, r.rate, r.seconds, r.ok, r.throughput_rps, r.steps_per_s,
       r.p50, r.p90, r.p99, r.p999, r.max, r.mean, errors, r.client_cpu_s,
       r.wall_s);
@@ -525,10 +533,11 @@ void PrintHeader() {
 void PrintLine(const Report& r) {
   int64_t errors = 0;
   for (const auto& [code, count] : r.errors) errors += count;
-  std::printf("%11d %8g %10.1f %12.0f %9.2f %9.2f %9.2f %9.2f %9.2f %8lld %8.0f%%\n",
-              r.concurrency, r.rate, r.throughput_rps, r.steps_per_s, r.p50,
-              r.p90, r.p99, r.p999, r.max, static_cast<long long>(errors),
-              r.wall_s > 0 ? 100 * r.client_cpu_s / r.wall_s : 0.0);
+  std::printf(
+      "%11d %8g %10.1f %12.0f %9.2f %9.2f %9.2f %9.2f %9.2f %8lld %8.0f%%\n",
+      r.concurrency, r.rate, r.throughput_rps, r.steps_per_s, r.p50, r.p90,
+      r.p99, r.p999, r.max, static_cast<long long>(errors),
+      r.wall_s > 0 ? 100 * r.client_cpu_s / r.wall_s : 0.0);
   for (const auto& [code, count] : r.errors) {
     std::printf("    %s: %lld\n", code.c_str(), static_cast<long long>(count));
   }
@@ -557,11 +566,13 @@ int Run() {
   }
   std::vector<int> concurrencies;
   if (!absl::GetFlag(FLAGS_sweep).empty()) {
-    for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_sweep), ',')) {
+    for (absl::string_view c :
+         absl::StrSplit(absl::GetFlag(FLAGS_sweep), ',')) {
       int n;
       if (!absl::SimpleAtoi(c, &n) || n < 1) {
-        std::cerr << "biserve_loadtest: --sweep wants concurrencies >= 1, got \""
-                  << c << "\"\n";
+        std::cerr
+            << "biserve_loadtest: --sweep wants concurrencies >= 1, got \"" << c
+            << "\"\n";
         return 3;
       }
       concurrencies.push_back(n);
@@ -579,10 +590,9 @@ int Run() {
   PrintHeader();
   std::vector<Report> reports;
   for (int concurrency : concurrencies) {
-    reports.push_back(RunOnce(**client, *workload, concurrency,
-                              absl::GetFlag(FLAGS_sweep).empty()
-                                  ? absl::GetFlag(FLAGS_rate)
-                                  : 0));
+    reports.push_back(RunOnce(
+        **client, *workload, concurrency,
+        absl::GetFlag(FLAGS_sweep).empty() ? absl::GetFlag(FLAGS_rate) : 0));
     PrintLine(reports.back());
   }
   if (!absl::GetFlag(FLAGS_out).empty()) {

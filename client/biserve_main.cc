@@ -24,9 +24,10 @@
 
 ABSL_FLAG(std::string, server, "localhost:8001", "Server address, host:port.");
 ABSL_FLAG(double, timeout_s, 30, "Deadline of the call, in seconds.");
-ABSL_FLAG(std::string, tls_roots, "",
-          "Use TLS, trusting the PEM root certificates in this file (\"system\" "
-          "for the system's). Default: plaintext.");
+ABSL_FLAG(
+    std::string, tls_roots, "",
+    "Use TLS, trusting the PEM root certificates in this file (\"system\" "
+    "for the system's). Default: plaintext.");
 ABSL_FLAG(std::string, model, "", "Model name (predict, metadata, health).");
 ABSL_FLAG(int64_t, version, 0, "Model version; 0 for the newest available.");
 ABSL_FLAG(std::string, input, "-",
@@ -108,8 +109,8 @@ int Predict(BiserveClient& client) {
   }
   if (!IsProtoJson(*json)) {
     // The simple form needs to know what the model takes per step.
-    absl::StatusOr<ModelMetadata> metadata = client.GetModelMetadata(
-        request.model_name(), request.model_version());
+    absl::StatusOr<ModelMetadata> metadata =
+        client.GetModelMetadata(request.model_name(), request.model_version());
     if (!metadata.ok()) return Fail(metadata.status());
     absl::StatusOr<std::vector<OwnedSequence>> sequences =
         ParseEvalInput(*json, metadata->input);
@@ -126,8 +127,9 @@ int Predict(BiserveClient& client) {
   } else if (outputs == "both") {
     request.set_outputs(v1::OUTPUT_SELECTION_BOTH);
   } else {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--outputs must be merged, directions or both; got \"", outputs, "\"")));
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--outputs must be merged, directions or both; got \"",
+                     outputs, "\"")));
   }
   if (absl::GetFlag(FLAGS_states)) request.set_return_states(true);
 

@@ -17,7 +17,8 @@ std::vector<int64_t> VersionPolicy::Select(
       return sorted;
     case Kind::kLatest: {
       size_t keep = static_cast<size_t>(std::max(num_versions, 1));
-      if (sorted.size() > keep) sorted.erase(sorted.begin(), sorted.end() - keep);
+      if (sorted.size() > keep)
+        sorted.erase(sorted.begin(), sorted.end() - keep);
       return sorted;
     }
     case Kind::kSpecific: {
@@ -38,7 +39,8 @@ std::string VersionPolicy::ToString() const {
     case Kind::kAll:
       return "all";
     case Kind::kLatest:
-      return num_versions <= 1 ? "latest" : absl::StrCat("latest:", num_versions);
+      return num_versions <= 1 ? "latest"
+                               : absl::StrCat("latest:", num_versions);
     case Kind::kSpecific:
       return absl::StrCat("specific:", absl::StrJoin(versions, ","));
   }

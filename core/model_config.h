@@ -15,8 +15,8 @@ namespace biserve {
 struct VersionPolicy {
   enum class Kind { kLatest, kAll, kSpecific };
   Kind kind = Kind::kLatest;
-  int num_versions = 1;            // kLatest
-  std::vector<int64_t> versions;   // kSpecific
+  int num_versions = 1;           // kLatest
+  std::vector<int64_t> versions;  // kSpecific
 
   // The versions of `on_disk` (any order) to serve, ascending.
   std::vector<int64_t> Select(absl::Span<const int64_t> on_disk) const;
@@ -27,10 +27,10 @@ struct VersionPolicy {
 // Batching knobs. Server-wide defaults come from flags; a model's
 // config.pbtxt may override each.
 struct BatchingOptions {
-  int max_batch_size = 64;              // sequences per batch
-  int64_t max_batch_steps = 8192;       // sum of sequence lengths per batch
-  int64_t max_queue_delay_us = 2000;    // longest wait for a batch to fill
-  int max_queue_size = 1024;            // queued requests before UNAVAILABLE
+  int max_batch_size = 64;            // sequences per batch
+  int64_t max_batch_steps = 8192;     // sum of sequence lengths per batch
+  int64_t max_queue_delay_us = 2000;  // longest wait for a batch to fill
+  int max_queue_size = 1024;          // queued requests before UNAVAILABLE
 
   // INVALID_ARGUMENT naming the field unless every value is positive (the
   // delay may be 0).

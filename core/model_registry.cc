@@ -87,9 +87,9 @@ absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
       case VersionState::kAvailable:
         return servable(version, v->second);
       case VersionState::kLoading:
-        return absl::UnavailableError(absl::StrCat("version ", version,
-                                                   " of model '", name,
-                                                   "' is loading; retry shortly"));
+        return absl::UnavailableError(
+            absl::StrCat("version ", version, " of model '", name,
+                         "' is loading; retry shortly"));
       case VersionState::kFailed:
         return absl::FailedPreconditionError(
             absl::StrCat("version ", version, " of model '", name,
@@ -108,8 +108,8 @@ std::vector<ModelStatus> ModelRegistry::List() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ModelStatus> list;
   for (const auto& [name, entry] : models_) {
-    ModelStatus status{name, entry.config.version_policy.ToString(),
-                       entry.config_error, {}};
+    ModelStatus status{
+        name, entry.config.version_policy.ToString(), entry.config_error, {}};
     for (const auto& [v, e] : entry.versions) {
       status.versions.push_back(VersionStatus{v, e.state, e.reason, e.since});
     }
@@ -177,8 +177,8 @@ void ModelRegistry::SetLoading(const std::string& name, int64_t version) {
 void ModelRegistry::SetAvailable(const std::string& name, int64_t version,
                                  std::shared_ptr<const Model> model) {
   Mutate(name, [&](ModelEntry& entry) {
-    entry.versions[version] = VersionEntry{VersionState::kAvailable, "",
-                                           absl::Now(), std::move(model), {}};
+    entry.versions[version] = VersionEntry{
+        VersionState::kAvailable, "", absl::Now(), std::move(model), {}};
   });
 }
 

@@ -66,8 +66,7 @@ class ModelRegistry {
         on_serving_change;
   };
 
-  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Create(
-      Options options);
+  static absl::StatusOr<std::unique_ptr<ModelRegistry>> Create(Options options);
 
   // `version` 0 asks for the newest available version. Errors, by what the
   // client should do next: NOT_FOUND (no such model or version), UNAVAILABLE
@@ -110,8 +109,8 @@ class ModelRegistry {
     VersionState state = VersionState::kLoading;
     std::string reason;
     absl::Time since;
-    std::shared_ptr<const Model> model;      // kAvailable
-    std::weak_ptr<const Model> unloading;    // kUnloading
+    std::shared_ptr<const Model> model;    // kAvailable
+    std::weak_ptr<const Model> unloading;  // kUnloading
   };
   struct ModelEntry {
     ModelConfig config;

@@ -28,10 +28,9 @@ std::optional<std::pair<int64_t, int64_t>> Stat(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return std::nullopt;
   }
-  return std::make_pair(
-      static_cast<int64_t>(st.st_size),
-      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
-          st.st_mtim.tv_nsec);
+  return std::make_pair(static_cast<int64_t>(st.st_size),
+                        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                            st.st_mtim.tv_nsec);
 }
 
 // Sub-folders of `dir`, sorted; hidden ones skipped.
@@ -51,9 +50,9 @@ std::vector<std::string> SubFolders(const std::string& dir) {
 
 // A version folder's name: digits only, value >= 1.
 std::optional<int64_t> ParseVersion(const std::string& name) {
-  if (name.empty() ||
-      !std::all_of(name.begin(), name.end(),
-                   [](char c) { return absl::ascii_isdigit(c); })) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isdigit(c);
+      })) {
     return std::nullopt;
   }
   int64_t version;
@@ -231,9 +230,10 @@ bool RepositoryWatcher::ScanModel(const std::string& name,
     // its folder is gone; failed entries are simply forgotten.
     if (gone || any_serving || !it->second.available) {
       if (it->second.available) {
-        LogInfo(absl::StrCat("model ", name, " version ", v, ": unloading (",
-                             gone ? "folder removed" : "not selected by policy ",
-                             gone ? "" : policy.ToString(), ")"));
+        LogInfo(
+            absl::StrCat("model ", name, " version ", v, ": unloading (",
+                         gone ? "folder removed" : "not selected by policy ",
+                         gone ? "" : policy.ToString(), ")"));
         unloaded = true;
       }
       registry_->Unload(name, v);
@@ -259,9 +259,9 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
   WatchedVersion& entry = model.versions[version];
   entry.signature = signature;
   if (signature.path.empty()) {
-    std::string reason = absl::StrCat(
-        "no model.pb or model.pbtxt in ", options_.repository_path, "/", name,
-        "/", version);
+    std::string reason =
+        absl::StrCat("no model.pb or model.pbtxt in ", options_.repository_path,
+                     "/", name, "/", version);
     LogError(what + reason);
     registry_->SetFailed(name, version, reason);
     return entry.available;  // a serving copy keeps serving
@@ -281,9 +281,9 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
     }
   }
   if (!status.ok()) {
-    LogError(absl::StrCat(what, "failed to load: ", status.message(),
-                          entry.available ? "; the loaded copy keeps serving"
-                                          : ""));
+    LogError(
+        absl::StrCat(what, "failed to load: ", status.message(),
+                     entry.available ? "; the loaded copy keeps serving" : ""));
     registry_->SetFailed(name, version, std::string(status.message()));
     return entry.available;
   }

@@ -61,9 +61,9 @@ absl::Status UnbatchedScheduler::Schedule(std::unique_ptr<InferenceTask> task) {
           "the server is shutting down and accepts no new requests");
     }
     if (static_cast<int>(queue_.size()) >= options_.max_queue_size) {
-      return absl::UnavailableError(absl::StrCat(
-          "the request queue is full (", options_.max_queue_size,
-          " requests waiting); retry with backoff"));
+      return absl::UnavailableError(
+          absl::StrCat("the request queue is full (", options_.max_queue_size,
+                       " requests waiting); retry with backoff"));
     }
     task->enqueue_time = absl::Now();
     queue_.push_back(std::move(task));

@@ -65,8 +65,10 @@ absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
     int64_t length = s.length();
     if (length < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          field, ".length must be at least 1 time step (or 0 to infer it); "
-                 "got ", length));
+          field,
+          ".length must be at least 1 time step (or 0 to infer it); "
+          "got ",
+          length));
     }
     if (length == 0) {  // inferred from the values
       if (model.takes_token_ids()) {
@@ -96,7 +98,8 @@ absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
       if (state.shape_size() > 1 ||
           (state.shape_size() == 1 && state.shape(0) != state.values_size())) {
         return absl::InvalidArgumentError(absl::StrCat(
-            field, ".initial_state[", k, "]: expected shape [units], got shape ",
+            field, ".initial_state[", k,
+            "]: expected shape [units], got shape ",
             ShapeString({state.shape().begin(), state.shape().end()}), " with ",
             state.values_size(), " values"));
       }
@@ -211,8 +214,8 @@ void ModelMetadataToProto(const ServableModel& servable,
     for (const std::string& name : StateNames(*b)) {
       const RnnDirection& d =
           name.rfind("forward", 0) == 0 ? b->forward : b->backward;
-      AddSpec(absl::StrCat("state/", b->name, "/", name), "float32",
-              {d.units}, "final state (return_states)", outputs);
+      AddSpec(absl::StrCat("state/", b->name, "/", name), "float32", {d.units},
+              "final state (return_states)", outputs);
     }
   }
 

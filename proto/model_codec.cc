@@ -118,9 +118,9 @@ absl::StatusOr<v1::Model> ReadModelProto(const std::string& path) {
   v1::Model proto;
   if (absl::EndsWith(path, ".pbtxt")) {
     if (absl::Status s = ParseTextProto(content, &proto); !s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": not a valid biserve.v1.Model in text format: ",
-                       s.message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path,
+          ": not a valid biserve.v1.Model in text format: ", s.message()));
     }
   } else if (absl::EndsWith(path, ".json")) {
     auto status = google::protobuf::util::JsonStringToMessage(content, &proto);

@@ -47,18 +47,19 @@ absl::StatusOr<ModelConfig> ModelConfigFromProto(const v1::ModelConfig& proto) {
   }
   const v1::BatchingConfig& batching = proto.batching();
   BatchingOverrides& o = config.batching;
-  if (batching.has_max_batch_size()) o.max_batch_size = batching.max_batch_size();
+  if (batching.has_max_batch_size())
+    o.max_batch_size = batching.max_batch_size();
   if (batching.has_max_batch_steps()) {
     o.max_batch_steps = batching.max_batch_steps();
   }
   if (batching.has_max_queue_delay_us()) {
     o.max_queue_delay_us = batching.max_queue_delay_us();
   }
-  if (batching.has_max_queue_size()) o.max_queue_size = batching.max_queue_size();
+  if (batching.has_max_queue_size())
+    o.max_queue_size = batching.max_queue_size();
   // Check the overrides on any valid base: each value on its own.
   if (absl::Status s = o.ApplyTo(BatchingOptions()).Validate(); !s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batching.", s.message()));
+    return absl::InvalidArgumentError(absl::StrCat("batching.", s.message()));
   }
   return config;
 }
@@ -69,8 +70,8 @@ absl::StatusOr<ModelConfig> ReadModelConfig(const std::string& path) {
   v1::ModelConfig proto;
   if (absl::Status s = ParseTextProto(*text, &proto); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": not a valid biserve.v1.ModelConfig in text format: ",
-        s.message()));
+        path,
+        ": not a valid biserve.v1.ModelConfig in text format: ", s.message()));
   }
   absl::StatusOr<ModelConfig> config = ModelConfigFromProto(proto);
   if (!config.ok()) {

@@ -131,8 +131,8 @@ int Run() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  const std::string address = absl::StrCat(absl::GetFlag(FLAGS_host), ":",
-                                           absl::GetFlag(FLAGS_port));
+  const std::string address =
+      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
@@ -147,7 +147,8 @@ int Run() {
   }
   grpc::HealthCheckServiceInterface* health_service =
       server->GetHealthCheckService();
-  health_service->SetServingStatus(false);
+  // (The overloads without a service name would set every model's status.)
+  health_service->SetServingStatus("", false);
   health.store(health_service);
   LogInfo(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", port,
                        " (gRPC; ", threads, " evaluation threads)"));
@@ -159,7 +160,7 @@ int Run() {
   }
   (*watcher)->Start();
   service.StartServing();
-  health_service->SetServingStatus(true);
+  health_service->SetServingStatus("", true);
   LogInfo(absl::StrCat("ready: serving models from ",
                        absl::GetFlag(FLAGS_model_repository)));
 

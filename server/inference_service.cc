@@ -18,7 +18,8 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   const auto deadline = context.deadline();
   // gRPC reports "no deadline" as a time point billions of years away,
   // beyond what absl::Time converts.
-  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 100)) {
+  if (deadline >=
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 100)) {
     return absl::InfiniteFuture();
   }
   return absl::FromChrono(deadline);
@@ -96,7 +97,8 @@ class PredictStreamReactor final
     // The finish callback owns the request and response, so both live until
     // the answer is queued for writing.
     auto finish = [this, request = std::move(request),
-                   response = std::move(response)](absl::Status status) mutable {
+                   response =
+                       std::move(response)](absl::Status status) mutable {
       Answer(std::move(response), request->request_id(), status);
     };
     absl::Status status = service_->Submit(
@@ -162,8 +164,7 @@ class PredictStreamReactor final
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   // Answers waiting to be written; the front one is being written.
-  std::deque<std::unique_ptr<v1::PredictResponse>> writes_
-      ABSL_GUARDED_BY(mu_);
+  std::deque<std::unique_ptr<v1::PredictResponse>> writes_ ABSL_GUARDED_BY(mu_);
 };
 
 // A stream refused at its start (server starting or shutting down).
@@ -218,20 +219,20 @@ absl::Status InferenceService::Submit(
   task->deadline = deadline;
   task->is_cancelled = std::move(is_cancelled);
   const Model* model = servable->model.get();  // the task keeps it alive
-  task->done = [model, response, name = servable->name,
-                version = servable->version, id = request.request_id(),
-                finish = std::move(finish)](
-                   absl::StatusOr<std::vector<SequenceResult>> results) mutable {
-    if (!results.ok()) {
-      finish(results.status());
-      return;
-    }
-    response->set_request_id(id);
-    response->set_model_name(name);
-    response->set_model_version(version);
-    ResultsToResponse(*model, *std::move(results), response);
-    finish(absl::OkStatus());
-  };
+  task->done =
+      [model, response, name = servable->name, version = servable->version,
+       id = request.request_id(), finish = std::move(finish)](
+          absl::StatusOr<std::vector<SequenceResult>> results) mutable {
+        if (!results.ok()) {
+          finish(results.status());
+          return;
+        }
+        response->set_request_id(id);
+        response->set_model_name(name);
+        response->set_model_version(version);
+        ResultsToResponse(*model, *std::move(results), response);
+        finish(absl::OkStatus());
+      };
   task->servable = *std::move(servable);
   return scheduler_->Schedule(std::move(task));
 }
@@ -271,10 +272,9 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
         registry_->Get(request->model_name(), request->model_version());
     status = servable.status();
     if (status.ok()) {
-      ModelMetadataToProto(*servable,
-                           registry_->AvailableVersions(servable->name),
-                           options_.batching_enabled, options_.limits,
-                           response);
+      ModelMetadataToProto(
+          *servable, registry_->AvailableVersions(servable->name),
+          options_.batching_enabled, options_.limits, response);
     }
   }
   reactor->Finish(ToGrpcStatus(status));

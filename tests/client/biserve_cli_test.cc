@@ -26,23 +26,25 @@ class BiserveCliTest : public ::testing::Test {
     if (server_) EXPECT_EQ(server_->Stop(), 0);
   }
   std::string Cli(const std::string& args) const {
-    return absl::StrCat(BISERVE_BIN_DIR "/biserve --server=", server_->address(),
-                        " ", args);
+    return absl::StrCat(
+        BISERVE_BIN_DIR "/biserve --server=", server_->address(), " ", args);
   }
   std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(BiserveCliTest, PredictsTheBracketsSampleFromProtobufJson) {
-  auto result = RunCommand(Cli(
-      "predict --input=" BISERVE_SOURCE_DIR "/models/brackets/sample_request.json"));
+  auto result = RunCommand(Cli("predict --input=" BISERVE_SOURCE_DIR
+                               "/models/brackets/sample_request.json"));
   EXPECT_EQ(result.exit_code, 0) << result.out;
   EXPECT_THAT(result.out, HasSubstr("\"model_name\": \"brackets\""));
   EXPECT_THAT(result.out, HasSubstr("\"model_version\": 1"));
   EXPECT_THAT(result.out, HasSubstr("\"results\""));
 }
 
-TEST_F(BiserveCliTest, PredictsFromBiserveEvalJsonOnStandardInputLikeBiserveEval) {
-  const std::string input = BISERVE_SOURCE_DIR "/models/example/sample_input.json";
+TEST_F(BiserveCliTest,
+       PredictsFromBiserveEvalJsonOnStandardInputLikeBiserveEval) {
+  const std::string input =
+      BISERVE_SOURCE_DIR "/models/example/sample_input.json";
   auto served = RunCommand(
       Cli(absl::StrCat("predict --model=example --states < ", input)));
   ASSERT_EQ(served.exit_code, 0) << served.out;
@@ -73,16 +75,19 @@ TEST_F(BiserveCliTest, ExitCodesFollowTheGrpcStatus) {
   auto missing = RunCommand(Cli("metadata --model=nope"));
   EXPECT_EQ(missing.exit_code, 5) << missing.out;  // NOT_FOUND
   EXPECT_THAT(missing.out, HasSubstr("NOT_FOUND: model 'nope'"));
-  const std::string bad = WriteTestFile("bad.json", R"({"sequences": [[[1, 2]]]})");
-  auto invalid = RunCommand(Cli(absl::StrCat("predict --model=example --input=", bad)));
+  const std::string bad =
+      WriteTestFile("bad.json", R"({"sequences": [[[1, 2]]]})");
+  auto invalid =
+      RunCommand(Cli(absl::StrCat("predict --model=example --input=", bad)));
   EXPECT_EQ(invalid.exit_code, 3) << invalid.out;  // INVALID_ARGUMENT
   EXPECT_THAT(invalid.out, HasSubstr("expected 8 numbers, got 2"));
-  auto no_file = RunCommand(Cli("predict --model=example --input=/nonexistent.json"));
+  auto no_file =
+      RunCommand(Cli("predict --model=example --input=/nonexistent.json"));
   EXPECT_EQ(no_file.exit_code, 5) << no_file.out;
   auto unknown = RunCommand(Cli("frobnicate"));
   EXPECT_EQ(unknown.exit_code, 3) << unknown.out;
-  auto down = RunCommand(
-      BISERVE_BIN_DIR "/biserve --server=127.0.0.1:1 --timeout_s=5 list");
+  auto down = RunCommand(BISERVE_BIN_DIR
+                         "/biserve --server=127.0.0.1:1 --timeout_s=5 list");
   EXPECT_EQ(down.exit_code, 14) << down.out;  // UNAVAILABLE
 }
 

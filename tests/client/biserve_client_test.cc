@@ -27,7 +27,8 @@ std::vector<OwnedSequence> ExampleSequences() {
   sequences[0].length = 3;
   sequences[1].length = 5;
   for (OwnedSequence& s : sequences) {
-    for (int i = 0; i < s.length * 8; ++i) s.features.push_back(0.1f * (i % 7) - 0.3f);
+    for (int i = 0; i < s.length * 8; ++i)
+      s.features.push_back(0.1f * (i % 7) - 0.3f);
   }
   return sequences;
 }
@@ -57,16 +58,18 @@ TEST_F(BiserveClientTest, PredictReturnsCoreTypesEqualToLocalEvaluation) {
   EXPECT_EQ(prediction->model, "example");
   EXPECT_EQ(prediction->version, 1);
   EXPECT_EQ(prediction->request_id, "x");
-  EXPECT_THAT(prediction->state_layers, ::testing::ElementsAre("bidirectional"));
+  EXPECT_THAT(prediction->state_layers,
+              ::testing::ElementsAre("bidirectional"));
 
-  auto model = LoadModelFile(BISERVE_SOURCE_DIR "/models/example/1/model.pbtxt");
+  auto model =
+      LoadModelFile(BISERVE_SOURCE_DIR "/models/example/1/model.pbtxt");
   ASSERT_TRUE(model.ok());
   auto pool = ThreadPool::Create({});
   std::vector<SequenceInput> inputs;
   for (const OwnedSequence& s : sequences) inputs.push_back(s.View());
-  auto expected = Evaluate(**model, inputs,
-                           {.output = true, .directions = true, .states = true},
-                           **pool);
+  auto expected =
+      Evaluate(**model, inputs,
+               {.output = true, .directions = true, .states = true}, **pool);
   ASSERT_TRUE(expected.ok());
   ASSERT_EQ(prediction->sequences.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
@@ -123,13 +126,15 @@ TEST_F(BiserveClientTest, StreamAnswersEveryRequest) {
 }
 
 TEST_F(BiserveClientTest, MetadataListAndHealth) {
-  absl::StatusOr<ModelMetadata> metadata = client_->GetModelMetadata("brackets");
+  absl::StatusOr<ModelMetadata> metadata =
+      client_->GetModelMetadata("brackets");
   ASSERT_TRUE(metadata.ok()) << metadata.status();
   EXPECT_TRUE(metadata->input.token_ids);
   EXPECT_EQ(metadata->inputs[0].shape, std::vector<int64_t>{-1});
   EXPECT_EQ(metadata->outputs[0].shape, (std::vector<int64_t>{-1, 1}));
-  EXPECT_THAT(metadata->layers,
-              ::testing::Contains(HasSubstr("Bidirectional(LSTM, 16 units, concat)")));
+  EXPECT_THAT(
+      metadata->layers,
+      ::testing::Contains(HasSubstr("Bidirectional(LSTM, 16 units, concat)")));
   absl::StatusOr<ModelMetadata> example = client_->GetModelMetadata("example");
   ASSERT_TRUE(example.ok());
   EXPECT_FALSE(example->input.token_ids);

@@ -62,13 +62,14 @@ TEST_F(BiserveLoadtestTest, ClosedLoopWritesTheReportWithEveryKey) {
 
 TEST_F(BiserveLoadtestTest, StreamsOpenLoopAndLengthFiles) {
   const std::string lengths = WriteTestFile("lengths.txt", "3 7\n12, 1\n");
-  auto stream = RunCommand(Loadtest(absl::StrCat(
-      "--model=brackets --stream --concurrency=2 --requests=100 --seq_len_file=",
-      lengths)));
+  auto stream = RunCommand(
+      Loadtest(absl::StrCat("--model=brackets --stream --concurrency=2 "
+                            "--requests=100 --seq_len_file=",
+                            lengths)));
   EXPECT_EQ(stream.exit_code, 0) << stream.out;
   EXPECT_THAT(stream.out, HasSubstr("stream"));
-  auto open = RunCommand(Loadtest(
-      "--model=example --rate=200 --duration_s=1 --seq_len=20"));
+  auto open = RunCommand(
+      Loadtest("--model=example --rate=200 --duration_s=1 --seq_len=20"));
   EXPECT_EQ(open.exit_code, 0) << open.out;
   auto open_stream = RunCommand(Loadtest(
       "--model=example --rate=200 --duration_s=1 --stream --concurrency=2"));

@@ -38,7 +38,8 @@ namespace fs = std::filesystem;
 using ::biserve::testing::ServerProcess;
 using ::testing::HasSubstr;
 
-constexpr char kExampleModel[] = BISERVE_SOURCE_DIR "/models/example/1/model.pbtxt";
+constexpr char kExampleModel[] =
+    BISERVE_SOURCE_DIR "/models/example/1/model.pbtxt";
 constexpr char kTinyModel[] = BISERVE_SOURCE_DIR "/tests/data/tiny.pbtxt";
 
 std::string ReadText(const std::string& path) {
@@ -48,10 +49,9 @@ std::string ReadText(const std::string& path) {
 
 // A fresh model repository for one test.
 std::string MakeRepository() {
-  const std::string root =
-      absl::StrCat(::testing::TempDir(), "/",
-                   ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                   "_repo");
+  const std::string root = absl::StrCat(
+      ::testing::TempDir(), "/",
+      ::testing::UnitTest::GetInstance()->current_test_info()->name(), "_repo");
   fs::remove_all(root);
   fs::create_directories(root);
   return root;
@@ -73,11 +73,12 @@ void AddVersion(const std::string& repo, const std::string& model, int version,
 std::string TinyVariant(const std::string& weight) {
   std::string text = ReadText(kTinyModel);
   return absl::StrReplaceAll(
-      text, {{"kernel { shape: [1, 1] values: [0.5] }\n        recurrent_kernel "
-              "{ shape: [1, 1] values: [0.25] }",
-              absl::StrCat("kernel { shape: [1, 1] values: [", weight,
-                           "] }\n        recurrent_kernel { shape: [1, 1] "
-                           "values: [0.25] }")}});
+      text,
+      {{"kernel { shape: [1, 1] values: [0.5] }\n        recurrent_kernel "
+        "{ shape: [1, 1] values: [0.25] }",
+        absl::StrCat("kernel { shape: [1, 1] values: [", weight,
+                     "] }\n        recurrent_kernel { shape: [1, 1] "
+                     "values: [0.25] }")}});
 }
 
 // gRPC clients refuse messages over 4 MB by default; outputs of whole
@@ -91,15 +92,14 @@ grpc::ChannelArguments UnlimitedReceive() {
 class Client {
  public:
   explicit Client(const std::string& address)
-      : channel_(grpc::CreateCustomChannel(address,
-                                           grpc::InsecureChannelCredentials(),
-                                           UnlimitedReceive())),
+      : channel_(grpc::CreateCustomChannel(
+            address, grpc::InsecureChannelCredentials(), UnlimitedReceive())),
         stub_(v1::InferenceService::NewStub(channel_)),
         health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
-  grpc::Status Predict(const v1::PredictRequest& request,
-                       v1::PredictResponse* response,
-                       std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  grpc::Status Predict(
+      const v1::PredictRequest& request, v1::PredictResponse* response,
+      std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
     return stub_->Predict(&context, request, response);
@@ -240,7 +240,8 @@ TEST(BiserveServerTest, PredictMatchesCoreEvaluationForEveryOutputSelection) {
       EXPECT_EQ(response.model_name(), "example");
       EXPECT_EQ(response.model_version(), 1);
       ExpectMatchesReference(response, Reference(kExampleModel, request));
-      if (states) EXPECT_EQ(response.sequences(0).states(0).layer(), "bidirectional");
+      if (states)
+        EXPECT_EQ(response.sequences(0).states(0).layer(), "bidirectional");
     }
   }
   EXPECT_EQ(server->Stop(), 0);
@@ -257,8 +258,7 @@ TEST(BiserveServerTest, BracketsExampleTagsTheCharactersInsideBrackets) {
   request.set_model_name("brackets");
   v1::Sequence* sequence = request.add_sequences();
   for (char c : text) {
-    sequence->add_token_ids(
-        1 + static_cast<int>(vocabulary.find(c)));
+    sequence->add_token_ids(1 + static_cast<int>(vocabulary.find(c)));
   }
   v1::PredictResponse response;
   grpc::Status status = client.Predict(request, &response);
@@ -274,7 +274,8 @@ TEST(BiserveServerTest, BracketsExampleTagsTheCharactersInsideBrackets) {
   EXPECT_EQ(server->Stop(), 0);
 }
 
-TEST(BiserveServerTest, StreamAnswersEveryRequestWithItsIdAndKeepsGoingAfterAnError) {
+TEST(BiserveServerTest,
+     StreamAnswersEveryRequestWithItsIdAndKeepsGoingAfterAnError) {
   auto server = ServerProcess::Start(
       {"--model_repository=" BISERVE_SOURCE_DIR "/models"});
   ASSERT_NE(server, nullptr);
@@ -337,7 +338,8 @@ TEST(BiserveServerTest, MetadataDescribesInputsOutputsAndLayers) {
 
   grpc::ClientContext list_context;
   v1::ListModelsResponse list;
-  status = client.stub().ListModels(&list_context, v1::ListModelsRequest(), &list);
+  status =
+      client.stub().ListModels(&list_context, v1::ListModelsRequest(), &list);
   ASSERT_TRUE(status.ok()) << status.error_message();
   std::vector<std::string> names;
   for (const v1::ModelStatus& m : list.models()) {
@@ -368,7 +370,8 @@ TEST(BiserveServerTest, BadRequestsGetTheRightCodeAndAnActionableMessage) {
   std::vector<ErrorCase> cases;
   auto add = [&](std::string name, v1::PredictRequest request,
                  grpc::StatusCode code, std::string message) {
-    cases.push_back({std::move(name), std::move(request), code, std::move(message)});
+    cases.push_back(
+        {std::move(name), std::move(request), code, std::move(message)});
   };
   add("unknown model", FeatureRequest("nope", 8, {3}), grpc::NOT_FOUND,
       "model 'nope' is not in the repository");
@@ -398,8 +401,8 @@ TEST(BiserveServerTest, BadRequestsGetTheRightCodeAndAnActionableMessage) {
   }
   {
     auto r = FeatureRequest("example", 8, {3});
-    r.mutable_sequences(0)->set_features(9,
-                                         std::numeric_limits<float>::infinity());
+    r.mutable_sequences(0)->set_features(
+        9, std::numeric_limits<float>::infinity());
     add("Inf", r, grpc::INVALID_ARGUMENT, "features[1][1] is inf");
   }
   {
@@ -444,14 +447,15 @@ TEST(BiserveServerTest, BadRequestsGetTheRightCodeAndAnActionableMessage) {
   }
   // And it still serves.
   v1::PredictResponse response;
-  EXPECT_TRUE(client.Predict(FeatureRequest("example", 8, {3}), &response).ok());
+  EXPECT_TRUE(
+      client.Predict(FeatureRequest("example", 8, {3}), &response).ok());
   EXPECT_EQ(server->Stop(), 0);
 }
 
 TEST(BiserveServerTest, NonFiniteInputsAreAcceptedWhenAllowed) {
-  auto server = ServerProcess::Start(
-      {"--model_repository=" BISERVE_SOURCE_DIR "/models",
-       "--allow_non_finite"});
+  auto server =
+      ServerProcess::Start({"--model_repository=" BISERVE_SOURCE_DIR "/models",
+                            "--allow_non_finite"});
   ASSERT_NE(server, nullptr);
   Client client(server->address());
   auto request = FeatureRequest("example", 8, {3});
@@ -464,9 +468,9 @@ TEST(BiserveServerTest, NonFiniteInputsAreAcceptedWhenAllowed) {
 }
 
 TEST(BiserveServerTest, RandomGarbageNeverCrashesTheServer) {
-  auto server = ServerProcess::Start(
-      {"--model_repository=" BISERVE_SOURCE_DIR "/models",
-       "--max_steps_per_sequence=1000"});
+  auto server =
+      ServerProcess::Start({"--model_repository=" BISERVE_SOURCE_DIR "/models",
+                            "--max_steps_per_sequence=1000"});
   ASSERT_NE(server, nullptr);
   Client client(server->address());
   std::mt19937 rng(7);
@@ -498,7 +502,8 @@ TEST(BiserveServerTest, RandomGarbageNeverCrashesTheServer) {
   }
   EXPECT_FALSE(server->HasExited());
   v1::PredictResponse response;
-  EXPECT_TRUE(client.Predict(FeatureRequest("example", 8, {3}), &response).ok());
+  EXPECT_TRUE(
+      client.Predict(FeatureRequest("example", 8, {3}), &response).ok());
   EXPECT_EQ(server->Stop(), 0);
 }
 
@@ -527,10 +532,11 @@ TEST(BiserveServerTest, ReflectionListsTheServices) {
   grpc::GenericStub generic(client.channel());
   grpc::CompletionQueue cq;
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
   auto call = generic.PrepareCall(
-      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-      &cq);
+      &context,
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag;
   bool ok;
   call->StartCall(reinterpret_cast<void*>(1));
@@ -651,8 +657,8 @@ TEST(BiserveServerTest, ReloadUnderTrafficLosesNoRequest) {
   bool reason_given = false;
   for (const auto& v : failed.versions()) {
     if (v.version() == 3) {
-      reason_given = v.reason().find("not a valid biserve.v1.Model") !=
-                     std::string::npos;
+      reason_given =
+          v.reason().find("not a valid biserve.v1.Model") != std::string::npos;
     }
   }
   EXPECT_TRUE(reason_given) << failed.DebugString();
@@ -671,7 +677,8 @@ TEST(BiserveServerTest, VersionPolicyAllServesEveryVersionOnRequest) {
   AddVersion(repo, "tiny", 2, TinyVariant("-0.3"));
   std::ofstream(repo + "/tiny/config.pbtxt")
       << "version_policy { all {} }\nbatching { max_batch_size: 8 }\n";
-  auto server = ServerProcess::Start({absl::StrCat("--model_repository=", repo)});
+  auto server =
+      ServerProcess::Start({absl::StrCat("--model_repository=", repo)});
   ASSERT_NE(server, nullptr);
   Client client(server->address());
   for (int64_t version : {1, 2}) {
@@ -688,18 +695,68 @@ TEST(BiserveServerTest, VersionPolicyAllServesEveryVersionOnRequest) {
   v1::GetModelMetadataRequest request;
   request.set_model_name("tiny");
   v1::GetModelMetadataResponse metadata;
-  ASSERT_TRUE(client.stub().GetModelMetadata(&context, request, &metadata).ok());
+  ASSERT_TRUE(
+      client.stub().GetModelMetadata(&context, request, &metadata).ok());
   EXPECT_THAT(metadata.available_versions(), ::testing::ElementsAre(1, 2));
   EXPECT_EQ(metadata.batching().max_batch_size(), 8);
+  EXPECT_EQ(server->Stop(), 0);
+}
+
+TEST(BiserveServerTest, AModelWhoseEveryVersionFailedIsAFailedPrecondition) {
+  const std::string repo = MakeRepository();
+  AddVersion(repo, "broken", 1, "layers { dense { units: 0 } }");
+  AddVersion(repo, "tiny", 1, TinyVariant("0.5"));
+  auto server =
+      ServerProcess::Start({absl::StrCat("--model_repository=", repo)});
+  ASSERT_NE(server, nullptr);
+  Client client(server->address());
+  v1::PredictResponse response;
+  grpc::Status status =
+      client.Predict(FeatureRequest("broken", 1, {2}), &response);
+  EXPECT_EQ(status.error_code(), grpc::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("version 1"));
+  EXPECT_EQ(client.Health("broken"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_TRUE(client.Predict(FeatureRequest("tiny", 1, {2}), &response).ok());
+  EXPECT_EQ(server->Stop(), 0);
+}
+
+TEST(BiserveServerTest, AFullQueueAnswersUnavailableAtOnce) {
+  auto server = ServerProcess::Start({"--model_repository=" BISERVE_SOURCE_DIR
+                                      "/bench/models",
+                                      "--threads=1", "--max_queue_size=1"});
+  ASSERT_NE(server, nullptr);
+  // Each takes tens of milliseconds; sent together, one runs, one waits and
+  // the others find the queue full.
+  const v1::PredictRequest request =
+      FeatureRequest("w2_lstm", 64, std::vector<int>(32, 200), 5);
+  std::atomic<int> ok{0}, unavailable{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      Client client(server->address());
+      v1::PredictResponse response;
+      grpc::Status status = client.Predict(request, &response);
+      if (status.ok()) ++ok;
+      if (status.error_code() == grpc::UNAVAILABLE) {
+        EXPECT_THAT(status.error_message(), HasSubstr("queue is full"));
+        ++unavailable;
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_GE(ok.load(), 1);
+  EXPECT_GE(unavailable.load(), 1);
+  EXPECT_EQ(ok.load() + unavailable.load(), 8);
   EXPECT_EQ(server->Stop(), 0);
 }
 
 // SIGTERM with requests in flight: every one of them is answered, health
 // turns NOT_SERVING, new calls are refused, and the exit code is 0.
 TEST(BiserveServerTest, ShutdownDrainsEveryRequestInFlight) {
-  auto server = ServerProcess::Start(
-      {"--model_repository=" BISERVE_SOURCE_DIR "/bench/models",
-       "--threads=2"});
+  auto server = ServerProcess::Start({"--model_repository=" BISERVE_SOURCE_DIR
+                                      "/bench/models",
+                                      "--threads=2"});
   ASSERT_NE(server, nullptr);
   // About 2.5 GFLOP each: tens of milliseconds, so they queue.
   const v1::PredictRequest request =
@@ -725,8 +782,10 @@ TEST(BiserveServerTest, ShutdownDrainsEveryRequestInFlight) {
   }
   // The first answer means the server has been busy for a while: every
   // request has reached it (loopback, microseconds).
-  ASSERT_TRUE(WaitFor([&] { return answered.load() > 0; }, std::chrono::seconds(60)));
-  ASSERT_LT(answered.load(), kRequests) << "the machine is too fast for this test";
+  ASSERT_TRUE(
+      WaitFor([&] { return answered.load() > 0; }, std::chrono::seconds(60)));
+  ASSERT_LT(answered.load(), kRequests)
+      << "the machine is too fast for this test";
   kill(server->pid(), SIGTERM);
   ASSERT_TRUE(server->WaitForLog("draining", std::chrono::seconds(10)));
   Client late(server->address());
@@ -734,8 +793,9 @@ TEST(BiserveServerTest, ShutdownDrainsEveryRequestInFlight) {
   EXPECT_NE(late.Health("", &health_status),
             grpc::health::v1::HealthCheckResponse::SERVING);
   v1::PredictResponse refused;
-  EXPECT_EQ(late.Predict(FeatureRequest("w2_lstm", 64, {3}), &refused).error_code(),
-            grpc::UNAVAILABLE);
+  EXPECT_EQ(
+      late.Predict(FeatureRequest("w2_lstm", 64, {3}), &refused).error_code(),
+      grpc::UNAVAILABLE);
   std::move(join_clients).Invoke();
   EXPECT_EQ(succeeded.load(), kRequests);
   EXPECT_EQ(server->WaitForExit(std::chrono::seconds(60)), 0);

@@ -30,12 +30,10 @@ class ServerProcess {
   static std::unique_ptr<ServerProcess> Start(
       const std::vector<std::string>& args) {
     static int started = 0;
-    const std::string log_path =
-        absl::StrCat(::testing::TempDir(), "/",
-                     ::testing::UnitTest::GetInstance()
-                         ->current_test_info()
-                         ->name(),
-                     "_server", ++started, ".log");
+    const std::string log_path = absl::StrCat(
+        ::testing::TempDir(), "/",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+        "_server", ++started, ".log");
     std::vector<std::string> argv = {BISERVE_BIN_DIR "/biserve_server",
                                      "--host=127.0.0.1", "--port=0",
                                      "--metrics_port=0"};
@@ -58,8 +56,8 @@ class ServerProcess {
       execv(c_argv[0], c_argv.data());
       _exit(127);
     }
-    auto server = std::unique_ptr<ServerProcess>(
-        new ServerProcess(pid, log_path));
+    auto server =
+        std::unique_ptr<ServerProcess>(new ServerProcess(pid, log_path));
     if (!server->WaitForLog(" ready: ", std::chrono::seconds(60))) {
       ADD_FAILURE() << "biserve_server did not get ready; its log:\n"
                     << server->Log();
@@ -126,8 +124,8 @@ class ServerProcess {
       return -1;
     }
     if (!WIFEXITED(status_)) {
-      ADD_FAILURE() << "biserve_server died with signal "
-                    << WTERMSIG(status_) << "; its log:\n"
+      ADD_FAILURE() << "biserve_server died with signal " << WTERMSIG(status_)
+                    << "; its log:\n"
                     << Log();
       return -1;
     }
