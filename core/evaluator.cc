@@ -211,7 +211,7 @@ absl::Status ValidateSequence(const Model& model, const SequenceInput& input,
 
 absl::StatusOr<std::vector<SequenceResult>> Evaluate(
     const Model& model, absl::Span<const SequenceInput> batch,
-    const EvalOptions& options, ThreadPool& pool) {
+    const EvalOptions& options, ThreadPool& pool, EvalStats* stats) {
   std::vector<int64_t> lengths;
   lengths.reserve(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -227,6 +227,16 @@ absl::StatusOr<std::vector<SequenceResult>> Evaluate(
   if (batch.empty()) return results;
 
   const PackedLayout layout(lengths);
+  if (stats != nullptr) {
+    // Counted from the layout that drives every recurrence step's GEMM.
+    *stats =
+        EvalStats{.sequences = layout.batch_size(),
+                  .real_steps = layout.total_steps(),
+                  .padded_steps = layout.batch_size() * layout.max_length()};
+    for (int64_t t = 0; t < layout.max_length(); ++t) {
+      stats->computed_steps += layout.alive(t);
+    }
+  }
   RowMatrix x = PackInput(model, layout, batch);  // the current layer input
   // Keras propagates the mask through every layer that keeps the time axis,
   // so every Bidirectional layer skips the same steps.

@@ -55,6 +55,18 @@ struct SequenceResult {
   std::vector<std::vector<Tensor>> states;
 };
 
+// What one Evaluate call computed, in time steps (rows of the packed
+// buffers), summed over the batch's sequences.
+struct EvalStats {
+  int64_t sequences = 0;
+  int64_t real_steps = 0;  // the sequences' lengths added up
+  // Rows the recurrences processed: at each step, the sequences still
+  // alive. Equal to real_steps: packed batches compute no padding.
+  int64_t computed_steps = 0;
+  // What a padded batch would process: sequences x the longest length.
+  int64_t padded_steps = 0;
+};
+
 // INVALID_ARGUMENT unless `input` fits `model`: length >= 1, features or
 // token ids of the right count, finite features (unless allow_non_finite),
 // token ids inside the vocabulary, and an initial_state of the right count
@@ -66,10 +78,11 @@ absl::Status ValidateSequence(const Model& model, const SequenceInput& input,
 // Evaluates every sequence of `batch` at once. Fails with the first
 // ValidateSequence error (prefixed "sequences[i]: ") before computing
 // anything.
+// `stats`, when given, receives what was computed.
 // REQUIRES: not called from a task running on `pool`.
 absl::StatusOr<std::vector<SequenceResult>> Evaluate(
     const Model& model, absl::Span<const SequenceInput> batch,
-    const EvalOptions& options, ThreadPool& pool);
+    const EvalOptions& options, ThreadPool& pool, EvalStats* stats = nullptr);
 
 // Evaluates one short sequence of zeros (token id 0), so that a model's
 // first real request does not pay for page faults and lazy set-up.

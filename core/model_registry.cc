@@ -155,6 +155,13 @@ void ModelRegistry::Mutate(const std::string& name,
   }
 }
 
+void ModelRegistry::TellVersionChange(const std::string& name, int64_t version,
+                                      VersionState state) const {
+  if (options_.on_version_change) {
+    options_.on_version_change(name, version, state);
+  }
+}
+
 void ModelRegistry::SetModelSettings(const std::string& name,
                                      const ModelConfig& config,
                                      const std::string& config_error) {
@@ -180,6 +187,7 @@ void ModelRegistry::SetAvailable(const std::string& name, int64_t version,
     entry.versions[version] = VersionEntry{
         VersionState::kAvailable, "", absl::Now(), std::move(model), {}};
   });
+  TellVersionChange(name, version, VersionState::kAvailable);
 }
 
 void ModelRegistry::SetFailed(const std::string& name, int64_t version,
@@ -193,6 +201,7 @@ void ModelRegistry::SetFailed(const std::string& name, int64_t version,
     }
     v = VersionEntry{VersionState::kFailed, reason, absl::Now(), nullptr, {}};
   });
+  TellVersionChange(name, version, VersionState::kFailed);
 }
 
 void ModelRegistry::Unload(const std::string& name, int64_t version) {
@@ -200,10 +209,12 @@ void ModelRegistry::Unload(const std::string& name, int64_t version) {
     std::lock_guard<std::mutex> lock(mu_);
     if (models_.find(name) == models_.end()) return;  // nothing to unload
   }
+  bool was_serving = false;
   Mutate(name, [&](ModelEntry& entry) {
     auto it = entry.versions.find(version);
     if (it == entry.versions.end()) return;
     VersionEntry& v = it->second;
+    was_serving = v.state == VersionState::kAvailable;
     if (v.state != VersionState::kAvailable) {
       if (v.state != VersionState::kUnloading) entry.versions.erase(it);
       return;
@@ -215,6 +226,7 @@ void ModelRegistry::Unload(const std::string& name, int64_t version) {
     v.since = absl::Now();
     if (v.unloading.expired()) entry.versions.erase(it);
   });
+  if (was_serving) TellVersionChange(name, version, VersionState::kUnloading);
 }
 
 void ModelRegistry::RemoveModel(const std::string& name) {

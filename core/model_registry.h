@@ -64,6 +64,12 @@ class ModelRegistry {
     // thread, outside the registry's lock.
     std::function<void(const std::string& model, bool serving)>
         on_serving_change;
+    // Called when a version starts serving (kAvailable, also after a
+    // reload), fails to load (kFailed) or stops serving (kUnloading); e.g.
+    // for metrics. Same thread and lock rules as on_serving_change.
+    std::function<void(const std::string& model, int64_t version,
+                       VersionState state)>
+        on_version_change;
   };
 
   static absl::StatusOr<std::unique_ptr<ModelRegistry>> Create(Options options);
@@ -127,6 +133,8 @@ class ModelRegistry {
   // then tells the listener if serving changed.
   void Mutate(const std::string& name,
               const std::function<void(ModelEntry&)>& change);
+  void TellVersionChange(const std::string& name, int64_t version,
+                         VersionState state) const;
 
   // Immutable after construction.
   const Options options_;

@@ -7,7 +7,7 @@
 
 namespace biserve {
 
-void RunTask(InferenceTask& task, ThreadPool& pool) {
+void RunTask(InferenceTask& task, ThreadPool& pool, ServingObserver* observer) {
   if (task.is_cancelled && task.is_cancelled()) {
     task.done(absl::CancelledError(
         "the request was cancelled before it was computed"));
@@ -21,7 +21,13 @@ void RunTask(InferenceTask& task, ThreadPool& pool) {
         " ms in the queue; the request was not computed")));
     return;
   }
-  task.done(Evaluate(*task.servable.model, task.sequences, task.options, pool));
+  EvalStats stats;
+  absl::StatusOr<std::vector<SequenceResult>> results = Evaluate(
+      *task.servable.model, task.sequences, task.options, pool, &stats);
+  if (observer != nullptr && results.ok()) {
+    observer->BatchComputed(task.servable, 1, stats, absl::Now() - now);
+  }
+  task.done(std::move(results));
 }
 
 absl::StatusOr<std::unique_ptr<UnbatchedScheduler>> UnbatchedScheduler::Create(
@@ -66,6 +72,9 @@ absl::Status UnbatchedScheduler::Schedule(std::unique_ptr<InferenceTask> task) {
                        " requests waiting); retry with backoff"));
     }
     task->enqueue_time = absl::Now();
+    if (options_.observer != nullptr) {
+      options_.observer->QueueDepthChanged(task->servable, 1);
+    }
     queue_.push_back(std::move(task));
   }
   work_cv_.notify_one();
@@ -86,6 +95,9 @@ void UnbatchedScheduler::Drain(absl::Time deadline) {
     abandoned.swap(queue_);
   }
   for (auto& task : abandoned) {
+    if (options_.observer != nullptr) {
+      options_.observer->QueueDepthChanged(task->servable, -1);
+    }
     task->done(absl::UnavailableError(
         "the server shut down before this request was computed; retry on "
         "another replica"));
@@ -108,7 +120,12 @@ void UnbatchedScheduler::ExecutorLoop() {
       queue_.pop_front();
       ++running_;
     }
-    RunTask(*task, *pool_);
+    if (options_.observer != nullptr) {
+      options_.observer->QueueDepthChanged(task->servable, -1);
+      options_.observer->TaskDequeued(task->servable,
+                                      absl::Now() - task->enqueue_time);
+    }
+    RunTask(*task, *pool_, options_.observer);
     task.reset();  // frees the request before the scheduler reports idle
     bool idle;
     {

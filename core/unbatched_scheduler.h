@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "core/batch_scheduler.h"
+#include "core/serving_observer.h"
 #include "core/thread_pool.h"
 
 namespace biserve {
@@ -27,6 +28,8 @@ class UnbatchedScheduler final : public BatchScheduler {
     int num_executors = 2;
     // Requests waiting beyond this are refused with UNAVAILABLE.
     int max_queue_size = 1024;
+    // Told of queueing and computing; not owned, may be null.
+    ServingObserver* observer = nullptr;
   };
 
   // INVALID_ARGUMENT unless both options are at least 1. `pool` is not
@@ -61,7 +64,9 @@ class UnbatchedScheduler final : public BatchScheduler {
 };
 
 // Runs one task now: answers it CANCELLED or DEADLINE_EXCEEDED without
-// computing if it was cancelled or has expired, else evaluates it.
-void RunTask(InferenceTask& task, ThreadPool& pool);
+// computing if it was cancelled or has expired, else evaluates it (and
+// tells `observer`, if not null).
+void RunTask(InferenceTask& task, ThreadPool& pool,
+             ServingObserver* observer = nullptr);
 
 }  // namespace biserve

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/dynamic_batch_scheduler.h"
 #include "core/evaluator.h"
 #include "core/log.h"
 #include "core/model_registry.h"
@@ -32,9 +33,13 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
 #include "proto/model_codec.h"
 #include "proto/model_config_codec.h"
 #include "server/inference_service.h"
+#include "server/metrics.h"
+#include "server/process_collector.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0",
           "Address to listen on for gRPC (0.0.0.0: every IPv4 interface; "
@@ -59,9 +64,23 @@ ABSL_FLAG(int32_t, max_sequences_per_request, 1024,
           "Most sequences one Predict request may carry.");
 ABSL_FLAG(int64_t, max_steps_per_sequence, 100000,
           "Most time steps one sequence may have.");
+ABSL_FLAG(bool, enable_batching, true,
+          "Merge concurrent requests into packed batches (per model, by the "
+          "settings below and the model's config.pbtxt). false: each request "
+          "is evaluated on its own as soon as a thread is free.");
+ABSL_FLAG(int32_t, max_batch_size, 64,
+          "Default most sequences in one batch (config.pbtxt may override).");
+ABSL_FLAG(int64_t, max_batch_steps, 8192,
+          "Default most time steps (sum of sequence lengths) in one batch.");
+ABSL_FLAG(int64_t, max_queue_delay_us, 2000,
+          "Default longest time a request waits for its batch to fill while "
+          "another batch is being computed (an idle server never waits).");
 ABSL_FLAG(int32_t, max_queue_size, 1024,
-          "Requests that may wait for an evaluation thread; beyond it new "
-          "requests get UNAVAILABLE at once.");
+          "Default most requests waiting per model version (or in all, "
+          "without batching); beyond it new requests get UNAVAILABLE at once.");
+ABSL_FLAG(int32_t, batch_threads, 0,
+          "Batches computed at the same time. 0: one per two evaluation "
+          "threads (each batch runs its two directions at once).");
 ABSL_FLAG(bool, allow_non_finite, false,
           "Accept NaN and Inf in features and initial states (they then "
           "propagate into the outputs). By default such requests get "
@@ -74,31 +93,92 @@ namespace biserve {
 namespace {
 
 int Run() {
-  const int threads = absl::GetFlag(FLAGS_threads) > 0
-                          ? absl::GetFlag(FLAGS_threads)
-                          : std::max(1u, std::thread::hardware_concurrency());
+  const int threads_flag = absl::GetFlag(FLAGS_threads);
+  const int threads =
+      threads_flag > 0
+          ? threads_flag
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  // Metrics first: every part below reports into them.
+  auto metrics_registry = std::make_shared<prometheus::Registry>();
+  ServerMetrics metrics(
+      *metrics_registry,
+      BuildInfo{.version = BISERVE_VERSION,
+                .compiler = absl::StrCat("gcc ", __VERSION__),
+                .gemm_kernel = GemmKernelName(),
+                .batching = absl::GetFlag(FLAGS_enable_batching),
+                .threads = threads});
+  std::unique_ptr<prometheus::Exposer> exposer;
+  const std::string metrics_address = absl::StrCat(
+      absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
+  // prometheus-cpp reports a port it cannot bind by throwing; this is the
+  // one place biserve meets an exception.
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(metrics_address);
+  } catch (const std::exception& e) {
+    LogError(absl::StrCat("cannot serve metrics on ", metrics_address, ": ",
+                          e.what(), " (--metrics_port in use?)"));
+    return 1;
+  }
+  // The exposer keeps weak pointers: both live until Run returns.
+  auto process_collector = std::make_shared<ProcessCollector>();
+  exposer->RegisterCollectable(metrics_registry);
+  exposer->RegisterCollectable(process_collector);
 
   auto pool = ThreadPool::Create({.num_threads = threads});
   if (!pool.ok()) {
     LogError(absl::StrCat("--threads: ", pool.status().message()));
     return 2;
   }
-  auto scheduler = UnbatchedScheduler::Create(
-      {.num_executors = threads,
-       .max_queue_size = absl::GetFlag(FLAGS_max_queue_size)},
-      pool->get());
-  if (!scheduler.ok()) {
-    LogError(std::string(scheduler.status().message()));
+  const BatchingOptions batching{
+      .max_batch_size = absl::GetFlag(FLAGS_max_batch_size),
+      .max_batch_steps = absl::GetFlag(FLAGS_max_batch_steps),
+      .max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us),
+      .max_queue_size = absl::GetFlag(FLAGS_max_queue_size)};
+  if (absl::Status s = batching.Validate(); !s.ok()) {
+    LogError(absl::StrCat("--", s.message()));
     return 2;
+  }
+  const bool batching_enabled = absl::GetFlag(FLAGS_enable_batching);
+  std::unique_ptr<BatchScheduler> scheduler;
+  if (batching_enabled) {
+    const int batch_threads = absl::GetFlag(FLAGS_batch_threads) > 0
+                                  ? absl::GetFlag(FLAGS_batch_threads)
+                                  : std::max(1, threads / 2);
+    auto dynamic = DynamicBatchScheduler::Create(
+        {.num_batch_threads = batch_threads, .observer = &metrics},
+        pool->get());
+    if (!dynamic.ok()) {
+      LogError(absl::StrCat("--batch_threads: ", dynamic.status().message()));
+      return 2;
+    }
+    scheduler = *std::move(dynamic);
+  } else {
+    auto unbatched = UnbatchedScheduler::Create(
+        {.num_executors = threads,
+         .max_queue_size = absl::GetFlag(FLAGS_max_queue_size),
+         .observer = &metrics},
+        pool->get());
+    if (!unbatched.ok()) {
+      LogError(std::string(unbatched.status().message()));
+      return 2;
+    }
+    scheduler = *std::move(unbatched);
   }
 
   // Health per model follows the registry; set once the server exists.
   std::atomic<grpc::HealthCheckServiceInterface*> health{nullptr};
   auto registry = ModelRegistry::Create(
-      {.default_batching = BatchingOptions(),
-       .on_serving_change = [&health](const std::string& model, bool serving) {
-         if (auto* h = health.load()) h->SetServingStatus(model, serving);
-       }});
+      {.default_batching = batching,
+       .on_serving_change =
+           [&health](const std::string& model, bool serving) {
+             if (auto* h = health.load()) h->SetServingStatus(model, serving);
+           },
+       .on_version_change =
+           [&metrics](const std::string& model, int64_t version,
+                      VersionState state) {
+             metrics.VersionChanged(model, version, state);
+           }});
   if (!registry.ok()) {
     LogError(std::string(registry.status().message()));
     return 2;
@@ -125,8 +205,9 @@ int Run() {
           absl::GetFlag(FLAGS_max_sequences_per_request),
       .max_steps_per_sequence = absl::GetFlag(FLAGS_max_steps_per_sequence),
       .allow_non_finite = absl::GetFlag(FLAGS_allow_non_finite)};
-  InferenceService service({.limits = limits, .batching_enabled = false},
-                           registry->get(), scheduler->get());
+  InferenceService service(
+      {.limits = limits, .batching_enabled = batching_enabled}, registry->get(),
+      scheduler.get(), &metrics);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -151,7 +232,10 @@ int Run() {
   health_service->SetServingStatus("", false);
   health.store(health_service);
   LogInfo(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", port,
-                       " (gRPC; ", threads, " evaluation threads)"));
+                       " (gRPC; ", threads, " evaluation threads; batching ",
+                       batching_enabled ? "on" : "off", "); metrics on ",
+                       absl::GetFlag(FLAGS_host), ":",
+                       exposer->GetListeningPorts().at(0), "/metrics"));
 
   (*watcher)->PollOnce();
   for (const ModelStatus& model : (*registry)->List()) {
@@ -178,7 +262,7 @@ int Run() {
                        "; draining for up to ", absl::FormatDuration(drain)));
   health_service->Shutdown();  // every service NOT_SERVING from now on
   service.StartDraining();
-  (*scheduler)->Drain(deadline);
+  scheduler->Drain(deadline);
   // Calls still open (streams) are cancelled at the deadline.
   server->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
   watcher->reset();

@@ -102,7 +102,7 @@ class PredictStreamReactor final
       Answer(std::move(response), request->request_id(), status);
     };
     absl::Status status = service_->Submit(
-        request_ref, response_ptr, deadline_,
+        request_ref, response_ptr, "PredictStream", absl::Now(), deadline_,
         [this] { return cancelled_.load(); }, std::move(finish));
     if (!status.ok()) {
       Answer(std::make_unique<v1::PredictResponse>(), request_id, status);
@@ -194,47 +194,72 @@ absl::Status InferenceService::CheckAccepting() const {
 
 absl::Status InferenceService::Submit(
     const v1::PredictRequest& request, v1::PredictResponse* response,
-    absl::Time deadline, std::function<bool()> is_cancelled,
+    const char* rpc, absl::Time received, absl::Time deadline,
+    std::function<bool()> is_cancelled,
     absl::AnyInvocable<void(absl::Status)> finish) {
-  if (absl::Status s = CheckAccepting(); !s.ok()) return s;
-  if (request.model_name().empty()) {
-    return absl::InvalidArgumentError(
-        "model_name is empty; ListModels shows the models served");
-  }
-  if (request.model_version() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model_version must be 0 (newest) or a version number; got ",
-        request.model_version()));
-  }
-  absl::StatusOr<ServableModel> servable =
-      registry_->Get(request.model_name(), request.model_version());
-  if (!servable.ok()) return servable.status();
-  absl::StatusOr<std::vector<SequenceInput>> sequences =
-      SequencesFromRequest(request, *servable->model, options_.limits);
-  if (!sequences.ok()) return sequences.status();
+  std::string model_label;  // set once the registry knows the model
+  int64_t version = 0;
+  bool started = false;
+  absl::Status status = [&]() -> absl::Status {
+    if (absl::Status s = CheckAccepting(); !s.ok()) return s;
+    if (request.model_name().empty()) {
+      return absl::InvalidArgumentError(
+          "model_name is empty; ListModels shows the models served");
+    }
+    if (request.model_version() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model_version must be 0 (newest) or a version number; got ",
+          request.model_version()));
+    }
+    absl::StatusOr<ServableModel> servable =
+        registry_->Get(request.model_name(), request.model_version());
+    if (!servable.ok()) {
+      if (servable.status().code() != absl::StatusCode::kNotFound ||
+          registry_->IsServing(request.model_name())) {
+        model_label = request.model_name();  // a known model
+      }
+      return servable.status();
+    }
+    model_label = servable->name;
+    version = servable->version;
+    absl::StatusOr<std::vector<SequenceInput>> sequences =
+        SequencesFromRequest(request, *servable->model, options_.limits);
+    if (!sequences.ok()) return sequences.status();
+    for (const SequenceInput& s : *sequences) {
+      metrics_->SequenceReceived(model_label, s.length);
+    }
 
-  auto task = std::make_unique<InferenceTask>();
-  task->sequences = *std::move(sequences);
-  task->options = EvalOptionsFromRequest(request, options_.limits);
-  task->deadline = deadline;
-  task->is_cancelled = std::move(is_cancelled);
-  const Model* model = servable->model.get();  // the task keeps it alive
-  task->done =
-      [model, response, name = servable->name, version = servable->version,
-       id = request.request_id(), finish = std::move(finish)](
-          absl::StatusOr<std::vector<SequenceResult>> results) mutable {
-        if (!results.ok()) {
+    auto task = std::make_unique<InferenceTask>();
+    task->sequences = *std::move(sequences);
+    task->options = EvalOptionsFromRequest(request, options_.limits);
+    task->deadline = deadline;
+    task->is_cancelled = std::move(is_cancelled);
+    const Model* model = servable->model.get();  // the task keeps it alive
+    task->done =
+        [this, model, response, rpc, received, name = servable->name,
+         version = servable->version, id = request.request_id(),
+         finish = std::move(finish)](
+            absl::StatusOr<std::vector<SequenceResult>> results) mutable {
+          if (results.ok()) {
+            response->set_request_id(id);
+            response->set_model_name(name);
+            response->set_model_version(version);
+            ResultsToResponse(*model, *std::move(results), response);
+          }
+          metrics_->RequestFinished(name, version, rpc, results.status().code(),
+                                    absl::Now() - received, /*started=*/true);
           finish(results.status());
-          return;
-        }
-        response->set_request_id(id);
-        response->set_model_name(name);
-        response->set_model_version(version);
-        ResultsToResponse(*model, *std::move(results), response);
-        finish(absl::OkStatus());
-      };
-  task->servable = *std::move(servable);
-  return scheduler_->Schedule(std::move(task));
+        };
+    task->servable = *std::move(servable);
+    metrics_->RequestStarted(model_label);
+    started = true;
+    return scheduler_->Schedule(std::move(task));
+  }();
+  if (!status.ok()) {
+    metrics_->RequestFinished(model_label, version, rpc, status.code(),
+                              absl::Now() - received, started);
+  }
+  return status;
 }
 
 grpc::ServerUnaryReactor* InferenceService::Predict(
@@ -242,7 +267,7 @@ grpc::ServerUnaryReactor* InferenceService::Predict(
     v1::PredictResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = Submit(
-      *request, response, DeadlineOf(*context),
+      *request, response, "Predict", absl::Now(), DeadlineOf(*context),
       [context] { return context->IsCancelled(); },
       [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
   if (!status.ok()) reactor->Finish(ToGrpcStatus(status));
@@ -262,6 +287,8 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
     const v1::GetModelMetadataRequest* request,
     v1::GetModelMetadataResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time received = absl::Now();
+  std::string model_label;
   absl::Status status = CheckAccepting();
   if (status.ok() && request->model_name().empty()) {
     status = absl::InvalidArgumentError(
@@ -272,11 +299,14 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
         registry_->Get(request->model_name(), request->model_version());
     status = servable.status();
     if (status.ok()) {
+      model_label = servable->name;
       ModelMetadataToProto(
           *servable, registry_->AvailableVersions(servable->name),
           options_.batching_enabled, options_.limits, response);
     }
   }
+  metrics_->RequestFinished(model_label, 0, "GetModelMetadata", status.code(),
+                            absl::Now() - received, /*started=*/false);
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
@@ -289,6 +319,8 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(
   absl::Status status = absl::OkStatus();
   if (draining_.load()) status = CheckAccepting();
   if (status.ok()) ModelStatusesToProto(registry_->List(), response);
+  metrics_->RequestFinished("", 0, "ListModels", status.code(),
+                            absl::ZeroDuration(), /*started=*/false);
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }

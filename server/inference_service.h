@@ -18,6 +18,7 @@
 #include "core/batch_scheduler.h"
 #include "core/model_registry.h"
 #include "proto/inference_codec.h"
+#include "server/metrics.h"
 
 namespace biserve {
 
@@ -28,10 +29,14 @@ class InferenceService final : public v1::InferenceService::CallbackService {
     bool batching_enabled = false;  // reported in model metadata
   };
 
-  // `registry` and `scheduler` are not owned and must outlive the service.
+  // `registry`, `scheduler` and `metrics` are not owned and must outlive
+  // the service.
   InferenceService(Options options, const ModelRegistry* registry,
-                   BatchScheduler* scheduler)
-      : options_(options), registry_(registry), scheduler_(scheduler) {}
+                   BatchScheduler* scheduler, ServerMetrics* metrics)
+      : options_(options),
+        registry_(registry),
+        scheduler_(scheduler),
+        metrics_(metrics) {}
 
   // Until this is called every call is answered UNAVAILABLE ("starting").
   void StartServing() { serving_.store(true); }
@@ -56,9 +61,11 @@ class InferenceService final : public v1::InferenceService::CallbackService {
   // runs exactly once, on a scheduler thread, after `response` is filled
   // (or with the error that prevented it). Otherwise `finish` never runs and
   // the caller answers with the returned status. `request` and `response`
-  // must stay alive until `finish` runs.
+  // must stay alive until `finish` runs. Either way the request is counted
+  // in the metrics under `rpc`, timed from `received`.
   absl::Status Submit(const v1::PredictRequest& request,
-                      v1::PredictResponse* response, absl::Time deadline,
+                      v1::PredictResponse* response, const char* rpc,
+                      absl::Time received, absl::Time deadline,
                       std::function<bool()> is_cancelled,
                       absl::AnyInvocable<void(absl::Status)> finish);
 
@@ -70,6 +77,7 @@ class InferenceService final : public v1::InferenceService::CallbackService {
   const Options options_;
   const ModelRegistry* const registry_;
   BatchScheduler* const scheduler_;
+  ServerMetrics* const metrics_;
 
   std::atomic<bool> serving_{false};
   std::atomic<bool> draining_{false};
