@@ -74,6 +74,13 @@ class ServerProcess {
       ADD_FAILURE() << "no port in the log:\n" << log;
       return nullptr;
     }
+    const std::string metrics_marker = "metrics on 127.0.0.1:";
+    at = log.find(metrics_marker);
+    if (at != std::string::npos) {
+      const size_t from = at + metrics_marker.size();
+      (void)absl::SimpleAtoi(log.substr(from, log.find('/', from) - from),
+                             &server->metrics_port_);
+    }
     return server;
   }
 
@@ -85,6 +92,8 @@ class ServerProcess {
   }
 
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  // The port of /metrics (0 if the log did not name one).
+  int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
 
   // The server's log so far.
@@ -144,6 +153,7 @@ class ServerProcess {
   const pid_t pid_;
   const std::string log_path_;
   int port_ = 0;
+  int metrics_port_ = 0;
   bool exited_ = false;
   int status_ = 0;
 };

@@ -1,0 +1,210 @@
+// /metrics scraped over real HTTP from a running biserve_server after known
+// traffic: exact counter values and histogram counts.
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "biserve/v1/inference.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "tests/server/http_get.h"
+#include "tests/server/server_process.h"
+
+namespace biserve {
+namespace {
+
+using ::biserve::testing::HttpGet;
+using ::biserve::testing::ServerProcess;
+
+// Sample name with labels (as printed) -> value.
+std::map<std::string, double> ParseMetrics(const std::string& text) {
+  std::map<std::string, double> samples;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    double value;
+    if (space != absl::string_view::npos &&
+        absl::SimpleAtod(line.substr(space + 1), &value)) {
+      samples[std::string(line.substr(0, space))] = value;
+    }
+  }
+  return samples;
+}
+
+v1::PredictRequest Request(const std::string& model,
+                           const std::vector<int>& lengths) {
+  v1::PredictRequest request;
+  request.set_model_name(model);
+  for (int length : lengths) {
+    v1::Sequence* s = request.add_sequences();
+    for (int i = 0; i < length * 8; ++i) s->add_features(0.01f * (i % 13));
+  }
+  return request;
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void Start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {
+        "--model_repository=" BISERVE_SOURCE_DIR "/models"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = ServerProcess::Start(args);
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(server_->metrics_port(), 0) << server_->Log();
+    channel_ = grpc::CreateChannel(server_->address(),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::InferenceService::NewStub(channel_);
+  }
+  void TearDown() override {
+    stub_.reset();
+    channel_.reset();
+    if (server_) EXPECT_EQ(server_->Stop(), 0);
+  }
+  grpc::StatusCode Predict(const v1::PredictRequest& request) {
+    grpc::ClientContext context;
+    v1::PredictResponse response;
+    return stub_->Predict(&context, request, &response).error_code();
+  }
+  std::map<std::string, double> Scrape() {
+    return ParseMetrics(HttpGet(server_->metrics_port(), "/metrics"));
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::InferenceService::Stub> stub_;
+};
+
+TEST_F(MetricsTest, CountsKnownTrafficExactly) {
+  Start();
+  // One at a time, so each request is its own batch.
+  ASSERT_EQ(Predict(Request("example", {4, 7})), grpc::OK);
+  ASSERT_EQ(Predict(Request("example", {1})), grpc::OK);
+  ASSERT_EQ(Predict(Request("example", {3, 3, 3})), grpc::OK);
+  ASSERT_EQ(Predict(Request("nope", {2})), grpc::NOT_FOUND);
+  ASSERT_EQ(Predict(Request("nope", {2})), grpc::NOT_FOUND);
+  v1::PredictRequest bad = Request("example", {2});
+  bad.mutable_sequences(0)->add_features(1);
+  ASSERT_EQ(Predict(bad), grpc::INVALID_ARGUMENT);
+  {
+    grpc::ClientContext context;
+    v1::ListModelsResponse list;
+    ASSERT_TRUE(stub_->ListModels(&context, {}, &list).ok());
+  }
+
+  auto m = Scrape();
+  auto at = [&](const std::string& sample) {
+    auto it = m.find(sample);
+    EXPECT_NE(it, m.end()) << sample << " missing";
+    return it == m.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(at("biserve_requests_total{code=\"OK\",model=\"example\",rpc=\"Predict\",version=\"1\"}"), 3);
+  EXPECT_EQ(at("biserve_requests_total{code=\"NOT_FOUND\",model=\"\",rpc=\"Predict\",version=\"\"}"), 2);
+  EXPECT_EQ(at("biserve_requests_total{code=\"INVALID_ARGUMENT\",model=\"example\",rpc=\"Predict\",version=\"1\"}"), 1);
+  EXPECT_EQ(at("biserve_requests_total{code=\"OK\",model=\"\",rpc=\"ListModels\",version=\"\"}"), 1);
+  EXPECT_EQ(at("biserve_request_duration_seconds_count{model=\"example\",rpc=\"Predict\"}"), 4);
+  // Six valid sequences: lengths 4, 7, 1, 3, 3, 3.
+  EXPECT_EQ(at("biserve_sequence_length_count{model=\"example\"}"), 6);
+  EXPECT_EQ(at("biserve_sequence_length_sum{model=\"example\"}"), 21);
+  EXPECT_EQ(at("biserve_sequence_length_bucket{model=\"example\",le=\"1\"}"), 1);
+  EXPECT_EQ(at("biserve_batch_size_count{model=\"example\"}"), 3);
+  EXPECT_EQ(at("biserve_batch_size_sum{model=\"example\"}"), 6);
+  EXPECT_EQ(at("biserve_batch_requests_sum{model=\"example\"}"), 3);
+  EXPECT_EQ(at("biserve_batch_steps_sum{model=\"example\"}"), 21);
+  EXPECT_EQ(at("biserve_queue_duration_seconds_count{model=\"example\"}"), 3);
+  EXPECT_EQ(at("biserve_compute_duration_seconds_count{model=\"example\"}"), 3);
+  // No padding: the rows the recurrences processed are the real steps;
+  // padded batches would have processed 2 x 7 + 1 + 3 x 3 = 24.
+  EXPECT_EQ(at("biserve_real_steps_total{model=\"example\"}"), 21);
+  EXPECT_EQ(at("biserve_computed_steps_total{model=\"example\"}"), 21);
+  EXPECT_EQ(at("biserve_padded_steps_total{model=\"example\"}"), 24);
+  EXPECT_EQ(at("biserve_padding_waste_ratio{model=\"example\"}"), 0);
+  EXPECT_EQ(at("biserve_queue_depth{model=\"example\"}"), 0);
+  EXPECT_EQ(at("biserve_inflight_requests{model=\"example\"}"), 0);
+  EXPECT_EQ(at("biserve_model_loaded{model=\"example\",version=\"1\"}"), 1);
+  EXPECT_EQ(at("biserve_model_loaded{model=\"brackets\",version=\"1\"}"), 1);
+  EXPECT_EQ(at("biserve_model_load_failures_total{model=\"example\"}"), 0);
+  EXPECT_GT(at("biserve_model_last_reload_timestamp_seconds{model=\"example\"}"), 1.7e9);
+  EXPECT_GT(at("biserve_thread_pool_busy_seconds_total"), 0);
+  EXPECT_GT(at("process_cpu_seconds_total"), 0);
+  EXPECT_GT(at("process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(at("process_open_fds"), 3);
+  EXPECT_GT(at("process_start_time_seconds"), 1.7e9);
+  bool build_info = false;
+  for (const auto& [name, value] : m) {
+    if (name.rfind("biserve_build_info{", 0) == 0 && value == 1) build_info = true;
+  }
+  EXPECT_TRUE(build_info);
+}
+
+TEST_F(MetricsTest, BatchesMergeRequestsUnderConcurrentLoad) {
+  Start({"--batch_threads=1", "--max_queue_delay_us=20000"});
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 16; ++c) {
+    clients.emplace_back([&] {
+      auto stub = v1::InferenceService::NewStub(channel_);
+      for (int r = 0; r < 10; ++r) {
+        grpc::ClientContext context;
+        v1::PredictResponse response;
+        EXPECT_TRUE(stub->Predict(&context, Request("example", {30}), &response).ok());
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  auto m = Scrape();
+  const double batches = m["biserve_batch_requests_count{model=\"example\"}"];
+  const double requests = m["biserve_batch_requests_sum{model=\"example\"}"];
+  EXPECT_EQ(requests, 160);
+  // Fewer batches than requests: some batch held several.
+  EXPECT_LT(batches, requests);
+  EXPECT_LT(m["biserve_batch_requests_bucket{model=\"example\",le=\"1\"}"], batches);
+  EXPECT_EQ(m["biserve_padding_waste_ratio{model=\"example\"}"], 0);
+}
+
+// Every metric a dashboard query names is exported.
+TEST_F(MetricsTest, EveryMetricTheDashboardUsesIsExported) {
+  std::ifstream in(BISERVE_SOURCE_DIR "/deploy/grafana/dashboards/biserve.json");
+  ASSERT_TRUE(in) << "no dashboard";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string dashboard = text.str();
+  Start();
+  ASSERT_EQ(Predict(Request("example", {3})), grpc::OK);
+  const std::string exposition = HttpGet(server_->metrics_port(), "/metrics");
+  std::set<std::string> families;
+  for (absl::string_view line : absl::StrSplit(exposition, '\n')) {
+    if (absl::StartsWith(line, "# TYPE ")) {
+      const std::string rest(line.substr(7));  // "<name> <type>"
+      families.insert(rest.substr(0, rest.find(' ')));
+    }
+  }
+  std::regex name("(biserve|process)_[a-z_]+");
+  std::set<std::string> used;
+  for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), name);
+       it != std::sregex_iterator(); ++it) {
+    used.insert(it->str());
+  }
+  ASSERT_FALSE(used.empty());
+  for (std::string metric : used) {
+    for (const char* suffix : {"_bucket", "_count", "_sum"}) {
+      if (absl::EndsWith(metric, suffix) &&
+          families.count(metric.substr(0, metric.size() - strlen(suffix)))) {
+        metric = metric.substr(0, metric.size() - strlen(suffix));
+      }
+    }
+    EXPECT_TRUE(families.count(metric)) << metric << " is not exported";
+  }
+}
+
+}  // namespace
+}  // namespace biserve
