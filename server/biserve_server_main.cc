@@ -39,6 +39,7 @@
 #include "proto/model_config_codec.h"
 #include "server/inference_service.h"
 #include "server/metrics.h"
+#include "server/open_inference_service.h"
 #include "server/process_collector.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0",
@@ -218,7 +219,9 @@ int Run() {
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  OpenInferenceService open_inference(registry->get(), &service);
   builder.RegisterService(&service);
+  builder.RegisterService(&open_inference);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     LogError(absl::StrCat("cannot listen on ", address,

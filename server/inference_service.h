@@ -42,6 +42,8 @@ class InferenceService final : public v1::InferenceService::CallbackService {
   void StartServing() { serving_.store(true); }
   // From now on every new call is answered UNAVAILABLE ("shutting down").
   void StartDraining() { draining_.store(true); }
+  // Serving and not draining.
+  bool accepting() const { return serving_.load() && !draining_.load(); }
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const v1::PredictRequest* request,

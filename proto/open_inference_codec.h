@@ -1,0 +1,59 @@
+// The seam between the Open Inference Protocol (inference/
+// grpc_predict_v2.proto) and biserve's own messages: a ModelInfer request
+// becomes a biserve.v1.PredictRequest (so it takes the same path: checks,
+// batching, metrics), and the PredictResponse becomes tensors.
+//
+// Tensors (B sequences, T time steps):
+//   inputs   features         FP32 [B, T, input_dim]   (feature models)
+//            token_ids        INT32|INT64 [B, T]       (Embedding models)
+//            lengths          INT32|INT64 [B]          optional: sequence b
+//                             has lengths[b] <= T steps; the steps after it
+//                             are padding, never computed
+//            initial_state/<layer>/<forward_h|forward_c|backward_h|backward_c>
+//                             FP32 [B, units]          optional, all or none
+//   outputs  output           FP32 [B, T, D] or [B, D] (the model's output)
+//            forward, backward FP32 [B, T, units] or [B, units]
+//            state/<layer>/<forward_h|...> FP32 [B, units]
+// Output steps past a sequence's length are zeros.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "biserve/v1/inference.pb.h"
+#include "core/model.h"
+#include "inference/grpc_predict_v2.pb.h"
+
+namespace biserve {
+
+struct OpenTensorSpec {
+  std::string name;
+  std::string datatype;
+  std::vector<int64_t> shape;  // -1: variable (batch, time)
+};
+
+// What the model takes and gives, as Open Inference tensors.
+std::vector<OpenTensorSpec> OpenInferenceInputs(const Model& model);
+std::vector<OpenTensorSpec> OpenInferenceOutputs(const Model& model);
+
+// A parsed ModelInfer request.
+struct OpenInferCall {
+  v1::PredictRequest request;
+  std::vector<std::string> outputs;  // names to return, in order
+  int64_t time_steps = 0;            // T of the inputs
+  bool raw_outputs = false;          // answer in raw_output_contents
+};
+
+// INVALID_ARGUMENT naming the input, the expected and the given shape or
+// datatype.
+absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
+    const inference::ModelInferRequest& request, const Model& model);
+
+// The tensors of `predict` for the call's outputs.
+absl::Status InferResponseFromPredict(const v1::PredictResponse& predict,
+                                      const OpenInferCall& call,
+                                      const Model& model,
+                                      inference::ModelInferResponse* response);
+
+}  // namespace biserve
