@@ -102,12 +102,23 @@ absl::StatusOr<std::vector<T>> Values(const inference::ModelInferRequest& reques
   return values;
 }
 
+// max_elements: the request's size in bytes. Every value takes at least one
+// byte, so a shape claiming more elements cannot be backed by its values;
+// rejecting it here keeps the products of dimensions from overflowing and
+// nothing is sized by the shape before the values are counted.
 absl::Status CheckShape(const InputTensor& input,
                         const std::vector<int64_t>& expected,
-                        const std::string& pattern) {
+                        const std::string& pattern, int64_t max_elements) {
   bool ok = input.shape_size() == static_cast<int>(expected.size());
+  int64_t elements = 1;
   for (int i = 0; ok && i < input.shape_size(); ++i) {
     ok = input.shape(i) >= 1 && (expected[i] < 0 || input.shape(i) == expected[i]);
+    if (ok && input.shape(i) > max_elements / elements) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", input.name(), "': shape ", Shape(input.shape()),
+          " has more elements than the request carries values"));
+    }
+    if (ok) elements *= input.shape(i);
   }
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(
@@ -216,18 +227,23 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
                                                model.input_dim(), "]")));
   }
   const InputTensor& input = request.inputs(data);
+  const int64_t max_elements = static_cast<int64_t>(request.ByteSizeLong());
   int64_t batch, steps;
   OpenInferCall call;
   v1::PredictRequest& predict = call.request;
   if (model.takes_token_ids()) {
     if (auto s = CheckType(input, {"INT32", "INT64"}); !s.ok()) return s;
-    if (auto s = CheckShape(input, {-1, -1}, "[batch, time]"); !s.ok()) return s;
+    if (auto s = CheckShape(input, {-1, -1}, "[batch, time]", max_elements);
+        !s.ok()) {
+      return s;
+    }
     batch = input.shape(0);
     steps = input.shape(1);
   } else {
     if (auto s = CheckType(input, {"FP32"}); !s.ok()) return s;
     if (auto s = CheckShape(input, {-1, -1, model.input_dim()},
-                            absl::StrCat("[batch, time, ", model.input_dim(), "]"));
+                            absl::StrCat("[batch, time, ", model.input_dim(), "]"),
+                            max_elements);
         !s.ok()) {
       return s;
     }
@@ -239,7 +255,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
   if (lengths >= 0) {
     const InputTensor& l = request.inputs(lengths);
     if (auto s = CheckType(l, {"INT32", "INT64"}); !s.ok()) return s;
-    if (auto s = CheckShape(l, {batch}, absl::StrCat("[", batch, "] (batch)"));
+    if (auto s = CheckShape(l, {batch}, absl::StrCat("[", batch, "] (batch)"),
+                            max_elements);
         !s.ok()) {
       return s;
     }
@@ -295,7 +312,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
       const InputTensor& t = request.inputs(it->second);
       if (auto s = CheckType(t, {"FP32"}); !s.ok()) return s;
       if (auto s = CheckShape(t, {batch, d->units},
-                              absl::StrCat("[", batch, ", ", d->units, "]"));
+                              absl::StrCat("[", batch, ", ", d->units, "]"),
+                              max_elements);
           !s.ok()) {
         return s;
       }

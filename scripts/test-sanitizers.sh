@@ -9,7 +9,7 @@ scripts/install-deps.sh
 sanitizers=("$@")
 [ "${#sanitizers[@]}" -eq 0 ] && sanitizers=(thread address)
 for sanitizer in "${sanitizers[@]}"; do
-  dir="build-${sanitizer:0:4}"
+  dir=build-tsan
   [ "$sanitizer" = address ] && dir=build-asan
   start=$(date +%s)
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -17,7 +17,7 @@ for sanitizer in "${sanitizers[@]}"; do
   cmake --build "$dir" -j "$(nproc)"
   built=$(date +%s)
   # halt_on_error: a report fails the test that caused it.
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
   ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
     ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" --timeout 900
   done_at=$(date +%s)

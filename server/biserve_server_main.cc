@@ -100,6 +100,13 @@ int Run() {
           ? threads_flag
           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
+  const bool batching_enabled = absl::GetFlag(FLAGS_enable_batching);
+  // Batches at once; without batching, executors taking one request each.
+  const int batch_threads =
+      !batching_enabled                      ? threads
+      : absl::GetFlag(FLAGS_batch_threads) > 0 ? absl::GetFlag(FLAGS_batch_threads)
+                                             : std::max(1, threads / 2);
+
   // Metrics first: every part below reports into them.
   auto metrics_registry = std::make_shared<prometheus::Registry>();
   ServerMetrics metrics(
@@ -107,8 +114,9 @@ int Run() {
       BuildInfo{.version = BISERVE_VERSION,
                 .compiler = absl::StrCat("gcc ", __VERSION__),
                 .gemm_kernel = GemmKernelName(),
-                .batching = absl::GetFlag(FLAGS_enable_batching),
-                .threads = threads});
+                .batching = batching_enabled,
+                .threads = threads,
+                .batch_threads = batch_threads});
   std::unique_ptr<prometheus::Exposer> exposer;
   const std::string metrics_address = absl::StrCat(
       absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
@@ -140,12 +148,8 @@ int Run() {
     LogError(absl::StrCat("--", s.message()));
     return 2;
   }
-  const bool batching_enabled = absl::GetFlag(FLAGS_enable_batching);
   std::unique_ptr<BatchScheduler> scheduler;
   if (batching_enabled) {
-    const int batch_threads = absl::GetFlag(FLAGS_batch_threads) > 0
-                                  ? absl::GetFlag(FLAGS_batch_threads)
-                                  : std::max(1, threads / 2);
     auto dynamic = DynamicBatchScheduler::Create(
         {.num_batch_threads = batch_threads, .observer = &metrics},
         pool->get());
@@ -156,7 +160,7 @@ int Run() {
     scheduler = *std::move(dynamic);
   } else {
     auto unbatched = UnbatchedScheduler::Create(
-        {.num_executors = threads,
+        {.num_executors = batch_threads,
          .max_queue_size = absl::GetFlag(FLAGS_max_queue_size),
          .observer = &metrics},
         pool->get());

@@ -298,6 +298,9 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
     absl::StatusOr<ServableModel> servable =
         registry_->Get(request->model_name(), request->model_version());
     status = servable.status();
+    if (!status.ok() && registry_->IsServing(request->model_name())) {
+      model_label = request->model_name();  // a known model, unknown version
+    }
     if (status.ok()) {
       model_label = servable->name;
       ModelMetadataToProto(

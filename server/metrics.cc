@@ -110,7 +110,9 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry,
                        .Register(registry)),
       busy_seconds_(BuildCounter()
                         .Name("biserve_thread_pool_busy_seconds_total")
-                        .Help("Time batch threads spent computing batches.")
+                        .Help("Time the batch threads spent computing "
+                              "batches; divided by biserve_batch_threads, "
+                              "how busy they are.")
                         .Register(registry)
                         .Add({})) {
   BuildGauge()
@@ -128,6 +130,12 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry,
       .Register(registry)
       .Add({})
       .Set(build.threads);
+  BuildGauge()
+      .Name("biserve_batch_threads")
+      .Help("Batches computed at once (executor threads without batching).")
+      .Register(registry)
+      .Add({})
+      .Set(build.batch_threads);
 }
 
 ServerMetrics::ModelMetrics& ServerMetrics::For(const std::string& model) {

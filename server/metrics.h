@@ -34,6 +34,8 @@ struct BuildInfo {
   std::string gemm_kernel;  // OpenBLAS' kernel set, or "Eigen"
   bool batching = true;
   int threads = 0;
+  // Batches computed at once (executor threads without batching).
+  int batch_threads = 0;
 };
 
 class ServerMetrics final : public ServingObserver {

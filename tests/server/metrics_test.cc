@@ -86,7 +86,7 @@ class MetricsTest : public ::testing::Test {
 };
 
 TEST_F(MetricsTest, CountsKnownTrafficExactly) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   // One at a time, so each request is its own batch.
   ASSERT_EQ(Predict(Request("example", {4, 7})), grpc::OK);
   ASSERT_EQ(Predict(Request("example", {1})), grpc::OK);
@@ -148,7 +148,8 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
 }
 
 TEST_F(MetricsTest, BatchesMergeRequestsUnderConcurrentLoad) {
-  Start({"--batch_threads=1", "--max_queue_delay_us=20000"});
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--batch_threads=1", "--max_queue_delay_us=20000"}));
   std::vector<std::thread> clients;
   for (int c = 0; c < 16; ++c) {
     clients.emplace_back([&] {
@@ -178,7 +179,7 @@ TEST_F(MetricsTest, EveryMetricTheDashboardUsesIsExported) {
   std::stringstream text;
   text << in.rdbuf();
   const std::string dashboard = text.str();
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   ASSERT_EQ(Predict(Request("example", {3})), grpc::OK);
   const std::string exposition = HttpGet(server_->metrics_port(), "/metrics");
   std::set<std::string> families;
