@@ -1,7 +1,9 @@
 #include "proto/open_inference_codec.h"
 
 #include <cstring>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <variant>
 
 #include "absl/strings/match.h"
@@ -200,8 +202,20 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
   std::map<std::string, int> states;
   const BidirectionalLayer& first =
       model.bidirectional(model.first_bidirectional());
+  std::set<std::string> seen;
   for (int i = 0; i < request.inputs_size(); ++i) {
     const std::string& name = request.inputs(i).name();
+    if (!seen.insert(name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", name, "' is given twice"));
+    }
+    if (request.raw_input_contents_size() > 0 &&
+        request.inputs(i).has_contents()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", name,
+          "' has contents although raw_input_contents is used; give every "
+          "input's data one way"));
+    }
     if (name == data_name) {
       data = i;
     } else if (name == "lengths") {
@@ -281,9 +295,13 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
       s->set_length(length[b]);
       for (int64_t t = 0; t < length[b]; ++t) {
         const int64_t id = (*values)[b * steps + t];
-        // Out-of-range ids are caught (and named) by the usual checks.
-        s->add_token_ids(static_cast<int32_t>(
-            std::clamp<int64_t>(id, INT32_MIN, INT32_MAX)));
+        const int64_t vocabulary = model.embedding()->embeddings.rows();
+        if (id < 0 || id >= vocabulary) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "input 'token_ids': token_ids[", b, "][", t, "] = ", id,
+              " is outside the vocabulary [0, ", vocabulary, ")"));
+        }
+        s->add_token_ids(static_cast<int32_t>(id));
       }
     }
   } else {
@@ -346,6 +364,11 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
       return absl::InvalidArgumentError(
           absl::StrCat("unknown output '", requested.name(),
                        "'; this model gives: ", absl::StrJoin(names, ", ")));
+    }
+    if (std::find(call.outputs.begin(), call.outputs.end(), requested.name()) !=
+        call.outputs.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("output '", requested.name(), "' is requested twice"));
     }
     call.outputs.push_back(requested.name());
   }

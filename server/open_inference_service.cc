@@ -1,5 +1,6 @@
 #include "server/open_inference_service.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -16,7 +17,9 @@ namespace {
 absl::StatusOr<int64_t> ParseVersion(const std::string& version) {
   if (version.empty()) return 0;
   int64_t v;
-  if (!absl::SimpleAtoi(version, &v) || v < 1) {
+  const bool digits = std::all_of(version.begin(), version.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || !absl::SimpleAtoi(version, &v) || v < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model_version must be empty (newest) or a positive integer; got \"",
         version, "\""));

@@ -1100,8 +1100,28 @@ class InferErrorTest(OpenInferenceTestCase):
     def test_token_id_out_of_vocabulary(self):
         for ids in ([4, 30], [4, -1], [4, 1 << 33]):
             with self.subTest(ids=ids):
+                # The message names the tensor, the position and the value
+                # as sent (not a clamped one).
                 self.invalid(infer_request(
-                    "brackets", [("token_ids", "INT64", [1, 2], ids)]))
+                    "brackets", [("token_ids", "INT64", [1, 2], ids)]),
+                    "input 'token_ids': token_ids[0][1] = %d" % ids[1])
+
+    def test_an_input_given_twice(self):
+        self.invalid(infer_request(
+            "example", [self.features(), self.features()]),
+            "'features' is given twice")
+
+    def test_an_output_requested_twice(self):
+        request = infer_request("example", [self.features()])
+        for name in ("forward", "forward"):
+            request.outputs.add().name = name
+        self.invalid(request, "'forward' is requested twice")
+
+    def test_padded_version_strings_are_invalid(self):
+        for version in (" 1", "1 ", "+1"):
+            with self.subTest(version=version):
+                self.invalid(infer_request("example", [self.features()],
+                                           version=version), "model_version")
 
     def test_unknown_model_is_not_found(self):
         self.assertStatus(
