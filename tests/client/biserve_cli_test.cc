@@ -5,31 +5,21 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/command.h"
-#include "tests/server/server_process.h"
+#include "tests/server/server_fixture.h"
 
 namespace biserve {
 namespace {
 
+using ::biserve::testing::BundledModelsServerTest;
 using ::biserve::testing::RunCommand;
-using ::biserve::testing::ServerProcess;
 using ::biserve::testing::WriteTestFile;
 using ::testing::HasSubstr;
 
-class BiserveCliTest : public ::testing::Test {
+class BiserveCliTest : public BundledModelsServerTest {
  protected:
-  void SetUp() override {
-    server_ = ServerProcess::Start(
-        {"--model_repository=" BISERVE_SOURCE_DIR "/models"});
-    ASSERT_NE(server_, nullptr);
-  }
-  void TearDown() override {
-    if (server_) EXPECT_EQ(server_->Stop(), 0);
-  }
   std::string Cli(const std::string& args) const {
-    return absl::StrCat(
-        BISERVE_BIN_DIR "/biserve --server=", server_->address(), " ", args);
+    return CommandFor("biserve", args);
   }
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(BiserveCliTest, PredictsTheBracketsSampleFromProtobufJson) {

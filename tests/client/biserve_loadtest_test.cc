@@ -9,13 +9,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/command.h"
-#include "tests/server/server_process.h"
+#include "tests/server/server_fixture.h"
 
 namespace biserve {
 namespace {
 
+using ::biserve::testing::BundledModelsServerTest;
 using ::biserve::testing::RunCommand;
-using ::biserve::testing::ServerProcess;
 using ::biserve::testing::TestPath;
 using ::biserve::testing::WriteTestFile;
 using ::testing::HasSubstr;
@@ -27,21 +27,11 @@ std::string ReadAll(const std::string& path) {
   return s.str();
 }
 
-class BiserveLoadtestTest : public ::testing::Test {
+class BiserveLoadtestTest : public BundledModelsServerTest {
  protected:
-  void SetUp() override {
-    server_ = ServerProcess::Start(
-        {"--model_repository=" BISERVE_SOURCE_DIR "/models"});
-    ASSERT_NE(server_, nullptr);
-  }
-  void TearDown() override {
-    if (server_) EXPECT_EQ(server_->Stop(), 0);
-  }
   std::string Loadtest(const std::string& args) const {
-    return absl::StrCat(BISERVE_BIN_DIR "/biserve_loadtest --server=",
-                        server_->address(), " --warmup_s=0 ", args);
+    return CommandFor("biserve_loadtest", absl::StrCat("--warmup_s=0 ", args));
   }
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(BiserveLoadtestTest, ClosedLoopWritesTheReportWithEveryKey) {

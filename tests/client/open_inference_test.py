@@ -18,32 +18,17 @@ By hand, from the repository after a build:
   /usr/bin/python3 tests/client/open_inference_test.py
 """
 
-import ctypes
 import os
 import random
 import re
 import shutil
-import signal
 import struct
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
-SOURCE_DIR = os.path.abspath(os.environ.get(
-    "BISERVE_SOURCE_DIR",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")))
-BIN_DIR = os.environ.get("BISERVE_BIN_DIR",
-                         os.path.join(SOURCE_DIR, "build", "bin"))
-SERVER = os.environ.get("BISERVE_SERVER",
-                        os.path.join(BIN_DIR, "biserve_server"))
-PYTHON_PATH = os.environ.get("BISERVE_PYTHON_PATH",
-                             os.path.join(SOURCE_DIR, "build", "python"))
-EXAMPLE_MODEL = os.path.join(SOURCE_DIR, "models", "example", "1",
-                             "model.pbtxt")
-BRACKETS_MODEL = os.path.join(SOURCE_DIR, "models", "brackets", "1",
-                              "model.pb")
+from biserve_test_server import (PYTHON_PATH, SERVER, SOURCE_DIR,
+                                 ServerProcess, encode, require_built,
+                                 temp_root)
 
 sys.path.insert(0, PYTHON_PATH)
 import grpc  # noqa: E402
@@ -54,18 +39,12 @@ from biserve.v1 import inference_pb2_grpc as bv1_grpc  # noqa: E402
 
 # Both services run the same computation; only batching may differ.
 TOLERANCE = 1e-6
-# From models/brackets/README.md.
-VOCABULARY = " ()abcdefghijklmnopqrstuvwxyz"
 # models/example: Bidirectional(LSTM 16, concat) -> Dense(4, softmax).
 INPUT_DIM = 8
 UNITS = 16
 EXAMPLE_OUT = 4
 LAYER = "bidirectional"
 STATE_NAMES = ["forward_h", "forward_c", "backward_h", "backward_c"]
-
-
-def encode(text):
-    return [1 + VOCABULARY.index(c) for c in text]
 
 
 def f32(x):
@@ -115,94 +94,7 @@ def pad_ids(sequences, steps, fill=1):
 
 
 # ---------------------------------------------------------------------------
-# The server (the same approach as tests/client/python_client_test.py).
-
-
-def temp_root():
-    root = os.environ.get("BISERVE_TEST_TMPDIR")
-    if root:
-        os.makedirs(root, exist_ok=True)
-    return tempfile.mkdtemp(prefix="open_inference_test_", dir=root)
-
-
-def make_repository(root):
-    """A private copy of the two bundled models (only their model files)."""
-    repo = os.path.join(root, "models")
-    for source in (EXAMPLE_MODEL, BRACKETS_MODEL):
-        version_dir = os.path.dirname(source)
-        model = os.path.basename(os.path.dirname(version_dir))
-        target = os.path.join(repo, model, "1")
-        os.makedirs(target)
-        shutil.copy(source, target)
-    return repo
-
-
-def _die_with_parent():
-    # The server never outlives the test (PR_SET_PDEATHSIG = 1).
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
-class ServerProcess:
-    """biserve_server on 127.0.0.1, port 0, its log in a file."""
-
-    def __init__(self, repository, log_path):
-        self.log_path = log_path
-        self.port = None
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [SERVER, "--host=127.0.0.1", "--port=0", "--metrics_port=0",
-                 "--model_repository=" + repository],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_die_with_parent)
-        try:
-            self._wait_ready(timeout_s=60)
-        except BaseException:
-            self.kill()
-            raise
-
-    def log(self):
-        with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def _wait_ready(self, timeout_s):
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            log = self.log()
-            if " ready: " in log:
-                marker = "listening on 127.0.0.1:"
-                at = log.find(marker)
-                if at < 0:
-                    raise RuntimeError("no port in the server's log:\n" + log)
-                digits = log[at + len(marker):].split(" ", 1)[0]
-                self.port = int(digits)
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    "biserve_server exited with %d before it was ready; its "
-                    "log:\n%s" % (self.process.returncode, log))
-            time.sleep(0.02)
-        raise RuntimeError("biserve_server not ready after %d s; its log:\n%s"
-                           % (timeout_s, self.log()))
-
-    @property
-    def address(self):
-        return "127.0.0.1:%d" % self.port
-
-    def stop(self, timeout_s=60):
-        """SIGTERM, then the exit code (None if it did not exit in time)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+# The server (biserve_test_server.py) and a channel to it.
 
 
 ROOT = None
@@ -212,12 +104,9 @@ CHANNEL = None
 
 def setUpModule():
     global ROOT, SERVER_PROCESS, CHANNEL
-    if not os.access(SERVER, os.X_OK):
-        raise RuntimeError("%s is missing: build first (cmake --build build)"
-                           % SERVER)
-    ROOT = temp_root()
-    SERVER_PROCESS = ServerProcess(make_repository(ROOT),
-                                   os.path.join(ROOT, "server.log"))
+    require_built(SERVER)
+    ROOT = temp_root("open_inference_test_")
+    SERVER_PROCESS = ServerProcess.in_private_repository(ROOT)
     CHANNEL = grpc.insecure_channel(
         SERVER_PROCESS.address,
         [("grpc.max_receive_message_length", -1),
@@ -227,14 +116,7 @@ def setUpModule():
 
 def tearDownModule():
     CHANNEL.close()
-    # The server stops cleanly on SIGTERM: exit code 0.
-    code = SERVER_PROCESS.stop()
-    log = SERVER_PROCESS.log()
-    if code != 0:
-        raise AssertionError("biserve_server exited with %r after SIGTERM; "
-                             "its log:\n%s" % (code, log))
-    if "stopped" not in log:
-        raise AssertionError("no 'stopped' in the server's log:\n" + log)
+    SERVER_PROCESS.stop_cleanly()
     shutil.rmtree(ROOT, ignore_errors=True)
 
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
@@ -25,24 +24,23 @@
 #include "tests/core/fake_clock.h"
 #include "tests/core/notification.h"
 #include "tests/core/random_model.h"
-#include "tests/core/test_util.h"
+#include "tests/core/scheduler_test_util.h"
 
 namespace biserve {
 namespace {
 
+using testing::Completions;
+using testing::DoneResult;
 using ::testing::ElementsAre;
+using testing::EvaluateAlone;
+using testing::ExpectSameResults;
 using testing::FakeClock;
+using testing::Gate;
 using ::testing::HasSubstr;
-using testing::RandomModelOptions;
+using testing::kBound;
+using testing::RandomFeatureModelSpec;
 using testing::RandomModelSpec;
 using testing::RandomValues;
-using testing::TensorNear;
-
-// Every wait in these tests is bounded by this: a bug fails the test
-// instead of hanging it.
-constexpr absl::Duration kBound = absl::Seconds(20);
-
-using DoneResult = absl::StatusOr<std::vector<SequenceResult>>;
 
 // Waits until `condition` holds, checking it every millisecond of real
 // time, for at most kBound. For conditions no callback reports (a thread
@@ -56,88 +54,6 @@ bool Eventually(const std::function<bool()>& condition) {
   }
   return true;
 }
-
-// Records each task's `done` calls, by task id.
-class Completions {
- public:
-  absl::AnyInvocable<void(DoneResult)> Callback(int id) {
-    return [this, id](DoneResult result) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++calls_[id];
-        order_.push_back(id);
-        results_.emplace(id, std::move(result));
-      }
-      cv_.notify_all();
-    };
-  }
-
-  // Waits until `n` calls in all have been recorded; false on timeout.
-  bool WaitForCount(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(kBound),
-                        [&] { return static_cast<int>(order_.size()) >= n; });
-  }
-  // Waits until every task of `ids` has been answered; false on timeout.
-  bool WaitFor(const std::vector<int>& ids) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(kBound), [&] {
-      return std::all_of(ids.begin(), ids.end(),
-                         [&](int id) { return calls_.count(id) > 0; });
-    });
-  }
-
-  int Count() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<int>(order_.size());
-  }
-  int CallsFor(int id) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = calls_.find(id);
-    return it == calls_.end() ? 0 : it->second;
-  }
-  // The status of task `id`'s first answer; UNKNOWN if it has none.
-  absl::Status StatusOf(int id) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = results_.find(id);
-    if (it == results_.end()) return absl::UnknownError("no answer");
-    return it->second.status();
-  }
-  DoneResult ResultOf(int id) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = results_.find(id);
-    if (it == results_.end()) return absl::UnknownError("no answer");
-    return it->second;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<int, int> calls_;                // guarded by mu_
-  std::vector<int> order_;                  // guarded by mu_
-  std::multimap<int, DoneResult> results_;  // guarded by mu_
-};
-
-// Holds a thread at a point of the test's choosing: Enter reports that the
-// thread arrived and waits for Release.
-class Gate {
- public:
-  void Enter() {
-    entered_.Notify();
-    release_.WaitForNotificationWithTimeout(kBound);
-  }
-  bool WaitUntilEntered() {
-    return entered_.WaitForNotificationWithTimeout(kBound);
-  }
-  bool HasBeenEntered() const { return entered_.HasBeenNotified(); }
-  void Release() {
-    if (!release_.HasBeenNotified()) release_.Notify();
-  }
-
- private:
-  testing::Notification entered_;
-  testing::Notification release_;
-};
 
 // One call of run_batch, as the recorder saw it.
 struct RecordedBatch {
@@ -237,9 +153,7 @@ class DynamicBatchSchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::mt19937 rng(5);
-    RandomModelOptions options;
-    options.allow_embedding = false;
-    const ModelSpec spec = RandomModelSpec(rng, options);
+    const ModelSpec spec = RandomFeatureModelSpec(rng);
     for (int version : {1, 2}) {
       auto model = Model::Create(spec);
       ASSERT_TRUE(model.ok()) << model.status();
@@ -281,6 +195,7 @@ class DynamicBatchSchedulerTest : public ::testing::Test {
                                       nullptr);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
+    live_ = scheduler_.get();
   }
 
   // Task `id`, for `servable` (default v1_), of `sequences` sequences of
@@ -301,7 +216,10 @@ class DynamicBatchSchedulerTest : public ::testing::Test {
   // Schedules `task`, remembering whether it was accepted.
   absl::Status Submit(std::unique_ptr<InferenceTask> task) {
     const int id = recorder_.IdOf(task.get());
-    absl::Status status = scheduler_->Schedule(std::move(task));
+    // Through live_, not scheduler_: a batch hook may submit while the
+    // scheduler is being destroyed (scheduler_ is then already null, and
+    // the scheduler answers UNAVAILABLE).
+    absl::Status status = live_->Schedule(std::move(task));
     std::lock_guard<std::mutex> lock(submitted_mu_);
     (status.ok() ? accepted_ : refused_).push_back(id);
     return status;
@@ -335,6 +253,8 @@ class DynamicBatchSchedulerTest : public ::testing::Test {
   ServableModel v1_;
   ServableModel v2_;  // another version of the same model
   std::unique_ptr<DynamicBatchScheduler> scheduler_;
+  // The scheduler, valid until its destructor has returned.
+  DynamicBatchScheduler* live_ = nullptr;
 };
 
 TEST(DynamicBatchSchedulerCreateTest, RejectsNoBatchThreadsAndNothingToRun) {
@@ -868,42 +788,8 @@ EvalOptions RandomOptions(std::mt19937& rng) {
   return options;
 }
 
-// `actual` equals `expected` to float rounding, and holds exactly the
-// fields `expected` holds (TensorNear also compares empty shapes).
-void ExpectSameResults(const DoneResult& actual,
-                       const std::vector<SequenceResult>& expected) {
-  ASSERT_TRUE(actual.ok()) << actual.status();
-  ASSERT_EQ(actual->size(), expected.size());
-  constexpr float kTolerance = 1e-6f;
-  for (size_t s = 0; s < expected.size(); ++s) {
-    SCOPED_TRACE(::testing::Message() << "sequence " << s);
-    const SequenceResult& a = (*actual)[s];
-    const SequenceResult& b = expected[s];
-    EXPECT_TRUE(TensorNear(a.output, b.output, kTolerance, true)) << "output";
-    EXPECT_TRUE(TensorNear(a.forward, b.forward, kTolerance, true))
-        << "forward";
-    EXPECT_TRUE(TensorNear(a.backward, b.backward, kTolerance, true))
-        << "backward";
-    ASSERT_EQ(a.states.size(), b.states.size());
-    for (size_t l = 0; l < a.states.size(); ++l) {
-      ASSERT_EQ(a.states[l].size(), b.states[l].size());
-      for (size_t k = 0; k < a.states[l].size(); ++k) {
-        EXPECT_TRUE(
-            TensorNear(a.states[l][k], b.states[l][k], kTolerance, true))
-            << "layer " << l << " state " << k;
-      }
-    }
-  }
-}
-
-std::vector<SequenceResult> EvaluateAlone(const Model& model,
-                                          const RandomSequences& sequences,
-                                          const EvalOptions& options,
-                                          ThreadPool& pool) {
-  auto results = Evaluate(model, sequences.inputs, options, pool);
-  EXPECT_TRUE(results.ok()) << results.status();
-  return results.ok() ? *std::move(results) : std::vector<SequenceResult>();
-}
+// A task's results equal Evaluate's for it alone, to float rounding.
+constexpr float kTolerance = 1e-6f;
 
 TEST(DynamicBatchEvaluateBatchTest, EachTaskGetsExactlyWhatItAskedFor) {
   // Every combination of output, directions and states in one batch, over
@@ -939,7 +825,8 @@ TEST(DynamicBatchEvaluateBatchTest, EachTaskGetsExactlyWhatItAskedFor) {
       SCOPED_TRACE(::testing::Message() << "task " << id);
       ExpectSameResults(
           completions.ResultOf(id),
-          EvaluateAlone(**model, inputs[id], options[id], **pool));
+          EvaluateAlone(**model, inputs[id].inputs, options[id], **pool),
+          kTolerance, /*relative=*/true);
     }
   }
 }
@@ -948,9 +835,7 @@ TEST(DynamicBatchEvaluateBatchTest, AFailureAnswersEveryTaskWithIt) {
   auto pool = ThreadPool::Create({});
   ASSERT_TRUE(pool.ok());
   std::mt19937 rng(8);
-  RandomModelOptions model_options;
-  model_options.allow_embedding = false;
-  auto model = Model::Create(RandomModelSpec(rng, model_options));
+  auto model = Model::Create(RandomFeatureModelSpec(rng));
   ASSERT_TRUE(model.ok()) << model.status();
   const std::vector<float> good = RandomValues(rng, 2 * (*model)->input_dim());
   const std::vector<float> bad(1);
@@ -1087,8 +972,9 @@ TEST_P(DynamicBatchSchedulerEvaluateTest,
     EXPECT_EQ(completions.CallsFor(id), 1);
     const Planned& p = plan[id];
     ExpectSameResults(completions.ResultOf(id),
-                      EvaluateAlone(*servables[p.servable].model, p.sequences,
-                                    p.options, **pool));
+                      EvaluateAlone(*servables[p.servable].model,
+                                    p.sequences.inputs, p.options, **pool),
+                      kTolerance, /*relative=*/true);
   }
 }
 

@@ -2,7 +2,7 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/random_model.h"
+#include "tests/core/registry_test_util.h"
 
 namespace biserve {
 namespace {
@@ -33,23 +34,6 @@ std::shared_ptr<const Model> MakeModel(const std::string& name) {
   return *model;
 }
 
-// Records the registry's serving-change calls.
-class ServingLog {
- public:
-  void Record(const std::string& model, bool serving) {
-    std::lock_guard<std::mutex> lock(mu_);
-    events_.emplace_back(model, serving);
-  }
-  std::vector<std::pair<std::string, bool>> events() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return events_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::pair<std::string, bool>> events_;  // guarded by mu_
-};
-
 class ModelRegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -66,32 +50,22 @@ class ModelRegistryTest : public ::testing::Test {
 
   // The status of `name`, or a failure if it is not listed.
   ModelStatus StatusOf(const std::string& name) {
-    for (ModelStatus& status : registry_->List()) {
-      if (status.name == name) return status;
-    }
-    ADD_FAILURE() << name << " is not listed";
-    return {};
+    std::optional<ModelStatus> status = testing::FindStatus(*registry_, name);
+    if (!status.has_value()) ADD_FAILURE() << name << " is not listed";
+    return status.value_or(ModelStatus{});
   }
 
   // (version, state) pairs of `name`.
   std::vector<std::pair<int64_t, VersionState>> States(
       const std::string& name) {
-    std::vector<std::pair<int64_t, VersionState>> states;
-    for (const VersionStatus& v : StatusOf(name).versions) {
-      states.emplace_back(v.version, v.state);
-    }
-    return states;
+    return testing::VersionStates(StatusOf(name));
   }
 
   std::vector<std::string> ListedNames() {
-    std::vector<std::string> names;
-    for (const ModelStatus& status : registry_->List()) {
-      names.push_back(status.name);
-    }
-    return names;
+    return testing::ListedNames(*registry_);
   }
 
-  ServingLog log_;
+  testing::ServingLog log_;
   std::unique_ptr<ModelRegistry> registry_;
 };
 

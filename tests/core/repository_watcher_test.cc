@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -34,6 +33,7 @@
 #include "proto/model_config_codec.h"
 #include "tests/core/notification.h"
 #include "tests/core/random_model.h"
+#include "tests/core/registry_test_util.h"
 
 namespace biserve {
 namespace {
@@ -69,35 +69,6 @@ void Touch(const std::string& path) {
   fs::last_write_time(path,
                       fs::last_write_time(path) + std::chrono::seconds(1));
 }
-
-// Records the registry's serving-change calls; lets a test wait for one.
-class ServingLog {
- public:
-  void Record(const std::string& model, bool serving) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      events_.emplace_back(model, serving);
-    }
-    cv_.notify_all();
-  }
-  std::vector<std::pair<std::string, bool>> events() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return events_;
-  }
-  // Waits until (model, serving) has been recorded; false on timeout.
-  bool WaitFor(const std::string& model, bool serving) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(kBound), [&] {
-      return std::find(events_.begin(), events_.end(),
-                       std::pair{model, serving}) != events_.end();
-    });
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::pair<std::string, bool>> events_;  // guarded by mu_
-};
 
 // A repository in a fresh temporary folder, a registry, and a fake model
 // loader: a model file holds a word, and loading it gives a small model
@@ -201,25 +172,14 @@ class RepositoryWatcherTest : public ::testing::Test {
 
   // The registry's view of `name`; an empty status if it is not listed.
   ModelStatus StatusOf(const std::string& name) {
-    for (ModelStatus& status : registry_->List()) {
-      if (status.name == name) return status;
-    }
-    return {};
+    return testing::FindStatus(*registry_, name).value_or(ModelStatus{});
   }
   std::vector<std::pair<int64_t, VersionState>> States(
       const std::string& name) {
-    std::vector<std::pair<int64_t, VersionState>> states;
-    for (const VersionStatus& v : StatusOf(name).versions) {
-      states.emplace_back(v.version, v.state);
-    }
-    return states;
+    return testing::VersionStates(StatusOf(name));
   }
   std::vector<std::string> ListedNames() {
-    std::vector<std::string> names;
-    for (const ModelStatus& status : registry_->List()) {
-      names.push_back(status.name);
-    }
-    return names;
+    return testing::ListedNames(*registry_);
   }
 
   int Loads(const std::string& path) {
@@ -235,9 +195,27 @@ class RepositoryWatcherTest : public ::testing::Test {
     before_load_ = std::move(hook);
   }
 
+  // Runs PollOnce on a thread of its own and, while that poll is held in
+  // its load (one model file, not yet read), runs `while_held`. A test
+  // failure if no load starts within kBound.
+  void WhileALoadIsHeld(const std::function<void()>& while_held) {
+    testing::Notification loading, release;
+    SetBeforeLoad([&](const std::string&) {
+      loading.Notify();
+      release.WaitForNotificationWithTimeout(kBound);
+    });
+    std::thread poller([&] { watcher_->PollOnce(); });
+    const bool started = loading.WaitForNotificationWithTimeout(kBound);
+    EXPECT_TRUE(started);
+    if (started) while_held();
+    release.Notify();
+    poller.join();
+    SetBeforeLoad(nullptr);
+  }
+
   std::string root_;
   ModelSpec spec_;
-  ServingLog log_;
+  testing::ServingLog log_;
   std::mutex mu_;
   std::vector<std::string> loads_;                       // guarded by mu_
   std::function<void(const std::string&)> before_load_;  // guarded by mu_
@@ -578,36 +556,17 @@ TEST_F(RepositoryWatcherTest, ReloadServesTheLoadedCopyMeanwhile) {
   watcher_->PollOnce();
   WriteModel("m", 1, "uno!");
 
-  testing::Notification loading, release;
-  SetBeforeLoad([&](const std::string&) {
-    loading.Notify();
-    release.WaitForNotificationWithTimeout(kBound);
-  });
-  std::thread poller([&] { watcher_->PollOnce(); });
-  const bool started = loading.WaitForNotificationWithTimeout(kBound);
-  EXPECT_TRUE(started);
-  if (started) {
+  WhileALoadIsHeld([&] {
     EXPECT_EQ(Word("m"), "one");
     EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kAvailable)));
-  }
-  release.Notify();
-  poller.join();
-  SetBeforeLoad(nullptr);
+  });
   EXPECT_EQ(Word("m"), "uno!");
 }
 
 TEST_F(RepositoryWatcherTest, GetIsUnavailableWhileTheFirstLoadRuns) {
   WriteModel("m", 1, "one");
   MakeWatcher();
-  testing::Notification loading, release;
-  SetBeforeLoad([&](const std::string&) {
-    loading.Notify();
-    release.WaitForNotificationWithTimeout(kBound);
-  });
-  std::thread poller([&] { watcher_->PollOnce(); });
-  const bool started = loading.WaitForNotificationWithTimeout(kBound);
-  EXPECT_TRUE(started);
-  if (started) {
+  WhileALoadIsHeld([&] {
     absl::StatusOr<ServableModel> newest = registry_->Get("m", 0);
     EXPECT_EQ(newest.status().code(), absl::StatusCode::kUnavailable);
     EXPECT_THAT(std::string(newest.status().message()),
@@ -616,10 +575,7 @@ TEST_F(RepositoryWatcherTest, GetIsUnavailableWhileTheFirstLoadRuns) {
               absl::StatusCode::kUnavailable);
     EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kLoading)));
     EXPECT_FALSE(registry_->IsServing("m"));
-  }
-  release.Notify();
-  poller.join();
-  SetBeforeLoad(nullptr);
+  });
   EXPECT_EQ(Word("m"), "one");
 }
 
@@ -898,7 +854,7 @@ TEST_F(RepositoryWatcherTest, PollingThreadPicksUpANewVersionAndModel) {
   WriteText(root_ + "/.b/1/model.pbtxt", "b1");
   fs::rename(root_ + "/.b", root_ + "/b");
 
-  ASSERT_TRUE(log_.WaitFor("b", true));
+  ASSERT_TRUE(log_.WaitFor("b", true, kBound));
   EXPECT_EQ(Word("b"), "b1");
   EXPECT_THAT(Served("a"), ElementsAre(2));
   EXPECT_EQ(Word("a"), "a2");

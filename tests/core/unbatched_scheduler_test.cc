@@ -1,12 +1,10 @@
 #include "core/unbatched_scheduler.h"
 
-#include <condition_variable>
+#include <atomic>
 #include <deque>
-#include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -19,104 +17,23 @@
 #include "gtest/gtest.h"
 #include "tests/core/notification.h"
 #include "tests/core/random_model.h"
+#include "tests/core/scheduler_test_util.h"
 #include "tests/core/test_util.h"
 
 namespace biserve {
 namespace {
 
+using testing::Completions;
+using testing::DoneResult;
 using ::testing::ElementsAre;
+using testing::EvaluateAlone;
+using testing::ExpectSameResults;
+using testing::Gate;
 using ::testing::HasSubstr;
-using testing::RandomModelOptions;
-using testing::RandomModelSpec;
+using testing::kBound;
+using testing::RandomFeatureModelSpec;
 using testing::RandomValues;
 using testing::TensorNear;
-
-// Every wait in these tests is bounded by this: a bug fails the test
-// instead of hanging it.
-constexpr absl::Duration kBound = absl::Seconds(20);
-
-using DoneResult = absl::StatusOr<std::vector<SequenceResult>>;
-
-// Records each task's `done` calls, by task id.
-class Completions {
- public:
-  absl::AnyInvocable<void(DoneResult)> Callback(int id) {
-    return [this, id](DoneResult result) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++calls_[id];
-        order_.push_back(id);
-        results_.emplace(id, std::move(result));
-      }
-      cv_.notify_all();
-    };
-  }
-
-  // Waits until `n` calls in all have been recorded; false on timeout.
-  bool WaitForCount(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, absl::ToChronoNanoseconds(kBound),
-                        [&] { return static_cast<int>(order_.size()) >= n; });
-  }
-
-  int Count() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<int>(order_.size());
-  }
-  int CallsFor(int id) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = calls_.find(id);
-    return it == calls_.end() ? 0 : it->second;
-  }
-  // The status of task `id`'s first answer; UNKNOWN if it has none.
-  absl::Status StatusOf(int id) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = results_.find(id);
-    if (it == results_.end()) return absl::UnknownError("no answer");
-    return it->second.status();
-  }
-  DoneResult ResultOf(int id) const {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = results_.find(id);
-    if (it == results_.end()) return absl::UnknownError("no answer");
-    return it->second;
-  }
-  std::vector<int> Order() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return order_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<int, int> calls_;                // guarded by mu_
-  std::vector<int> order_;                  // guarded by mu_
-  std::multimap<int, DoneResult> results_;  // guarded by mu_
-};
-
-// Holds an executor inside a task: the task's is_cancelled callback (which
-// the executor calls right before computing) reports that it was entered
-// and waits for Release.
-class Gate {
- public:
-  std::function<bool()> Blocker() {
-    return [this] {
-      entered_.Notify();
-      release_.WaitForNotificationWithTimeout(kBound);
-      return false;
-    };
-  }
-  bool WaitUntilEntered() {
-    return entered_.WaitForNotificationWithTimeout(kBound);
-  }
-  void Release() {
-    if (!release_.HasBeenNotified()) release_.Notify();
-  }
-
- private:
-  testing::Notification entered_;
-  testing::Notification release_;
-};
 
 class UnbatchedSchedulerTest : public ::testing::Test {
  protected:
@@ -125,10 +42,7 @@ class UnbatchedSchedulerTest : public ::testing::Test {
     ASSERT_TRUE(pool.ok()) << pool.status();
     pool_ = *std::move(pool);
     std::mt19937 rng(11);
-    RandomModelOptions options;
-    options.allow_embedding = false;
-    ModelSpec spec = RandomModelSpec(rng, options);
-    auto model = Model::Create(spec);
+    auto model = Model::Create(RandomFeatureModelSpec(rng));
     ASSERT_TRUE(model.ok()) << model.status();
     servable_.name = "m";
     servable_.version = 1;
@@ -178,12 +92,19 @@ class UnbatchedSchedulerTest : public ::testing::Test {
     return task;
   }
 
+  // Schedules task `id` and holds its executor at a new gate, once the
+  // executor is inside it (so it has left the queue).
+  Gate& ScheduleHeld(int id) {
+    Gate& gate = NewGate();
+    EXPECT_TRUE(scheduler_->Schedule(GateTask(id, gate)).ok());
+    EXPECT_TRUE(gate.WaitUntilEntered());
+    return gate;
+  }
+
   // What Evaluate gives for `task`'s sequences, computed directly.
   std::vector<SequenceResult> Direct(const InferenceTask& task) {
-    auto results =
-        Evaluate(*servable_.model, task.sequences, task.options, *pool_);
-    EXPECT_TRUE(results.ok()) << results.status();
-    return results.ok() ? *std::move(results) : std::vector<SequenceResult>();
+    return EvaluateAlone(*servable_.model, task.sequences, task.options,
+                         *pool_);
   }
 
   // Declared first so that they outlive the scheduler.
@@ -234,23 +155,8 @@ TEST_F(UnbatchedSchedulerTest, ResultsEqualADirectEvaluate) {
   ASSERT_TRUE(completions_.WaitForCount(kTasks));
   for (int id = 0; id < kTasks; ++id) {
     SCOPED_TRACE(id);
-    DoneResult got = completions_.ResultOf(id);
-    ASSERT_TRUE(got.ok()) << got.status();
-    ASSERT_EQ(got->size(), expected[id].size());
-    for (size_t s = 0; s < got->size(); ++s) {
-      const SequenceResult& a = (*got)[s];
-      const SequenceResult& b = expected[id][s];
-      EXPECT_TRUE(TensorNear(a.output, b.output, 0));
-      EXPECT_TRUE(TensorNear(a.forward, b.forward, 0));
-      EXPECT_TRUE(TensorNear(a.backward, b.backward, 0));
-      ASSERT_EQ(a.states.size(), b.states.size());
-      for (size_t l = 0; l < a.states.size(); ++l) {
-        ASSERT_EQ(a.states[l].size(), b.states[l].size());
-        for (size_t k = 0; k < a.states[l].size(); ++k) {
-          EXPECT_TRUE(TensorNear(a.states[l][k], b.states[l][k], 0));
-        }
-      }
-    }
+    ExpectSameResults(completions_.ResultOf(id), expected[id],
+                      /*tolerance=*/0, /*relative=*/false);
   }
 }
 
@@ -281,9 +187,7 @@ TEST_F(UnbatchedSchedulerTest, DoneRunsExactlyOncePerAcceptedTask) {
 
 TEST_F(UnbatchedSchedulerTest, OneExecutorAnswersInArrivalOrder) {
   MakeScheduler(1, 64);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());
+  Gate& gate = ScheduleHeld(0);
   for (int id = 1; id <= 5; ++id) {
     ASSERT_TRUE(scheduler_->Schedule(NewTask(id)).ok());
   }
@@ -311,9 +215,7 @@ TEST_F(UnbatchedSchedulerTest, ExecutorsComputeTasksAtTheSameTime) {
 TEST_F(UnbatchedSchedulerTest, QueueDepthCountsTasksNotYetStarted) {
   MakeScheduler(1, 64);
   EXPECT_EQ(scheduler_->QueueDepth(), 0);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());
+  Gate& gate = ScheduleHeld(0);
   EXPECT_EQ(scheduler_->QueueDepth(), 0);  // running, not queued
   ASSERT_TRUE(scheduler_->Schedule(NewTask(1)).ok());
   ASSERT_TRUE(scheduler_->Schedule(NewTask(2)).ok());
@@ -325,9 +227,7 @@ TEST_F(UnbatchedSchedulerTest, QueueDepthCountsTasksNotYetStarted) {
 
 TEST_F(UnbatchedSchedulerTest, FullQueueRefusesWithUnavailableAndNeverAnswers) {
   MakeScheduler(1, 2);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());  // task 0 has left the queue
+  Gate& gate = ScheduleHeld(0);  // task 0 has left the queue
   ASSERT_TRUE(scheduler_->Schedule(NewTask(1)).ok());
   ASSERT_TRUE(scheduler_->Schedule(NewTask(2)).ok());
 
@@ -346,9 +246,7 @@ TEST_F(UnbatchedSchedulerTest, FullQueueRefusesWithUnavailableAndNeverAnswers) {
 
 TEST_F(UnbatchedSchedulerTest, QueueAcceptsAgainOnceATaskLeavesIt) {
   MakeScheduler(1, 1);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());
+  Gate& gate = ScheduleHeld(0);
   ASSERT_TRUE(scheduler_->Schedule(NewTask(1)).ok());
   EXPECT_EQ(scheduler_->Schedule(NewTask(2)).code(),
             absl::StatusCode::kUnavailable);
@@ -383,9 +281,7 @@ TEST_F(UnbatchedSchedulerTest, CancelledTaskIsAnsweredCancelledUncomputed) {
 
 TEST_F(UnbatchedSchedulerTest, TaskCancelledWhileQueuedIsNotComputed) {
   MakeScheduler(1, 8);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());
+  Gate& gate = ScheduleHeld(0);
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
   std::unique_ptr<InferenceTask> task = NewTask(1, 3, /*valid=*/false);
   task->is_cancelled = [cancelled] { return cancelled->load(); };
@@ -413,9 +309,7 @@ TEST_F(UnbatchedSchedulerTest, ExpiredDeadlineIsDeadlineExceededUncomputed) {
 
 TEST_F(UnbatchedSchedulerTest, DeadlinePassingWhileQueuedIsDeadlineExceeded) {
   MakeScheduler(1, 8);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());
+  Gate& gate = ScheduleHeld(0);
   const absl::Time deadline = absl::Now() + absl::Milliseconds(20);
   std::unique_ptr<InferenceTask> task = NewTask(1, 3, /*valid=*/false);
   task->deadline = deadline;
@@ -442,9 +336,7 @@ TEST_F(UnbatchedSchedulerTest, CancellationIsCheckedBeforeTheDeadline) {
 
 TEST_F(UnbatchedSchedulerTest, DrainWaitsForQueuedAndRunningTasksToComplete) {
   MakeScheduler(1, 8);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());
+  Gate& gate = ScheduleHeld(0);
   for (int id = 1; id <= 3; ++id) {
     ASSERT_TRUE(scheduler_->Schedule(NewTask(id)).ok());
   }
@@ -470,9 +362,7 @@ TEST_F(UnbatchedSchedulerTest, DrainWaitsForQueuedAndRunningTasksToComplete) {
 TEST_F(UnbatchedSchedulerTest,
        DrainAtItsDeadlineAnswersQueuedTasksUnavailable) {
   MakeScheduler(1, 8);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());
+  Gate& gate = ScheduleHeld(0);
   ASSERT_TRUE(scheduler_->Schedule(NewTask(1)).ok());
   ASSERT_TRUE(scheduler_->Schedule(NewTask(2)).ok());
 
@@ -516,9 +406,7 @@ TEST_F(UnbatchedSchedulerTest,
 
 TEST_F(UnbatchedSchedulerTest, DestructorAnswersQueuedTasksAndFinishesRunning) {
   MakeScheduler(1, 8);
-  Gate& gate = NewGate();
-  ASSERT_TRUE(scheduler_->Schedule(GateTask(0, gate)).ok());
-  ASSERT_TRUE(gate.WaitUntilEntered());
+  Gate& gate = ScheduleHeld(0);
   ASSERT_TRUE(scheduler_->Schedule(NewTask(1)).ok());
   ASSERT_TRUE(scheduler_->Schedule(NewTask(2)).ok());
 

@@ -1,0 +1,181 @@
+// What the scheduler tests (dynamic_batch_scheduler_test.cc,
+// unbatched_scheduler_test.cc) share: a bound on every wait, a recorder of
+// the tasks' `done` calls, a gate that holds a thread, a random model that
+// takes features, and the comparison of a task's results with Evaluate's.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "core/evaluator.h"
+#include "core/model.h"
+#include "core/thread_pool.h"
+#include "gtest/gtest.h"
+#include "tests/core/notification.h"
+#include "tests/core/random_model.h"
+#include "tests/core/test_util.h"
+
+namespace biserve::testing {
+
+// Every wait in these tests is bounded by this: a bug fails the test
+// instead of hanging it.
+inline constexpr absl::Duration kBound = absl::Seconds(20);
+
+// What a task's `done` receives.
+using DoneResult = absl::StatusOr<std::vector<SequenceResult>>;
+
+// Records each task's `done` calls, by task id.
+class Completions {
+ public:
+  absl::AnyInvocable<void(DoneResult)> Callback(int id) {
+    return [this, id](DoneResult result) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++calls_[id];
+        order_.push_back(id);
+        results_.emplace(id, std::move(result));
+      }
+      cv_.notify_all();
+    };
+  }
+
+  // Waits until `n` calls in all have been recorded; false on timeout.
+  bool WaitForCount(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoNanoseconds(kBound),
+                        [&] { return static_cast<int>(order_.size()) >= n; });
+  }
+  // Waits until every task of `ids` has been answered; false on timeout.
+  bool WaitFor(const std::vector<int>& ids) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoNanoseconds(kBound), [&] {
+      return std::all_of(ids.begin(), ids.end(),
+                         [&](int id) { return calls_.count(id) > 0; });
+    });
+  }
+
+  int Count() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(order_.size());
+  }
+  int CallsFor(int id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = calls_.find(id);
+    return it == calls_.end() ? 0 : it->second;
+  }
+  // The status of task `id`'s first answer; UNKNOWN if it has none.
+  absl::Status StatusOf(int id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = results_.find(id);
+    if (it == results_.end()) return absl::UnknownError("no answer");
+    return it->second.status();
+  }
+  DoneResult ResultOf(int id) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = results_.find(id);
+    if (it == results_.end()) return absl::UnknownError("no answer");
+    return it->second;
+  }
+  // The ids of the calls, in the order they came.
+  std::vector<int> Order() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return order_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int, int> calls_;                // guarded by mu_
+  std::vector<int> order_;                  // guarded by mu_
+  std::multimap<int, DoneResult> results_;  // guarded by mu_
+};
+
+// Holds a thread at a point of the test's choosing: Enter reports that the
+// thread arrived and waits for Release.
+class Gate {
+ public:
+  void Enter() {
+    entered_.Notify();
+    release_.WaitForNotificationWithTimeout(kBound);
+  }
+  // An is_cancelled callback that enters the gate and answers "not
+  // cancelled": it holds an executor inside a task, since the executor
+  // calls it right before computing.
+  std::function<bool()> Blocker() {
+    return [this] {
+      Enter();
+      return false;
+    };
+  }
+  bool WaitUntilEntered() {
+    return entered_.WaitForNotificationWithTimeout(kBound);
+  }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+ private:
+  Notification entered_;
+  Notification release_;
+};
+
+// A random model spec that takes features (never token ids).
+inline ModelSpec RandomFeatureModelSpec(std::mt19937& rng) {
+  RandomModelOptions options;
+  options.allow_embedding = false;
+  return RandomModelSpec(rng, options);
+}
+
+// What Evaluate gives for `sequences` alone; a test failure and no results
+// if it fails.
+inline std::vector<SequenceResult> EvaluateAlone(
+    const Model& model, absl::Span<const SequenceInput> sequences,
+    const EvalOptions& options, ThreadPool& pool) {
+  auto results = Evaluate(model, sequences, options, pool);
+  EXPECT_TRUE(results.ok()) << results.status();
+  return results.ok() ? *std::move(results) : std::vector<SequenceResult>();
+}
+
+// `actual` is OK and equals `expected` sequence by sequence: output,
+// directions and states, each within TensorNear(`tolerance`, `relative`),
+// which also compares empty shapes, so `actual` holds exactly the fields
+// `expected` holds.
+inline void ExpectSameResults(const DoneResult& actual,
+                              const std::vector<SequenceResult>& expected,
+                              float tolerance, bool relative) {
+  ASSERT_TRUE(actual.ok()) << actual.status();
+  ASSERT_EQ(actual->size(), expected.size());
+  for (size_t s = 0; s < expected.size(); ++s) {
+    SCOPED_TRACE(::testing::Message() << "sequence " << s);
+    const SequenceResult& a = (*actual)[s];
+    const SequenceResult& b = expected[s];
+    EXPECT_TRUE(TensorNear(a.output, b.output, tolerance, relative))
+        << "output";
+    EXPECT_TRUE(TensorNear(a.forward, b.forward, tolerance, relative))
+        << "forward";
+    EXPECT_TRUE(TensorNear(a.backward, b.backward, tolerance, relative))
+        << "backward";
+    ASSERT_EQ(a.states.size(), b.states.size());
+    for (size_t l = 0; l < a.states.size(); ++l) {
+      ASSERT_EQ(a.states[l].size(), b.states[l].size());
+      for (size_t k = 0; k < a.states[l].size(); ++k) {
+        EXPECT_TRUE(
+            TensorNear(a.states[l][k], b.states[l][k], tolerance, relative))
+            << "layer " << l << " state " << k;
+      }
+    }
+  }
+}
+
+}  // namespace biserve::testing
