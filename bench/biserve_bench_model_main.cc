@@ -1,7 +1,7 @@
 // biserve_bench_model: writes a benchmark workload's model (random weights,
 // fixed seed) as a model repository entry for the server and the load test.
 //
-//   build/bin/biserve_bench_model --workload W2 \
+//   build/bin/biserve_bench_model --workload W2
 //       --out bench/models/w2_lstm/1/model.pb
 #include <fstream>
 #include <iostream>

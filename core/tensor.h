@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace biserve {
@@ -18,7 +19,7 @@ struct Tensor {
 
 // "[2, 3]" for messages.
 inline std::string ShapeString(const std::vector<int64_t>& shape) {
-  return "[" + absl::StrJoin(shape, ", ") + "]";
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
 
 // Product of the dimensions; 1 for a scalar shape.

@@ -1,7 +1,7 @@
 #include "proto/open_inference_codec.h"
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <set>
 #include <variant>
@@ -46,8 +46,8 @@ std::vector<const BidirectionalLayer*> BidirectionalLayers(const Model& model) {
 // The values of input `index` as T (float or integer), from its typed
 // contents or its raw bytes.
 template <typename T>
-absl::StatusOr<std::vector<T>> Values(const inference::ModelInferRequest& request,
-                                      int index, int64_t count) {
+absl::StatusOr<std::vector<T>> Values(
+    const inference::ModelInferRequest& request, int index, int64_t count) {
   const InputTensor& input = request.inputs(index);
   std::vector<T> values;
   if (request.raw_input_contents_size() > 0) {
@@ -55,10 +55,10 @@ absl::StatusOr<std::vector<T>> Values(const inference::ModelInferRequest& reques
     const std::string& type = input.datatype();
     const size_t element = (type == "INT64") ? 8 : 4;
     if (raw.size() != static_cast<size_t>(count) * element) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "raw_input_contents[", index, "] (input '", input.name(),
-          "', ", type, " ", Shape(input.shape()), "): expected ",
-          count * element, " bytes, got ", raw.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("raw_input_contents[", index, "] (input '", input.name(),
+                       "', ", type, " ", Shape(input.shape()), "): expected ",
+                       count * element, " bytes, got ", raw.size()));
     }
     values.resize(count);
     if (type == "INT64") {
@@ -96,10 +96,10 @@ absl::StatusOr<std::vector<T>> Values(const inference::ModelInferRequest& reques
     values.assign(c.int64_contents().begin(), c.int64_contents().end());
   }
   if (given != count) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", input.name(), "' (", input.datatype(), " ",
-        Shape(input.shape()), "): expected ", count, " values in contents, got ",
-        given));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", input.name(), "' (", input.datatype(), " ",
+                     Shape(input.shape()), "): expected ", count,
+                     " values in contents, got ", given));
   }
   return values;
 }
@@ -114,7 +114,8 @@ absl::Status CheckShape(const InputTensor& input,
   bool ok = input.shape_size() == static_cast<int>(expected.size());
   int64_t elements = 1;
   for (int i = 0; ok && i < input.shape_size(); ++i) {
-    ok = input.shape(i) >= 1 && (expected[i] < 0 || input.shape(i) == expected[i]);
+    ok = input.shape(i) >= 1 &&
+         (expected[i] < 0 || input.shape(i) == expected[i]);
     if (ok && input.shape(i) > max_elements / elements) {
       return absl::InvalidArgumentError(absl::StrCat(
           "input '", input.name(), "': shape ", Shape(input.shape()),
@@ -133,10 +134,9 @@ absl::Status CheckType(const InputTensor& input,
   for (const char* t : types) {
     if (input.datatype() == t) return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("input '", input.name(), "': expected datatype ",
-                   absl::StrJoin(types, " or "), ", got \"", input.datatype(),
-                   "\""));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "input '", input.name(), "': expected datatype ",
+      absl::StrJoin(types, " or "), ", got \"", input.datatype(), "\""));
 }
 
 void AppendRaw(const std::vector<float>& values, std::string* raw) {
@@ -171,17 +171,19 @@ std::vector<OpenTensorSpec> OpenInferenceOutputs(const Model& model) {
                      : std::vector<int64_t>{-1, width};
   };
   if (model.output_size() > 0) {
-    specs.push_back(
-        {"output", "FP32", shape(model.returns_sequences(), model.output_size())});
+    specs.push_back({"output", "FP32",
+                     shape(model.returns_sequences(), model.output_size())});
   }
-  const BidirectionalLayer& last = model.bidirectional(model.last_bidirectional());
+  const BidirectionalLayer& last =
+      model.bidirectional(model.last_bidirectional());
   specs.push_back(
       {"forward", "FP32", shape(last.return_sequences, last.forward.units)});
   specs.push_back(
       {"backward", "FP32", shape(last.return_sequences, last.backward.units)});
   for (const BidirectionalLayer* layer : BidirectionalLayers(model)) {
     for (const auto& [name, d] : States(*layer)) {
-      specs.push_back({absl::StrCat("state/", layer->name, "/", name), "FP32",
+      specs.push_back({absl::StrCat("state/", layer->name, "/", name),
+                       "FP32",
                        {-1, d->units}});
     }
   }
@@ -197,7 +199,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
         " entries for ", request.inputs_size(),
         " inputs; give one per input, or none"));
   }
-  const std::string data_name = model.takes_token_ids() ? "token_ids" : "features";
+  const std::string data_name =
+      model.takes_token_ids() ? "token_ids" : "features";
   int data = -1, lengths = -1;
   std::map<std::string, int> states;
   const BidirectionalLayer& first =
@@ -228,8 +231,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
         names.push_back(s.name);
       }
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown input '", name, "'; this model takes: ",
-                       absl::StrJoin(names, ", ")));
+          absl::StrCat("unknown input '", name,
+                       "'; this model takes: ", absl::StrJoin(names, ", ")));
     }
   }
   if (data < 0) {
@@ -255,9 +258,10 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     steps = input.shape(1);
   } else {
     if (auto s = CheckType(input, {"FP32"}); !s.ok()) return s;
-    if (auto s = CheckShape(input, {-1, -1, model.input_dim()},
-                            absl::StrCat("[batch, time, ", model.input_dim(), "]"),
-                            max_elements);
+    if (auto s =
+            CheckShape(input, {-1, -1, model.input_dim()},
+                       absl::StrCat("[batch, time, ", model.input_dim(), "]"),
+                       max_elements);
         !s.ok()) {
       return s;
     }
@@ -278,10 +282,10 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     if (!values.ok()) return values.status();
     for (int64_t b = 0; b < batch; ++b) {
       if ((*values)[b] < 1 || (*values)[b] > steps) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "input 'lengths': lengths[", b, "] = ", (*values)[b],
-            " is outside [1, ", steps, "] (the time dimension of '", data_name,
-            "')"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("input 'lengths': lengths[", b, "] = ", (*values)[b],
+                         " is outside [1, ", steps,
+                         "] (the time dimension of '", data_name, "')"));
       }
       length[b] = (*values)[b];
     }
@@ -316,7 +320,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
   }
   if (!states.empty()) {
     for (const auto& [name, d] : States(first)) {
-      const std::string full = absl::StrCat("initial_state/", first.name, "/", name);
+      const std::string full =
+          absl::StrCat("initial_state/", first.name, "/", name);
       auto it = states.find(full);
       if (it == states.end()) {
         std::vector<std::string> names;
@@ -346,10 +351,10 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
       states.erase(it);
     }
     if (!states.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown input '", states.begin()->first,
-          "'; initial states are named initial_state/", first.name,
-          "/<forward_h|forward_c|backward_h|backward_c>"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown input '", states.begin()->first,
+                       "'; initial states are named initial_state/", first.name,
+                       "/<forward_h|forward_c|backward_h|backward_c>"));
     }
   }
 
@@ -357,7 +362,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
   const std::vector<OpenTensorSpec> available = OpenInferenceOutputs(model);
   for (const auto& requested : request.outputs()) {
     bool known = false;
-    for (const OpenTensorSpec& s : available) known |= s.name == requested.name();
+    for (const OpenTensorSpec& s : available)
+      known |= s.name == requested.name();
     if (!known) {
       std::vector<std::string> names;
       for (const OpenTensorSpec& s : available) names.push_back(s.name);
@@ -395,7 +401,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
   call.raw_outputs = request.raw_input_contents_size() > 0;
   auto raw = request.parameters().find("raw_output");
   if (raw != request.parameters().end() &&
-      raw->second.parameter_choice_case() == inference::InferParameter::kBoolParam) {
+      raw->second.parameter_choice_case() ==
+          inference::InferParameter::kBoolParam) {
     call.raw_outputs = raw->second.bool_param();
   }
   return call;
@@ -410,7 +417,8 @@ absl::Status InferResponseFromPredict(const v1::PredictResponse& predict,
   response->set_model_name(predict.model_name());
   response->set_model_version(absl::StrCat(predict.model_version()));
   response->set_id(predict.request_id());
-  const std::vector<const BidirectionalLayer*> layers = BidirectionalLayers(model);
+  const std::vector<const BidirectionalLayer*> layers =
+      BidirectionalLayers(model);
   for (const std::string& name : call.outputs) {
     auto* out = response->add_outputs();
     out->set_name(name);
@@ -421,7 +429,7 @@ absl::Status InferResponseFromPredict(const v1::PredictResponse& predict,
       // Per sequence [length, D] (or [D]), padded to [B, T, D] with zeros.
       auto tensor = [&](int64_t b) -> const v1::Tensor& {
         const v1::SequenceOutput& s = predict.sequences(b);
-        return name == "output" ? s.output()
+        return name == "output"    ? s.output()
                : name == "forward" ? s.forward()
                                    : s.backward();
       };

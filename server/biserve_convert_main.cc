@@ -1,6 +1,6 @@
 // biserve_convert: brings a model from another format into biserve's.
 //
-//   biserve_convert --from tfjs path/model.json \
+//   biserve_convert --from tfjs path/model.json
 //       --out models/<name>/<version>/model.pb [--text] [--name NAME]
 #include <filesystem>
 #include <fstream>

@@ -1,7 +1,7 @@
 // biserve_eval: evaluates a model file on sequences from a JSON file and
 // prints the results as JSON, so a model can be checked before it is served.
 //
-//   biserve_eval --model models/example/1/model.pbtxt --input in.json \
+//   biserve_eval --model models/example/1/model.pbtxt --input in.json
 //       [--outputs merged|directions|both] [--states]
 #include <iostream>
 #include <iterator>

@@ -102,21 +102,20 @@ int Run() {
 
   const bool batching_enabled = absl::GetFlag(FLAGS_enable_batching);
   // Batches at once; without batching, executors taking one request each.
-  const int batch_threads =
-      !batching_enabled                      ? threads
-      : absl::GetFlag(FLAGS_batch_threads) > 0 ? absl::GetFlag(FLAGS_batch_threads)
-                                             : std::max(1, threads / 2);
+  const int batch_threads = !batching_enabled ? threads
+                            : absl::GetFlag(FLAGS_batch_threads) > 0
+                                ? absl::GetFlag(FLAGS_batch_threads)
+                                : std::max(1, threads / 2);
 
   // Metrics first: every part below reports into them.
   auto metrics_registry = std::make_shared<prometheus::Registry>();
-  ServerMetrics metrics(
-      *metrics_registry,
-      BuildInfo{.version = BISERVE_VERSION,
-                .compiler = absl::StrCat("gcc ", __VERSION__),
-                .gemm_kernel = GemmKernelName(),
-                .batching = batching_enabled,
-                .threads = threads,
-                .batch_threads = batch_threads});
+  ServerMetrics metrics(*metrics_registry,
+                        BuildInfo{.version = BISERVE_VERSION,
+                                  .compiler = absl::StrCat("gcc ", __VERSION__),
+                                  .gemm_kernel = GemmKernelName(),
+                                  .batching = batching_enabled,
+                                  .threads = threads,
+                                  .batch_threads = batch_threads});
   std::unique_ptr<prometheus::Exposer> exposer;
   const std::string metrics_address = absl::StrCat(
       absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));

@@ -29,8 +29,8 @@ absl::StatusOr<int64_t> ParseVersion(const std::string& version) {
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   const auto deadline = context.deadline();
-  if (deadline >= std::chrono::system_clock::now() +
-                      std::chrono::hours(24 * 365 * 100)) {
+  if (deadline >=
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 100)) {
     return absl::InfiniteFuture();
   }
   return absl::FromChrono(deadline);

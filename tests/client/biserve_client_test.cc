@@ -43,7 +43,9 @@ class BiserveClientTest : public ::testing::Test {
     ASSERT_NE(client_, nullptr);
   }
   void TearDown() override {
-    if (server_) EXPECT_EQ(server_->Stop(), 0);
+    if (server_) {
+      EXPECT_EQ(server_->Stop(), 0);
+    }
   }
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<BiserveClient> client_;

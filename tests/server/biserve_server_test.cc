@@ -240,8 +240,9 @@ TEST(BiserveServerTest, PredictMatchesCoreEvaluationForEveryOutputSelection) {
       EXPECT_EQ(response.model_name(), "example");
       EXPECT_EQ(response.model_version(), 1);
       ExpectMatchesReference(response, Reference(kExampleModel, request));
-      if (states)
+      if (states) {
         EXPECT_EQ(response.sequences(0).states(0).layer(), "bidirectional");
+      }
     }
   }
   EXPECT_EQ(server->Stop(), 0);

@@ -1,5 +1,6 @@
 // /metrics scraped over real HTTP from a running biserve_server after known
 // traffic: exact counter values and histogram counts.
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -56,8 +57,8 @@ v1::PredictRequest Request(const std::string& model,
 class MetricsTest : public ::testing::Test {
  protected:
   void Start(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {
-        "--model_repository=" BISERVE_SOURCE_DIR "/models"};
+    std::vector<std::string> args = {"--model_repository=" BISERVE_SOURCE_DIR
+                                     "/models"};
     args.insert(args.end(), extra.begin(), extra.end());
     server_ = ServerProcess::Start(args);
     ASSERT_NE(server_, nullptr);
@@ -69,7 +70,9 @@ class MetricsTest : public ::testing::Test {
   void TearDown() override {
     stub_.reset();
     channel_.reset();
-    if (server_) EXPECT_EQ(server_->Stop(), 0);
+    if (server_) {
+      EXPECT_EQ(server_->Stop(), 0);
+    }
   }
   grpc::StatusCode Predict(const v1::PredictRequest& request) {
     grpc::ClientContext context;
@@ -108,15 +111,26 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
     EXPECT_NE(it, m.end()) << sample << " missing";
     return it == m.end() ? -1.0 : it->second;
   };
-  EXPECT_EQ(at("biserve_requests_total{code=\"OK\",model=\"example\",rpc=\"Predict\",version=\"1\"}"), 3);
-  EXPECT_EQ(at("biserve_requests_total{code=\"NOT_FOUND\",model=\"\",rpc=\"Predict\",version=\"\"}"), 2);
-  EXPECT_EQ(at("biserve_requests_total{code=\"INVALID_ARGUMENT\",model=\"example\",rpc=\"Predict\",version=\"1\"}"), 1);
-  EXPECT_EQ(at("biserve_requests_total{code=\"OK\",model=\"\",rpc=\"ListModels\",version=\"\"}"), 1);
-  EXPECT_EQ(at("biserve_request_duration_seconds_count{model=\"example\",rpc=\"Predict\"}"), 4);
+  EXPECT_EQ(at("biserve_requests_total{code=\"OK\",model=\"example\",rpc="
+               "\"Predict\",version=\"1\"}"),
+            3);
+  EXPECT_EQ(at("biserve_requests_total{code=\"NOT_FOUND\",model=\"\",rpc="
+               "\"Predict\",version=\"\"}"),
+            2);
+  EXPECT_EQ(at("biserve_requests_total{code=\"INVALID_ARGUMENT\",model="
+               "\"example\",rpc=\"Predict\",version=\"1\"}"),
+            1);
+  EXPECT_EQ(at("biserve_requests_total{code=\"OK\",model=\"\",rpc="
+               "\"ListModels\",version=\"\"}"),
+            1);
+  EXPECT_EQ(at("biserve_request_duration_seconds_count{model=\"example\",rpc="
+               "\"Predict\"}"),
+            4);
   // Six valid sequences: lengths 4, 7, 1, 3, 3, 3.
   EXPECT_EQ(at("biserve_sequence_length_count{model=\"example\"}"), 6);
   EXPECT_EQ(at("biserve_sequence_length_sum{model=\"example\"}"), 21);
-  EXPECT_EQ(at("biserve_sequence_length_bucket{model=\"example\",le=\"1\"}"), 1);
+  EXPECT_EQ(at("biserve_sequence_length_bucket{model=\"example\",le=\"1\"}"),
+            1);
   EXPECT_EQ(at("biserve_batch_size_count{model=\"example\"}"), 3);
   EXPECT_EQ(at("biserve_batch_size_sum{model=\"example\"}"), 6);
   EXPECT_EQ(at("biserve_batch_requests_sum{model=\"example\"}"), 3);
@@ -134,7 +148,9 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
   EXPECT_EQ(at("biserve_model_loaded{model=\"example\",version=\"1\"}"), 1);
   EXPECT_EQ(at("biserve_model_loaded{model=\"brackets\",version=\"1\"}"), 1);
   EXPECT_EQ(at("biserve_model_load_failures_total{model=\"example\"}"), 0);
-  EXPECT_GT(at("biserve_model_last_reload_timestamp_seconds{model=\"example\"}"), 1.7e9);
+  EXPECT_GT(
+      at("biserve_model_last_reload_timestamp_seconds{model=\"example\"}"),
+      1.7e9);
   EXPECT_GT(at("biserve_thread_pool_busy_seconds_total"), 0);
   EXPECT_GT(at("process_cpu_seconds_total"), 0);
   EXPECT_GT(at("process_resident_memory_bytes"), 1e6);
@@ -142,7 +158,8 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
   EXPECT_GT(at("process_start_time_seconds"), 1.7e9);
   bool build_info = false;
   for (const auto& [name, value] : m) {
-    if (name.rfind("biserve_build_info{", 0) == 0 && value == 1) build_info = true;
+    if (name.rfind("biserve_build_info{", 0) == 0 && value == 1)
+      build_info = true;
   }
   EXPECT_TRUE(build_info);
 }
@@ -157,7 +174,8 @@ TEST_F(MetricsTest, BatchesMergeRequestsUnderConcurrentLoad) {
       for (int r = 0; r < 10; ++r) {
         grpc::ClientContext context;
         v1::PredictResponse response;
-        EXPECT_TRUE(stub->Predict(&context, Request("example", {30}), &response).ok());
+        EXPECT_TRUE(
+            stub->Predict(&context, Request("example", {30}), &response).ok());
       }
     });
   }
@@ -168,13 +186,98 @@ TEST_F(MetricsTest, BatchesMergeRequestsUnderConcurrentLoad) {
   EXPECT_EQ(requests, 160);
   // Fewer batches than requests: some batch held several.
   EXPECT_LT(batches, requests);
-  EXPECT_LT(m["biserve_batch_requests_bucket{model=\"example\",le=\"1\"}"], batches);
+  EXPECT_LT(m["biserve_batch_requests_bucket{model=\"example\",le=\"1\"}"],
+            batches);
   EXPECT_EQ(m["biserve_padding_waste_ratio{model=\"example\"}"], 0);
+}
+
+// A request whose deadline passes, or that its client cancels, while it
+// waits behind a running batch is answered with that code and never
+// computed: the steps the server computed are exactly those of the others.
+TEST_F(MetricsTest, ExpiredAndCancelledRequestsAreNeverComputed) {
+  // One thread, and a long W2 sequence (64 inputs, LSTM 128) that keeps it
+  // busy for a good fraction of a second while the others queue.
+  server_ = ServerProcess::Start({"--model_repository=" BISERVE_SOURCE_DIR
+                                  "/bench/models",
+                                  "--threads=1", "--batch_threads=1"});
+  ASSERT_NE(server_, nullptr);
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(-1);  // The blocker's answer is 40 MB.
+  channel_ = grpc::CreateCustomChannel(
+      server_->address(), grpc::InsecureChannelCredentials(), arguments);
+  stub_ = v1::InferenceService::NewStub(channel_);
+  auto w2 = [](int length) {
+    v1::PredictRequest request;
+    request.set_model_name("w2_lstm");
+    v1::Sequence* s = request.add_sequences();
+    for (int i = 0; i < length * 64; ++i) s->add_features(0.01f * (i % 7));
+    return request;
+  };
+  auto sample = [&](const std::string& name) {
+    return Scrape()["biserve_" + name + "{model=\"w2_lstm\"}"];
+  };
+  // Polls the server's own metrics until `done`, for at most a minute.
+  auto wait_until = [&](auto done) {
+    const auto give_up =
+        std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > give_up) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  };
+  constexpr int kBlockerSteps = 40000;
+  std::thread blocker([&] { EXPECT_EQ(Predict(w2(kBlockerSteps)), grpc::OK); });
+  // The blocker left the queue and its batch has not finished: computing.
+  ASSERT_TRUE(wait_until([&] {
+    return sample("queue_duration_seconds_count") == 1 &&
+           sample("compute_duration_seconds_count") == 0;
+  }));
+
+  // Cancelled while queued.
+  grpc::ClientContext cancelled_context;
+  grpc::Status cancelled_status;
+  std::thread cancelled([&] {
+    v1::PredictResponse response;
+    cancelled_status = stub_->Predict(&cancelled_context, w2(11), &response);
+  });
+  ASSERT_TRUE(wait_until([&] { return sample("queue_depth") == 1; }));
+  cancelled_context.TryCancel();
+  cancelled.join();
+  EXPECT_EQ(cancelled_status.error_code(), grpc::CANCELLED);
+
+  // Expired while queued.
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(30));
+    v1::PredictResponse response;
+    EXPECT_EQ(stub_->Predict(&context, w2(7), &response).error_code(),
+              grpc::DEADLINE_EXCEEDED);
+  }
+  // Still computing the blocker: the two above were answered before their
+  // turn, not after a computation.
+  EXPECT_EQ(sample("compute_duration_seconds_count"), 0);
+  blocker.join();
+  ASSERT_EQ(Predict(w2(3)), grpc::OK);
+
+  // Both left the queue uncomputed, whenever the server noticed.
+  ASSERT_TRUE(
+      wait_until([&] { return sample("queue_duration_seconds_count") == 4; }));
+  EXPECT_EQ(sample("queue_depth"), 0);
+  EXPECT_EQ(sample("compute_duration_seconds_count"), 2);
+  EXPECT_EQ(sample("real_steps_total"), kBlockerSteps + 3);
+  EXPECT_EQ(sample("computed_steps_total"), kBlockerSteps + 3);
+  auto m = Scrape();
+  EXPECT_EQ(m["biserve_requests_total{code=\"OK\",model=\"w2_lstm\",rpc="
+              "\"Predict\",version=\"1\"}"],
+            2);
 }
 
 // Every metric a dashboard query names is exported.
 TEST_F(MetricsTest, EveryMetricTheDashboardUsesIsExported) {
-  std::ifstream in(BISERVE_SOURCE_DIR "/deploy/grafana/dashboards/biserve.json");
+  std::ifstream in(BISERVE_SOURCE_DIR
+                   "/deploy/grafana/dashboards/biserve.json");
   ASSERT_TRUE(in) << "no dashboard";
   std::stringstream text;
   text << in.rdbuf();
