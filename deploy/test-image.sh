@@ -21,7 +21,9 @@
 #
 # The host client is build/bin/biserve when it exists; otherwise the same
 # client runs from the image in a second host-network container. Root (or
-# sudo) is needed for podman here (rootful). Environment: IMAGE, SKIP_BUILD=1,
+# sudo) is needed for podman here (rootful). On Debian, podman (when neither
+# it nor docker is there) and curl are installed with apt-get if missing.
+# Environment: IMAGE, SKIP_BUILD=1,
 # ENGINE=podman|docker, MAX_IMAGE_MB, STOP_TIMEOUT_S (45).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,12 +38,24 @@ fail() { printf 'test-image: FAIL: %s\n' "$*" >&2; exit 1; }
 
 sudo=()
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then sudo=(sudo); fi
+apt_install() {  # apt_install PACKAGE... (Debian; root or sudo)
+  command -v apt-get >/dev/null || fail "$* missing and no apt-get to install it"
+  log "installing $* with apt-get"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "$@" >/dev/null
+}
 if [ -z "${ENGINE:-}" ]; then
   if command -v podman >/dev/null; then ENGINE=podman
   elif command -v docker >/dev/null; then ENGINE=docker
-  else fail "neither podman nor docker is installed"
+  elif [ -x "$SHARED_BUILD" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+    ENGINE=podman  # its --prepare (below) installs podman
+  else
+    apt_install podman runc
+    ENGINE=podman
   fi
 fi
+command -v curl >/dev/null || apt_install curl ca-certificates
 engine() { "${sudo[@]}" "$ENGINE" "$@"; }
 # podman without systemd (containers here) logs an error about the timer of
 # the HEALTHCHECK on run and stop; the check itself works (podman
@@ -57,8 +71,10 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     "${sudo[@]}" "$SHARED_BUILD" . "$IMAGE"
   else
     log "building $IMAGE with $ENGINE build"
-    engine build --format docker -t "$IMAGE" . 2>/dev/null ||
-      engine build -t "$IMAGE" .
+    # --format docker: OCI images have no HEALTHCHECK (podman's default).
+    format=()
+    [ "$ENGINE" = podman ] && format=(--format docker)
+    engine build "${format[@]}" -t "$IMAGE" .
   fi
   log "built in $((SECONDS - start)) s"
 fi

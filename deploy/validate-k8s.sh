@@ -6,7 +6,8 @@
 #   deploy/validate-k8s.sh FILE_OR_DIR...  # those instead
 #   deploy/validate-k8s.sh --self-test     # also proves it catches errors
 #
-# The validator is deploy/k8s/validate/validate.mjs (Node >= 18, no network
+# The validator is deploy/k8s/validate/validate.mjs (Node >= 18, installed
+# with apt-get if node or npm is missing; no network
 # once installed): JSON Schema validation (ajv) against the Kubernetes 1.27
 # OpenAPI schemas and the prometheus-operator CRD schemas bundled in the
 # npm packages kubernetes-models and @kubernetes-models/prometheus-operator;
@@ -26,7 +27,18 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 validator=$root/deploy/k8s/validate
 
-command -v node >/dev/null || { echo "validate-k8s: node (>= 18) is required" >&2; exit 2; }
+# Node >= 18 and npm: Debian 12's nodejs (18.x) and npm packages do, and are
+# installed with apt-get when node or npm is missing (root or sudo).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  command -v apt-get >/dev/null ||
+    { echo "validate-k8s: node (>= 18) and npm are required" >&2; exit 2; }
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  echo "validate-k8s: installing nodejs and npm with apt-get"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$major" -ge 18 ] || { echo "validate-k8s: node >= 18 required, found $(node --version)" >&2; exit 2; }
 
