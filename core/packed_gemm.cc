@@ -32,48 +32,101 @@ PackedMatrix::PackedMatrix(const RowMatrix& b)
 #ifdef BISERVE_X86_KERNELS
 namespace {
 
-// One panel: 4 rows of c at a time, each 64 columns in 4 zmm accumulators;
-// every step of k loads the panel row once and broadcasts 4 values of a.
+// Rows [0, R) of one panel of c, over depths [k0, k1): R rows x 64 columns
+// in 4R zmm accumulators, started from zero or, when `accumulate`, from c.
+// Each depth step loads the panel row once (4 vectors) and broadcasts R
+// values of a: R = 6 holds 24 accumulators, 4 panel vectors and a broadcast
+// in the 32 registers, so the panel is read once per 24 FMAs.
+template <int R>
+__attribute__((target("avx512f"), always_inline)) inline void Rows512(
+    const float* a, int64_t lda, const float* b, int64_t k0, int64_t k1,
+    float* c, int64_t ldc, bool accumulate) {
+  __m512 acc[R][4];
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      acc[i][j] = accumulate ? _mm512_loadu_ps(c + i * ldc + 16 * j)
+                             : _mm512_setzero_ps();
+    }
+  }
+  for (int64_t k = k0; k < k1; ++k) {
+    const float* bk = b + k * 64;
+    const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16),
+                 b2 = _mm512_loadu_ps(bk + 32), b3 = _mm512_loadu_ps(bk + 48);
+    for (int i = 0; i < R; ++i) {
+      const __m512 x = _mm512_set1_ps(a[i * lda + k]);
+      acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(x, b2, acc[i][2]);
+      acc[i][3] = _mm512_fmadd_ps(x, b3, acc[i][3]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      _mm512_storeu_ps(c + i * ldc + 16 * j, acc[i][j]);
+    }
+  }
+}
+
+// One row (a single sequence: a GEMV). Four accumulators would be four
+// dependent FMA chains, bound by FMA latency rather than throughput; even
+// and odd depths go to separate accumulators so that eight are in flight.
+__attribute__((target("avx512f"), always_inline)) inline void Row512(
+    const float* a, const float* b, int64_t k0, int64_t k1, float* c,
+    bool accumulate) {
+  __m512 acc[2][4];
+  for (int j = 0; j < 4; ++j) {
+    acc[0][j] = accumulate ? _mm512_loadu_ps(c + 16 * j) : _mm512_setzero_ps();
+    acc[1][j] = _mm512_setzero_ps();
+  }
+  int64_t k = k0;
+  for (; k + 2 <= k1; k += 2) {
+    for (int h = 0; h < 2; ++h) {
+      const __m512 x = _mm512_set1_ps(a[k + h]);
+      const float* bk = b + (k + h) * 64;
+      for (int j = 0; j < 4; ++j) {
+        acc[h][j] = _mm512_fmadd_ps(x, _mm512_loadu_ps(bk + 16 * j), acc[h][j]);
+      }
+    }
+  }
+  if (k < k1) {
+    const __m512 x = _mm512_set1_ps(a[k]);
+    for (int j = 0; j < 4; ++j) {
+      acc[0][j] =
+          _mm512_fmadd_ps(x, _mm512_loadu_ps(b + k * 64 + 16 * j), acc[0][j]);
+    }
+  }
+  for (int j = 0; j < 4; ++j) {
+    _mm512_storeu_ps(c + 16 * j, _mm512_add_ps(acc[0][j], acc[1][j]));
+  }
+}
+
+// Depths per pass over the rows: 96 panel rows are 24 KB, which stay in L1
+// while every row block of c streams past them (a whole 256-deep panel,
+// 64 KB, would come from L2 once per row block).
+constexpr int64_t kDepthBlock512 = 96;
+
+// One panel of c = a * b: depth blocks outside, row blocks of 6 inside.
 __attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
                                                  int64_t m, const float* b,
                                                  int64_t depth, float* c,
                                                  int64_t ldc) {
-  int64_t r = 0;
-  for (; r + 4 <= m; r += 4) {
-    __m512 acc[4][4];
-    for (auto& row : acc) {
-      for (auto& v : row) v = _mm512_setzero_ps();
+  for (int64_t k0 = 0; k0 < depth; k0 += kDepthBlock512) {
+    const int64_t k1 = std::min(depth, k0 + kDepthBlock512);
+    const bool accumulate = k0 > 0;
+    int64_t r = 0;
+    for (; r + 6 <= m; r += 6) {
+      Rows512<6>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate);
     }
-    const float* ar = a + r * lda;
-    for (int64_t k = 0; k < depth; ++k) {
-      const float* bk = b + k * 64;
-      const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16),
-                   b2 = _mm512_loadu_ps(bk + 32), b3 = _mm512_loadu_ps(bk + 48);
-      for (int i = 0; i < 4; ++i) {
-        const __m512 x = _mm512_set1_ps(ar[i * lda + k]);
-        acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
-        acc[i][2] = _mm512_fmadd_ps(x, b2, acc[i][2]);
-        acc[i][3] = _mm512_fmadd_ps(x, b3, acc[i][3]);
-      }
+    const int64_t rest = m - r;
+    if (rest >= 4) {
+      Rows512<4>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate);
+      r += 4;
     }
-    for (int i = 0; i < 4; ++i) {
-      for (int j = 0; j < 4; ++j) {
-        _mm512_storeu_ps(c + (r + i) * ldc + 16 * j, acc[i][j]);
-      }
+    if (m - r >= 2) {
+      Rows512<2>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate);
+      r += 2;
     }
-  }
-  for (; r < m; ++r) {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int64_t k = 0; k < depth; ++k) {
-      const __m512 x = _mm512_set1_ps(a[r * lda + k]);
-      for (int j = 0; j < 4; ++j) {
-        acc[j] =
-            _mm512_fmadd_ps(x, _mm512_loadu_ps(b + k * 64 + 16 * j), acc[j]);
-      }
-    }
-    for (int j = 0; j < 4; ++j) _mm512_storeu_ps(c + r * ldc + 16 * j, acc[j]);
+    if (m - r == 1) Row512(a + r * lda, b, k0, k1, c + r * ldc, accumulate);
   }
 }
 

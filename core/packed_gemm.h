@@ -59,8 +59,8 @@ bool PackedGemmForProjections();
 
 // c[m, padded_cols] = a[m, b.rows()] * b, rows of `a` lda floats apart, of
 // `c` ldc floats apart. Columns past b.cols() receive zeros times a: junk
-// the caller ignores. REQUIRES: PackedGemmAvailable(); ldc >=
-// b.padded_cols().
+// the caller ignores. REQUIRES: PackedGemmAvailable(); b.rows() >= 1; ldc
+// >= b.padded_cols().
 void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
                 float* c, int64_t ldc);
 

@@ -317,13 +317,14 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
 grpc::ServerUnaryReactor* InferenceService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
+  const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Allowed while starting: operators watch models load through it.
   absl::Status status = absl::OkStatus();
   if (draining_.load()) status = CheckAccepting();
   if (status.ok()) ModelStatusesToProto(registry_->List(), response);
   metrics_->RequestFinished("", 0, "ListModels", status.code(),
-                            absl::ZeroDuration(), /*started=*/false);
+                            absl::Now() - received, /*started=*/false);
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }

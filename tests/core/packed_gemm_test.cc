@@ -13,7 +13,10 @@ TEST(PackedGemmTest, MatchesAPlainProductForRaggedShapes) {
   std::uniform_int_distribution<int> size(1, 150);
   for (int trial = 0; trial < 60; ++trial) {
     const int m = trial < 8 ? trial + 1 : size(rng);  // odd row counts too
-    const int k = size(rng), n = size(rng) + (trial % 3) * 64;
+    // Depths past one depth block (96) too, and exact multiples of it.
+    const int k =
+        trial % 5 == 4 ? 96 * (1 + trial % 3) : size(rng) * (1 + trial % 4);
+    const int n = size(rng) + (trial % 3) * 64;
     const RowMatrix a = RowMatrix::Random(m, k + 3);  // lda > k
     const RowMatrix b = RowMatrix::Random(k, n);
     const PackedMatrix packed(b);
