@@ -9,21 +9,11 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "server/call_deadline.h"
 #include "server/grpc_status.h"
 
 namespace biserve {
 namespace {
-
-absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  // gRPC reports "no deadline" as a time point billions of years away,
-  // beyond what absl::Time converts.
-  if (deadline >=
-      std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 100)) {
-    return absl::InfiniteFuture();
-  }
-  return absl::FromChrono(deadline);
-}
 
 // PredictStream: reads requests one after another and submits each as it
 // arrives; answers are written in completion order, one write in flight at

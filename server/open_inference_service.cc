@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/open_inference_codec.h"
+#include "server/call_deadline.h"
 #include "server/grpc_status.h"
 
 namespace biserve {
@@ -25,15 +26,6 @@ absl::StatusOr<int64_t> ParseVersion(const std::string& version) {
         version, "\""));
   }
   return v;
-}
-
-absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
-  const auto deadline = context.deadline();
-  if (deadline >=
-      std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 100)) {
-    return absl::InfiniteFuture();
-  }
-  return absl::FromChrono(deadline);
 }
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
