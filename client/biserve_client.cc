@@ -127,6 +127,9 @@ absl::StatusOr<std::unique_ptr<BiserveClient>> BiserveClient::Create(
         static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   }
+  if (!options.load_balancing_policy.empty()) {
+    args.SetLoadBalancingPolicyName(options.load_balancing_policy);
+  }
   auto channel = grpc::CreateCustomChannel(options.server, credentials, args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(

@@ -35,7 +35,13 @@ struct ClientOptions {
   // 4 MB, less than one batch's outputs often are.
   int max_message_bytes = 64 << 20;
   // HTTP/2 keepalive pings on an idle connection; zero turns them off.
+  // The server accepts one every --min_ping_interval_s (10 s by default).
   absl::Duration keepalive_time = absl::ZeroDuration();
+  // gRPC load-balancing policy over the addresses `server` resolves to:
+  // "round_robin" spreads calls over every replica behind a headless
+  // Kubernetes Service (`dns:///biserve.ns.svc.cluster.local:8001`); empty
+  // keeps gRPC's default, pick_first (one connection, one replica).
+  std::string load_balancing_policy;
   // Deadline of each call.
   absl::Duration timeout = absl::Seconds(30);
 };

@@ -86,6 +86,14 @@ ABSL_FLAG(bool, allow_non_finite, false,
           "Accept NaN and Inf in features and initial states (they then "
           "propagate into the outputs). By default such requests get "
           "INVALID_ARGUMENT.");
+ABSL_FLAG(double, max_connection_age_s, 0.0,
+          "Close each client connection (with a GOAWAY, letting its calls "
+          "finish) after this many seconds, so that clients re-resolve and "
+          "spread over replicas added since they connected. 0: never.");
+ABSL_FLAG(double, min_ping_interval_s, 10.0,
+          "Shortest interval between HTTP/2 keepalive pings a client may "
+          "send, also on idle connections; faster pings are answered with a "
+          "GOAWAY (too_many_pings).");
 ABSL_FLAG(double, drain_timeout_s, 30.0,
           "On SIGTERM or SIGINT, how long queued and running requests may "
           "take to finish before the server exits.");
@@ -222,6 +230,20 @@ int Run() {
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  if (const double age = absl::GetFlag(FLAGS_max_connection_age_s); age > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               static_cast<int>(age * 1000));
+    // Calls still open on an aged connection get the drain time to finish.
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        static_cast<int>(absl::GetFlag(FLAGS_drain_timeout_s) * 1000));
+  }
+  // Clients that keep idle connections alive (the C++ and Python clients'
+  // keepalive option) are welcome at the interval they were told.
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      static_cast<int>(absl::GetFlag(FLAGS_min_ping_interval_s) * 1000));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   OpenInferenceService open_inference(registry->get(), &service);
   builder.RegisterService(&service);
   builder.RegisterService(&open_inference);

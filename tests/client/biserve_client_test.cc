@@ -5,14 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
+#include "tests/server/http_get.h"
 #include "tests/server/server_process.h"
 
 namespace biserve {
 namespace {
 
+using ::biserve::testing::HttpGet;
 using ::biserve::testing::ServerProcess;
 using ::testing::HasSubstr;
 
@@ -170,6 +173,50 @@ TEST(BiserveClientOptionsTest, ADownServerIsUnavailable) {
   ASSERT_TRUE(client.ok());
   EXPECT_EQ((*client)->ListModels().status().code(),
             absl::StatusCode::kUnavailable);
+}
+
+// OK Predict calls of the example model a server has answered, from its
+// /metrics.
+double AnsweredPredicts(const ServerProcess& server) {
+  const std::string sample =
+      "biserve_requests_total{code=\"OK\",model=\"example\",rpc=\"Predict\","
+      "version=\"1\"} ";
+  const std::string text = HttpGet(server.metrics_port(), "/metrics");
+  const size_t at = text.find(sample);
+  double value = 0;
+  if (at != std::string::npos) {
+    const size_t from = at + sample.size();
+    EXPECT_TRUE(absl::SimpleAtod(
+        text.substr(from, text.find('\n', from) - from), &value));
+  }
+  return value;
+}
+
+// With round_robin over the addresses of two servers (what a headless
+// Service resolves to), calls go to both.
+TEST(BiserveClientBalancingTest, RoundRobinSpreadsCallsOverEveryServer) {
+  std::vector<std::unique_ptr<ServerProcess>> servers;
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(ServerProcess::Start(
+        {"--model_repository=" BISERVE_SOURCE_DIR "/models"}));
+    ASSERT_NE(servers.back(), nullptr);
+  }
+  auto client = BiserveClient::Create(
+      {.server = absl::StrCat("ipv4:", servers[0]->address(), ",",
+                              servers[1]->address()),
+       .load_balancing_policy = "round_robin"});
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::vector<OwnedSequence> sequences = ExampleSequences();
+  constexpr int kCalls = 20;
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE((*client)->Predict("example", sequences, {}).ok());
+  }
+  const double first = AnsweredPredicts(*servers[0]);
+  const double second = AnsweredPredicts(*servers[1]);
+  EXPECT_EQ(first + second, kCalls);
+  EXPECT_GT(first, 0);
+  EXPECT_GT(second, 0);
+  for (auto& server : servers) EXPECT_EQ(server->Stop(), 0);
 }
 
 }  // namespace
