@@ -34,6 +34,9 @@ namespace {
 
 // Rows [0, R) of one panel of c, over depths [k0, k1): R rows x 64 columns
 // in 4R zmm accumulators, started from zero or, when `accumulate`, from c.
+// Every element of c sums its depths in order whatever R is, so a row's
+// result does not depend on the rows batched with it: a sequence gets the
+// same bits in any batch as alone.
 // Each depth step loads the panel row once (4 vectors) and broadcasts R
 // values of a: R = 6 holds 24 accumulators, 4 panel vectors and a broadcast
 // in the 32 registers, so the panel is read once per 24 FMAs.
@@ -67,45 +70,13 @@ __attribute__((target("avx512f"), always_inline)) inline void Rows512(
   }
 }
 
-// One row (a single sequence: a GEMV). Four accumulators would be four
-// dependent FMA chains, bound by FMA latency rather than throughput; even
-// and odd depths go to separate accumulators so that eight are in flight.
-__attribute__((target("avx512f"), always_inline)) inline void Row512(
-    const float* a, const float* b, int64_t k0, int64_t k1, float* c,
-    bool accumulate) {
-  __m512 acc[2][4];
-  for (int j = 0; j < 4; ++j) {
-    acc[0][j] = accumulate ? _mm512_loadu_ps(c + 16 * j) : _mm512_setzero_ps();
-    acc[1][j] = _mm512_setzero_ps();
-  }
-  int64_t k = k0;
-  for (; k + 2 <= k1; k += 2) {
-    for (int h = 0; h < 2; ++h) {
-      const __m512 x = _mm512_set1_ps(a[k + h]);
-      const float* bk = b + (k + h) * 64;
-      for (int j = 0; j < 4; ++j) {
-        acc[h][j] = _mm512_fmadd_ps(x, _mm512_loadu_ps(bk + 16 * j), acc[h][j]);
-      }
-    }
-  }
-  if (k < k1) {
-    const __m512 x = _mm512_set1_ps(a[k]);
-    for (int j = 0; j < 4; ++j) {
-      acc[0][j] =
-          _mm512_fmadd_ps(x, _mm512_loadu_ps(b + k * 64 + 16 * j), acc[0][j]);
-    }
-  }
-  for (int j = 0; j < 4; ++j) {
-    _mm512_storeu_ps(c + 16 * j, _mm512_add_ps(acc[0][j], acc[1][j]));
-  }
-}
-
 // Depths per pass over the rows: 96 panel rows are 24 KB, which stay in L1
 // while every row block of c streams past them (a whole 256-deep panel,
 // 64 KB, would come from L2 once per row block).
 constexpr int64_t kDepthBlock512 = 96;
 
-// One panel of c = a * b: depth blocks outside, row blocks of 6 inside.
+// One panel of c = a * b: depth blocks outside, row blocks of 6 (then 4,
+// 2, 1) inside.
 __attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
                                                  int64_t m, const float* b,
                                                  int64_t depth, float* c,
@@ -117,8 +88,7 @@ __attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
     for (; r + 6 <= m; r += 6) {
       Rows512<6>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate);
     }
-    const int64_t rest = m - r;
-    if (rest >= 4) {
+    if (m - r >= 4) {
       Rows512<4>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate);
       r += 4;
     }
@@ -126,7 +96,9 @@ __attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
       Rows512<2>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate);
       r += 2;
     }
-    if (m - r == 1) Row512(a + r * lda, b, k0, k1, c + r * ldc, accumulate);
+    if (m - r == 1) {
+      Rows512<1>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate);
+    }
   }
 }
 
