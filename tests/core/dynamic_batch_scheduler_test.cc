@@ -405,23 +405,30 @@ TEST_F(DynamicBatchSchedulerTest, HotModelCannotStarveAQuietOne) {
   v1_.batching.max_batch_size = 2;
   v1_.batching.max_queue_delay_us = absl::ToInt64Microseconds(absl::Hours(1));
   v2_.batching = v1_.batching;
-  constexpr int kQuiet = 1000;
-  std::atomic<int> next_hot{1};
-  std::atomic<bool> quiet_ran{false};
+  static constexpr int kQuiet = 1000;
+  // Shared with the hook, which the scheduler's destructor may still run
+  // (for hot tasks left queued) after this body has returned.
+  struct HotState {
+    std::atomic<int> next_hot{1};
+    std::atomic<bool> quiet_ran{false};
+  };
+  auto state = std::make_shared<HotState>();
+  std::atomic<int>& next_hot = state->next_hot;
   // After each hot batch, as many new hot tasks as it held join the queue,
   // so the hot queue always holds three full batches.
-  recorder_.SetAfterBatch([&](const RecordedBatch& batch) {
+  recorder_.SetAfterBatch([this, state](const RecordedBatch& batch) {
     if (std::find(batch.ids.begin(), batch.ids.end(), kQuiet) !=
         batch.ids.end()) {
-      quiet_ran = true;
+      state->quiet_ran = true;
     }
     // The cap ends the test should the quiet task starve.
-    if (quiet_ran || batch.model != v1_.model.get() || next_hot > 200) {
+    if (state->quiet_ran || batch.model != v1_.model.get() ||
+        state->next_hot > 200) {
       return;
     }
     for (size_t i = 0; i < batch.ids.size(); ++i) {
       clock_.Advance(absl::Microseconds(1));
-      EXPECT_TRUE(Submit(NewTask(next_hot++)).ok());
+      EXPECT_TRUE(Submit(NewTask(state->next_hot++)).ok());
     }
   });
   MakeScheduler(1);
