@@ -98,15 +98,16 @@ BidirectionalResult EvaluateBidirectional(
     const RnnDirection& dir = *directions[d];
     const int64_t width = static_cast<int64_t>(dir.gates()) * dir.units;
     if (dir.kernel_packed.rows() > 0) {
+      // The packed kernel carries the input bias.
       PackedGemm(input.data() + first * input.cols(), input.cols(), count,
                  dir.kernel_packed, projection[d].data() + first * width_of[d],
                  width_of[d]);
     } else {
       projection[d].middleRows(first, count).leftCols(width).noalias() =
           input.middleRows(first, count) * dir.kernel;
+      projection[d].middleRows(first, count).leftCols(width).rowwise() +=
+          dir.input_bias;
     }
-    projection[d].middleRows(first, count).leftCols(width).rowwise() +=
-        dir.input_bias;
   };
   std::vector<uint8_t> started[2];
   DirectionBuffers buffers[2];

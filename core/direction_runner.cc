@@ -111,8 +111,10 @@ void RunDirection(const RnnDirection& d, const PackedLayout& layout,
         break;
       case CellType::kGru:
         if (d.reset_after) {
-          recurrent_gemm(k);
-          gates.topRows(k).leftCols(gu).rowwise() += d.recurrent_bias;
+          recurrent_gemm(k);  // the packed kernel adds the bias itself
+          if (!packed) {
+            gates.topRows(k).leftCols(gu).rowwise() += d.recurrent_bias;
+          }
           for (int r = 0; r < k; ++r) {
             if (!kept(r)) continue;
             GruResetAfterRow(d, input_row(r), &gates(r, 0), &h(r, 0));

@@ -168,14 +168,19 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
     if (!bias.ok()) return bias.status();
     d.input_bias = bias->row(0);
   }
-  if (PackedGemmForProjections()) d.kernel_packed = PackedMatrix(d.kernel);
-  if (PackedGemmAvailable() &&
-      !(config.cell == CellType::kGru && !d.reset_after)) {
-    d.recurrent_packed = PackedMatrix(d.recurrent_kernel);
-  }
   if (d.reset_after && d.recurrent_bias.size() == 0) {
     // use_bias = false: the recurrent bias is zero too.
     d.recurrent_bias = RowVector::Zero(g * u);
+  }
+  // The packed kernels add the biases as they multiply.
+  if (PackedGemmForProjections()) {
+    d.kernel_packed = PackedMatrix(d.kernel, d.input_bias);
+  }
+  if (PackedGemmAvailable() &&
+      !(config.cell == CellType::kGru && !d.reset_after)) {
+    d.recurrent_packed =
+        d.reset_after ? PackedMatrix(d.recurrent_kernel, d.recurrent_bias)
+                      : PackedMatrix(d.recurrent_kernel);
   }
   return d;
 }

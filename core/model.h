@@ -51,10 +51,12 @@ struct RnnDirection {
   // h * U before the reset gate scales it. Empty otherwise.
   RowVector recurrent_bias;
   // recurrent_kernel packed for PackedGemm, when this CPU runs it and the
-  // cell does one GEMM per step (all but GRU with reset_after = false).
-  // Empty otherwise.
+  // cell does one GEMM per step (all but GRU with reset_after = false), with
+  // recurrent_bias as its bias row for GRU with reset_after. Empty
+  // otherwise.
   PackedMatrix recurrent_packed;
-  // kernel packed, when PackedGemmForProjections(); empty otherwise.
+  // kernel packed with input_bias as its bias row, when
+  // PackedGemmForProjections(); empty otherwise.
   PackedMatrix kernel_packed;
 
   int gates() const { return GateCount(cell); }

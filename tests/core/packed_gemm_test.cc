@@ -1,6 +1,7 @@
 #include "core/packed_gemm.h"
 
 #include <random>
+#include <utility>
 
 #include "gtest/gtest.h"
 
@@ -12,10 +13,11 @@ TEST(PackedGemmTest, MatchesAPlainProductForRaggedShapes) {
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> size(1, 150);
   for (int trial = 0; trial < 60; ++trial) {
-    const int m = trial < 8 ? trial + 1 : size(rng);  // odd row counts too
-    // Depths past one depth block (96) too, and exact multiples of it.
+    // Odd row counts too, and several row chunks (96) with a ragged last.
+    const int m = trial < 8 ? trial + 1 : size(rng) * (1 + trial % 3);
+    // Depths past one depth block (128) too, and exact multiples of it.
     const int k =
-        trial % 5 == 4 ? 96 * (1 + trial % 3) : size(rng) * (1 + trial % 4);
+        trial % 5 == 4 ? 128 * (1 + trial % 3) : size(rng) * (1 + trial % 4);
     const int n = size(rng) + (trial % 3) * 64;
     const RowMatrix a = RowMatrix::Random(m, k + 3);  // lda > k
     const RowMatrix b = RowMatrix::Random(k, n);
@@ -31,15 +33,40 @@ TEST(PackedGemmTest, MatchesAPlainProductForRaggedShapes) {
   }
 }
 
+TEST(PackedGemmTest, AddsTheBiasRowToEveryRow) {
+  if (!PackedGemmAvailable()) GTEST_SKIP() << "no AVX2/AVX-512 on this CPU";
+  for (const int m : {1, 5, 6, 97, 250}) {
+    for (const int k : {1, 130, 300}) {
+      const int n = 150;  // a ragged last panel, whose padding stays zero
+      const RowMatrix a = RowMatrix::Random(m, k);
+      const RowMatrix b = RowMatrix::Random(k, n);
+      const RowVector bias = RowVector::Random(n) * 10.0f;
+      const PackedMatrix packed(b, bias);
+      RowMatrix c(m, packed.padded_cols());
+      PackedGemm(a.data(), k, m, packed, c.data(), c.cols());
+      RowMatrix expected = a * b;
+      expected.rowwise() += bias;
+      const float diff = (c.leftCols(n) - expected).cwiseAbs().maxCoeff();
+      EXPECT_LT(diff, 1e-4f) << m << " x " << k;
+      EXPECT_EQ(c.rightCols(c.cols() - n).cwiseAbs().maxCoeff(), 0.0f)
+          << "padding columns picked up a bias";
+      EXPECT_EQ(PackedMatrix(b).bias(0), nullptr);
+    }
+  }
+}
+
 // A row of c gets the same bits whichever rows it is computed with (row
-// blocks of 6, 4, 2 or 1; depth blocks): that is what lets a batched
-// sequence equal the same sequence evaluated alone, exactly.
+// blocks of 6, 4, 2 or 1; depth blocks; row chunks): that is what lets a
+// batched sequence equal the same sequence evaluated alone, exactly.
 TEST(PackedGemmTest, EachRowGetsTheSameBitsAloneAsInABatch) {
   if (!PackedGemmAvailable()) GTEST_SKIP() << "no AVX2/AVX-512 on this CPU";
-  for (const int k : {7, 96, 200, 517}) {
-    const int m = 13;  // blocks of 6, 6 and a single row
+  // 13 rows: blocks of 6, 6 and a single row; 200: three row chunks.
+  for (const auto& [m, k] :
+       {std::pair{13, 7}, std::pair{13, 128}, std::pair{13, 200},
+        std::pair{13, 517}, std::pair{200, 300}}) {
     const RowMatrix a = RowMatrix::Random(m, k);
-    const PackedMatrix packed(RowMatrix::Random(k, 150));
+    const PackedMatrix packed(RowMatrix::Random(k, 150),
+                              RowVector::Random(150));
     RowMatrix together(m, packed.padded_cols());
     PackedGemm(a.data(), k, m, packed, together.data(), together.cols());
     for (int r = 0; r < m; ++r) {
