@@ -13,6 +13,9 @@ namespace biserve {
 // steps ([total_steps, ...], see PackedLayout) when the layer returns
 // sequences, else sequences in sorted order ([batch, ...]).
 struct BidirectionalResult {
+  // The directions' outputs. Empty for a layer that concatenates sequences
+  // unless asked for (keep_directions): its directions write straight into
+  // `merged`.
   RowMatrix forward;   // [rows, forward.units]
   RowMatrix backward;  // [rows, backward.units], aligned to input time
   RowMatrix merged;    // [rows, output_size]; empty for merge mode none
@@ -26,9 +29,11 @@ struct BidirectionalResult {
 // [batch, units] in sorted order and Keras' order (forward h, forward c,
 // backward h, backward c as the cells have them).
 // `keep` is Keras' mask, one byte per packed row (0: skip the step), or null.
+// `keep_directions`: fill result.forward and result.backward whatever the
+// merge mode.
 BidirectionalResult EvaluateBidirectional(
     const BidirectionalLayer& layer, const PackedLayout& layout,
     const RowMatrix& input, absl::Span<const RowMatrix> initial_state,
-    const uint8_t* keep, ThreadPool& pool);
+    const uint8_t* keep, bool keep_directions, ThreadPool& pool);
 
 }  // namespace biserve

@@ -29,4 +29,24 @@ PackedLayout::PackedLayout(absl::Span<const int64_t> lengths)
   }
 }
 
+std::vector<int> PackedLayout::SplitSequences(int parts) const {
+  const int batch = batch_size();
+  parts = std::max(1, std::min(parts, batch));
+  std::vector<int> bounds = {0};
+  int64_t done = 0;
+  int row = 0;
+  for (int p = 1; p < parts; ++p) {
+    const int64_t target = total_steps_ * p / parts;
+    done += length(row++);  // every part gets at least one sequence
+    // ... and as many more as keep it under its share, leaving at least one
+    // for every part after it.
+    while (row < batch - (parts - p) && done + length(row) <= target) {
+      done += length(row++);
+    }
+    bounds.push_back(row);
+  }
+  bounds.push_back(batch);
+  return bounds;
+}
+
 }  // namespace biserve

@@ -34,6 +34,11 @@ class PackedLayout {
   // Packed row of sorted sequence i at time t. REQUIRES: t < length(i).
   int64_t row(int i, int64_t t) const { return offsets_[t] + i; }
 
+  // Splits sorted sequences [0, batch) into min(parts, batch) contiguous
+  // ranges (at least one) of about equal steps, each non-empty when the
+  // batch is. Returns the ranges' boundaries: 0, ..., batch_size().
+  std::vector<int> SplitSequences(int parts) const;
+
  private:
   std::vector<int> order_;
   std::vector<int64_t> sorted_lengths_;

@@ -1,5 +1,6 @@
 #include "core/evaluator.h"
 
+#include <limits>
 #include <random>
 
 #include "core/model.h"
@@ -199,6 +200,27 @@ TEST(ValidateSequenceTest, RejectsNaNNamingTheStepAndFeature) {
       ValidateSequence(*model, SequenceInput{.length = 2, .features = values});
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("features[1][1] is nan"));
+}
+
+TEST(ValidateSequenceTest, FindsTheFirstNonFiniteValueOfALongSequence) {
+  auto model = SmallLstm();               // 3 features per step
+  std::vector<float> values(3000, 0.5f);  // blocks of 1024 values are checked
+  values[7] = std::numeric_limits<float>::max();  // large but finite
+  values[8] = -std::numeric_limits<float>::max();
+  EXPECT_TRUE(ValidateSequence(
+                  *model, SequenceInput{.length = 1000, .features = values})
+                  .ok());
+  values[2900] = NAN;
+  values[2500] = -INFINITY;  // the first one, in the third block
+  absl::Status status = ValidateSequence(
+      *model, SequenceInput{.length = 1000, .features = values});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("features[833][1] is -inf"));
+  // Non-finite values pass when the caller allows them.
+  EXPECT_TRUE(ValidateSequence(
+                  *model, SequenceInput{.length = 1000, .features = values},
+                  /*allow_non_finite=*/true)
+                  .ok());
 }
 
 TEST(ValidateSequenceTest, RejectsWrongInitialStateCountListingTheStates) {

@@ -3,10 +3,13 @@
 #include <set>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace biserve {
 namespace {
+
+using ::testing::ElementsAre;
 
 TEST(PackedLayoutTest, SortsLongestFirstKeepingRequestOrderOnTies) {
   const std::vector<int64_t> lengths = {2, 5, 2, 7};
@@ -44,6 +47,20 @@ TEST(PackedLayoutTest, LiveSequencesAreAPrefixThatShrinks) {
     EXPECT_EQ(layout.alive(t), expected[t]) << t;
     for (int i = 0; i < layout.alive(t); ++i) EXPECT_GT(layout.length(i), t);
   }
+}
+
+TEST(PackedLayoutTest, SplitsSequencesIntoRangesOfAboutEqualSteps) {
+  // Sorted: 9, 5, 4, 3, 2, 1 (24 steps).
+  const PackedLayout layout(std::vector<int64_t>{3, 9, 1, 4, 5, 2});
+  EXPECT_THAT(layout.SplitSequences(1), ElementsAre(0, 6));
+  EXPECT_THAT(layout.SplitSequences(2), ElementsAre(0, 1, 6));     // 9 | 15
+  EXPECT_THAT(layout.SplitSequences(3), ElementsAre(0, 1, 2, 6));  // 9|5|10
+  // More parts than sequences: one sequence each.
+  EXPECT_THAT(layout.SplitSequences(10), ElementsAre(0, 1, 2, 3, 4, 5, 6));
+  // Equal lengths split evenly.
+  const PackedLayout even(std::vector<int64_t>(8, 50));
+  EXPECT_THAT(even.SplitSequences(4), ElementsAre(0, 2, 4, 6, 8));
+  EXPECT_THAT(PackedLayout({}).SplitSequences(3), ElementsAre(0, 0));
 }
 
 TEST(PackedLayoutTest, EmptyBatch) {
