@@ -8,7 +8,9 @@
 // Eigen/BLAS path as the core. Counters (from wall time): seq_per_s, gflops
 // (FLOPs per sequence = 2 directions x T x 2 x G x units x (input + units))
 // and peak_pct, the workload's gflops as a percentage of the GEMM peak
-// measured at start-up for the same thread count.
+// measured at start-up for the same thread count. BM_PackedGemm/<m>x<k>x<n>
+// times the packed kernel alone, one thread, on the products W3 and W4 make
+// (a step's h * U, a direction's input projection), where the CPU runs it.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -17,8 +19,10 @@
 #include <map>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "bench/workloads.h"
 #include "core/eigen_types.h"
 #include "core/evaluator.h"
@@ -73,6 +77,24 @@ void BM_GemmPeak(benchmark::State& state, int threads) {
   double sum = 0;
   for (auto _ : state) sum += GemmRound(*pool, threads);
   state.counters["gflops"] = sum / state.iterations();
+}
+
+// c = a * b on the packed kernel, [m, k] x [k, n], one thread.
+void BM_PackedGemm(benchmark::State& state, int m, int k, int n) {
+  if (!PackedGemmAvailable()) {
+    state.SkipWithError("no packed kernels on this CPU");
+    return;
+  }
+  const RowMatrix a = RowMatrix::Random(m, k);
+  const PackedMatrix b(RowMatrix::Random(k, n));
+  RowMatrix c(m, b.padded_cols());
+  for (auto _ : state) {
+    PackedGemm(a.data(), k, m, b, c.data(), c.cols());
+    benchmark::DoNotOptimize(c.data());
+  }
+  // Per iteration, divided by the benchmark's CPU time (one thread).
+  state.counters["gflops"] = benchmark::Counter(
+      2e-9 * m * k * n, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_Bidirectional(benchmark::State& state, const Workload& w, int threads,
@@ -141,6 +163,15 @@ int main(int argc, char** argv) {
                                    BM_Bidirectional, w, threads, peak[threads])
           ->Unit(benchmark::kMillisecond);
     }
+  }
+  // W3's recurrent step and input projection, then W4's.
+  for (const auto& [m, k, n] :
+       {std::tuple{64, 256, 1024}, std::tuple{6400, 256, 1024},
+        std::tuple{32, 512, 2048}, std::tuple{6400, 512, 2048}}) {
+    benchmark::RegisterBenchmark(
+        absl::StrCat("BM_PackedGemm/", m, "x", k, "x", n).c_str(),
+        BM_PackedGemm, m, k, n)
+        ->Unit(benchmark::kMillisecond);
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
