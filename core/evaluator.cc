@@ -62,13 +62,14 @@ void ForSequenceRanges(ThreadPool& pool, const PackedLayout& layout,
 // features run to megabytes; only a block with a bad value is searched.
 int64_t FirstNonFinite(absl::Span<const float> values) {
   constexpr size_t kBlock = 1024;
+  // NaN and +-inf are the floats whose exponent bits are all ones; tested
+  // on the bits as integers, which the compiler vectorises whatever its
+  // floating-point flags.
+  constexpr uint32_t kExponent = 0x7f800000;
+  // A raw pointer: absl::Span's checked operator[] kept the loop scalar.
+  const float* data = values.data();
   for (size_t start = 0; start < values.size(); start += kBlock) {
     const size_t end = std::min(values.size(), start + kBlock);
-    // NaN and +-inf are the floats whose exponent bits are all ones. On the
-    // bits as integers, so that the compiler vectorises it (a float compare
-    // it would not, for its exceptions).
-    constexpr uint32_t kExponent = 0x7f800000;
-    const float* data = values.data();  // no bounds check to vectorise past
     uint32_t bad = 0;
     for (size_t v = start; v < end; ++v) {
       const uint32_t bits = std::bit_cast<uint32_t>(data[v]);
