@@ -5,6 +5,9 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define BISERVE_X86_KERNELS 1
@@ -188,10 +191,12 @@ Isa DetectIsa() {
   // runs: so that one machine can test every path, and so that a user can
   // rule them out when chasing a numerical difference.
   const char* cap = std::getenv("BISERVE_PACKED_ISA");
-  if (cap != nullptr && std::strcmp(cap, "none") == 0) return Isa::kNone;
-  if (cap != nullptr && std::strcmp(cap, "avx2") == 0 && isa == Isa::kAvx512) {
-    return Isa::kAvx2;
-  }
+  if (cap == nullptr || *cap == '\0') return isa;
+  const std::string value = cap;
+  if (value == "none") return Isa::kNone;
+  if (value == "avx2") return isa == Isa::kAvx512 ? Isa::kAvx2 : isa;
+  LogWarning(absl::StrCat("BISERVE_PACKED_ISA=", value,
+                          " ignored; expected avx2 or none"));
   return isa;
 }
 
@@ -218,8 +223,8 @@ void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
                 float* c, int64_t ldc) {
   for (int64_t r = 0; r < m; r += kRowChunk) {
     const int64_t rows = std::min(kRowChunk, m - r);
+    const float* ar = a + r * lda;
     for (int64_t p = 0; p < b.panels(); ++p) {
-      const float* ar = a + r * lda;
       float* cp = c + r * ldc + p * PackedMatrix::kPanel;
       if (kIsa == Isa::kAvx512) {
         Panel512(ar, lda, rows, b.panel(p), b.bias(p), b.rows(), cp, ldc);

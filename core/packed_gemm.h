@@ -12,7 +12,7 @@
 // The kernels use AVX-512 or AVX2 with FMA, chosen at run time; on a CPU
 // with neither, Available() is false and callers use a plain GEMM. The
 // environment variable BISERVE_PACKED_ISA=avx2 (or =none) holds them to AVX2
-// (or turns them off).
+// (or turns them off); another value is ignored with a warning on stderr.
 #pragma once
 
 #include <cstddef>
@@ -93,9 +93,9 @@ bool PackedGemmForProjections();
 
 // c[m, padded_cols] = a[m, b.rows()] * b (+ b's bias row, when it has one),
 // rows of `a` lda floats apart, of `c` ldc floats apart. Columns past b.cols()
-// receive zeros times a: junk the caller ignores. REQUIRES:
-// PackedGemmAvailable(); b.rows() >= 1; ldc
-// >= b.padded_cols().
+// receive zeros times a (plus the bias row's zero padding): junk the caller
+// ignores. REQUIRES: PackedGemmAvailable(); b.rows() >= 1;
+// ldc >= b.padded_cols().
 void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
                 float* c, int64_t ldc);
 

@@ -87,6 +87,19 @@ TEST(BiserveEvalTest, DocumentedTinyModelGivesTheDocumentedOutput) {
             "[[0.6], [1.25]], \"backward\": [[1.6], [1.2]]}\n]}\n");
 }
 
+TEST(BiserveEvalTest, UnknownPackedIsaValueIsIgnoredWithAWarning) {
+#ifndef __x86_64__
+  GTEST_SKIP() << "the packed kernels are x86-64 only";
+#endif
+  ProcessResult run = biserve::testing::RunCommand(
+      "BISERVE_PACKED_ISA=avx-512 " + kEval + " --model " + kExample +
+      " --input " + WriteInput("in.json", kInput));
+  ASSERT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_THAT(run.out, HasSubstr("BISERVE_PACKED_ISA=avx-512 ignored; "
+                                 "expected avx2 or none"));
+  EXPECT_THAT(run.out, HasSubstr("{\"results\": ["));
+}
+
 TEST(BiserveEvalTest, BadInputGivesAClearMessageAndNonZeroExit) {
   ProcessResult wrong_width =
       Execute("--model " + kExample + " --input " +
