@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-pthread-dev
   python3 python3-grpcio python3-protobuf
+  libcivetweb-dev libssl-dev openssl curl python3-h2
+  clang-14 libfuzzer-14-dev
 )
 
 missing=()
@@ -28,6 +30,9 @@ if [ "$(id -u)" != 0 ]; then
   sudo="sudo"
 fi
 echo "install-deps: installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+# Another apt or dpkg (unattended upgrades on a fresh machine) may hold the
+# lock: wait for it rather than fail.
+lock_wait=(-o DPkg::Lock::Timeout=900)
+$sudo apt-get "${lock_wait[@]}" update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get "${lock_wait[@]}" install -y -qq \
   --no-install-recommends "${missing[@]}"
