@@ -5,8 +5,25 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/quoted_input.h"
 
 namespace biserve {
+namespace {
+
+// The first `limit` of `items` joined by `separator`, then how many were
+// left out: error messages list models, versions and load failures, and a
+// large repository must not make one outgrow a client's 8 KB metadata
+// limit.
+std::string BoundedList(const std::vector<std::string>& items, size_t limit,
+                        absl::string_view separator) {
+  if (items.empty()) return "none";
+  if (items.size() <= limit) return absl::StrJoin(items, separator);
+  return absl::StrCat(
+      absl::StrJoin(items.begin(), items.begin() + limit, separator), " and ",
+      items.size() - limit, " more");
+}
+
+}  // namespace
 
 absl::string_view VersionStateName(VersionState state) {
   switch (state) {
@@ -42,14 +59,17 @@ absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
                                                  int64_t version) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);
+  // `name` is the client's: every message quotes it, cut (QuotedInput);
+  // only errors pay for that.
+  auto quoted = [name] { return QuotedInput(name); };
   if (it == models_.end() || it->second.removed) {
-    std::vector<absl::string_view> names;
+    std::vector<std::string> names;
     for (const auto& [n, entry] : models_) {
-      if (!entry.removed && names.size() < 20) names.push_back(n);
+      if (!entry.removed) names.push_back(QuotedInput(n));
     }
-    return absl::NotFoundError(absl::StrCat(
-        "model '", name, "' is not in the repository; models served: ",
-        names.empty() ? "none" : absl::StrJoin(names, ", ")));
+    return absl::NotFoundError(
+        absl::StrCat("model ", quoted(), " is not in the repository; ",
+                     "models served: ", BoundedList(names, 20, ", ")));
   }
   const ModelEntry& entry = it->second;
   auto servable = [&](int64_t v, const VersionEntry& e) {
@@ -66,8 +86,9 @@ absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
     std::vector<std::string> failures;
     for (const auto& [v, e] : entry.versions) {
       if (e.state == VersionState::kLoading) {
-        return absl::UnavailableError(absl::StrCat(
-            "model '", name, "' is loading (version ", v, "); retry shortly"));
+        return absl::UnavailableError(absl::StrCat("model ", quoted(),
+                                                   " is loading (version ", v,
+                                                   "); retry shortly"));
       }
       if (e.state == VersionState::kFailed) {
         failures.push_back(absl::StrCat("version ", v, ": ", e.reason));
@@ -75,11 +96,11 @@ absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
     }
     if (!failures.empty()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("model '", name, "' has no loadable version; ",
-                       absl::StrJoin(failures, "; ")));
+          absl::StrCat("model ", quoted(), " has no loadable version; ",
+                       BoundedList(failures, 5, "; ")));
     }
     return absl::NotFoundError(
-        absl::StrCat("model '", name, "' has no version to serve"));
+        absl::StrCat("model ", quoted(), " has no version to serve"));
   }
   auto v = entry.versions.find(version);
   if (v != entry.versions.end()) {
@@ -88,20 +109,21 @@ absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
         return servable(version, v->second);
       case VersionState::kLoading:
         return absl::UnavailableError(
-            absl::StrCat("version ", version, " of model '", name,
-                         "' is loading; retry shortly"));
+            absl::StrCat("version ", version, " of model ", quoted(),
+                         " is loading; retry shortly"));
       case VersionState::kFailed:
         return absl::FailedPreconditionError(
-            absl::StrCat("version ", version, " of model '", name,
-                         "' failed to load: ", v->second.reason));
+            absl::StrCat("version ", version, " of model ", quoted(),
+                         " failed to load: ", v->second.reason));
       case VersionState::kUnloading:
         break;
     }
   }
+  std::vector<std::string> listed;
+  for (int64_t v : available) listed.push_back(absl::StrCat(v));
   return absl::NotFoundError(absl::StrCat(
-      "version ", version, " of model '", name,
-      "' is not served; available versions: ",
-      available.empty() ? "none" : absl::StrJoin(available, ", ")));
+      "version ", version, " of model ", quoted(),
+      " is not served; available versions: ", BoundedList(listed, 20, ", ")));
 }
 
 std::vector<ModelStatus> ModelRegistry::List() const {

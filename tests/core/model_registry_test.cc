@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/model.h"
 #include "gmock/gmock.h"
@@ -100,7 +101,73 @@ TEST_F(ModelRegistryTest, UnknownModelIsNotFoundAndNamesTheServedModels) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(got.status().message()), HasSubstr("'gamma'"));
   EXPECT_THAT(std::string(got.status().message()),
-              HasSubstr("models served: alpha, beta"));
+              HasSubstr("models served: 'alpha', 'beta'"));
+}
+
+TEST_F(ModelRegistryTest, UnknownModelsHugeNameIsQuotedCutAndEscaped) {
+  // Reported: a 100,000-character name came back whole, beyond a client's
+  // 8 KB metadata limit, so the client saw RESOURCE_EXHAUSTED instead.
+  registry_->SetAvailable("alpha", 1, MakeModel("a"));
+  const std::string huge = std::string(100000, 'x') + "\n\xff";
+  for (int64_t version : {0, 1, 7}) {
+    absl::StatusOr<ServableModel> got = registry_->Get(huge, version);
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+    const std::string message(got.status().message());
+    EXPECT_LT(message.size(), 1000u) << version;
+    EXPECT_THAT(message, HasSubstr(absl::StrCat(
+                             "model '", std::string(100, 'x'),
+                             "'... (100002 bytes) is not in the repository")));
+  }
+  // Escaped when short, too: the message stays valid UTF-8.
+  absl::StatusOr<ServableModel> got = registry_->Get("a\nb\xff", 0);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("model 'a\\nb\\xff' is not"));
+}
+
+TEST_F(ModelRegistryTest, ClientNamesAreQuotedInEveryStateMessage) {
+  registry_->SetLoading("m\n", 1);
+  registry_->SetFailed("f\n", 1, "bad weights");
+  registry_->SetAvailable("a\n", 1, MakeModel("a"));
+  registry_->SetModelSettings("e\n", ModelConfig(), "");
+  EXPECT_THAT(std::string(registry_->Get("m\n", 0).status().message()),
+              HasSubstr("model 'm\\n' is loading"));
+  EXPECT_THAT(std::string(registry_->Get("m\n", 1).status().message()),
+              HasSubstr("of model 'm\\n' is loading"));
+  EXPECT_THAT(std::string(registry_->Get("f\n", 0).status().message()),
+              HasSubstr("model 'f\\n' has no loadable version"));
+  EXPECT_THAT(std::string(registry_->Get("f\n", 1).status().message()),
+              HasSubstr("of model 'f\\n' failed to load"));
+  EXPECT_THAT(std::string(registry_->Get("a\n", 2).status().message()),
+              HasSubstr("of model 'a\\n' is not served"));
+  EXPECT_THAT(std::string(registry_->Get("e\n", 0).status().message()),
+              HasSubstr("model 'e\\n' has no version to serve"));
+}
+
+TEST_F(ModelRegistryTest, ListsInMessagesAreBounded) {
+  for (int i = 0; i < 25; ++i) {
+    registry_->SetAvailable(absl::StrCat("model", 10 + i), 1, MakeModel("m"));
+  }
+  absl::StatusOr<ServableModel> got = registry_->Get("nope", 0);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("'model28', 'model29' and 5 more"));
+  EXPECT_THAT(std::string(got.status().message()),
+              ::testing::Not(HasSubstr("'model30'")));
+
+  std::shared_ptr<const Model> model = MakeModel("v");
+  for (int v = 1; v <= 30; ++v) registry_->SetAvailable("many", v, model);
+  got = registry_->Get("many", 99);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("available versions: 1, 2, "));
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr(", 19, 20 and 10 more"));
+
+  for (int v = 1; v <= 8; ++v) {
+    registry_->SetFailed("broken", v, absl::StrCat("reason ", v));
+  }
+  got = registry_->Get("broken", 0);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("version 5: reason 5 and 3 more"));
 }
 
 TEST_F(ModelRegistryTest, UnknownModelInAnEmptyRegistrySaysNone) {
@@ -343,7 +410,7 @@ TEST_F(ModelRegistryTest, RemovedModelIsNotFoundAndForgottenWhenUnused) {
   absl::StatusOr<ServableModel> got = registry_->Get("m", 0);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(got.status().message()),
-              HasSubstr("models served: other"));
+              HasSubstr("models served: 'other'"));
   EXPECT_THAT(ListedNames(), ElementsAre("other"));
   EXPECT_FALSE(registry_->IsServing("m"));
   EXPECT_THAT(registry_->AvailableVersions("m"), IsEmpty());
