@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "core/quoted_input.h"
 
 namespace biserve {
 namespace {
@@ -40,6 +41,26 @@ void AddSpec(const std::string& name, const char* dtype,
   spec->set_description(description);
 }
 
+// INVALID_ARGUMENT if `s` carries the kind of input `model` does not take:
+// features for an Embedding model, token ids for a feature model.
+absl::Status CheckInputKind(const v1::Sequence& s, const Model& model,
+                            absl::string_view model_name) {
+  const std::string which =
+      model_name.empty() ? std::string("the model")
+                         : absl::StrCat("model ", QuotedInput(model_name));
+  if (model.takes_token_ids() && s.features_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        which, " takes token_ids (an Embedding input), but the request sent ",
+        "features"));
+  }
+  if (!model.takes_token_ids() && s.token_ids_size() > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(which, " takes features (", model.input_dim(),
+                     " floats per time step), but the request sent token_ids"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
@@ -62,6 +83,13 @@ absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
     const v1::Sequence& s = request.sequences(i);
     SequenceInput& in = inputs[i];
     const std::string field = absl::StrCat("sequences[", i, "]");
+    // The wrong kind of input first: otherwise an inferred length of 0
+    // (no ids) is reported, which names the wrong problem.
+    if (absl::Status kind = CheckInputKind(s, model, request.model_name());
+        !kind.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": ", kind.message()));
+    }
     int64_t length = s.length();
     if (length < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -73,8 +101,6 @@ absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
     if (length == 0) {  // inferred from the values
       if (model.takes_token_ids()) {
         length = s.token_ids_size();
-      } else if (s.features_size() == 0 && s.token_ids_size() > 0) {
-        length = s.token_ids_size();  // ValidateSequence names the mix-up
       } else if (s.features_size() % model.input_dim() == 0) {
         length = s.features_size() / model.input_dim();
       } else {

@@ -1,6 +1,7 @@
 #include "proto/open_inference_codec.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
@@ -9,14 +10,52 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/quoted_input.h"
 
 namespace biserve {
 namespace {
 
 using InputTensor = inference::ModelInferRequest::InferInputTensor;
 
+// A client's shape, for a message: its first dimensions only, since a
+// request may claim thousands.
 std::string Shape(const google::protobuf::RepeatedField<int64_t>& shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+  constexpr int kShown = 8;
+  if (shape.size() <= kShown) {
+    return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+  }
+  return absl::StrCat(
+      "[", absl::StrJoin(shape.begin(), shape.begin() + kShown, ", "),
+      ", ...] (", shape.size(), " dimensions)");
+}
+
+// Position of the first value of `values` that is not finite, or -1.
+int64_t FirstNonFinite(absl::Span<const float> values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+// INVALID_ARGUMENT naming element `index` of input `name` (its position in
+// the client's tensor) and its non-finite `value`.
+absl::Status NonFiniteError(absl::string_view name,
+                            const std::vector<int64_t>& index, float value,
+                            absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("input ", QuotedInput(name), ": element [",
+                   absl::StrJoin(index, ", "), "] is ",
+                   std::isnan(value) ? "NaN"
+                   : value > 0       ? "+Inf"
+                                     : "-Inf",
+                   "; ", what,
+                   " must be finite (unless the server runs with "
+                   "--allow_non_finite)"));
+}
+
+// "input 'name'", the client's tensor name quoted (QuotedInput).
+std::string InputName(absl::string_view name) {
+  return absl::StrCat("input ", QuotedInput(name));
 }
 
 // The Keras names of a Bidirectional layer's states, in order.
@@ -55,10 +94,10 @@ absl::StatusOr<std::vector<T>> Values(
     const std::string& type = input.datatype();
     const size_t element = (type == "INT64") ? 8 : 4;
     if (raw.size() != static_cast<size_t>(count) * element) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("raw_input_contents[", index, "] (input '", input.name(),
-                       "', ", type, " ", Shape(input.shape()), "): expected ",
-                       count * element, " bytes, got ", raw.size()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "raw_input_contents[", index, "] (", InputName(input.name()), ", ",
+          QuotedInput(type), " ", Shape(input.shape()), "): expected ",
+          count * element, " bytes, got ", raw.size()));
     }
     values.resize(count);
     if (type == "INT64") {
@@ -96,10 +135,10 @@ absl::StatusOr<std::vector<T>> Values(
     values.assign(c.int64_contents().begin(), c.int64_contents().end());
   }
   if (given != count) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("input '", input.name(), "' (", input.datatype(), " ",
-                     Shape(input.shape()), "): expected ", count,
-                     " values in contents, got ", given));
+    return absl::InvalidArgumentError(absl::StrCat(
+        InputName(input.name()), " (", QuotedInput(input.datatype()), " ",
+        Shape(input.shape()), "): expected ", count,
+        " values in contents, got ", given));
   }
   return values;
 }
@@ -118,14 +157,14 @@ absl::Status CheckShape(const InputTensor& input,
          (expected[i] < 0 || input.shape(i) == expected[i]);
     if (ok && input.shape(i) > max_elements / elements) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "input '", input.name(), "': shape ", Shape(input.shape()),
+          InputName(input.name()), ": shape ", Shape(input.shape()),
           " has more elements than the request carries values"));
     }
     if (ok) elements *= input.shape(i);
   }
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(
-      absl::StrCat("input '", input.name(), "': expected shape ", pattern,
+      absl::StrCat(InputName(input.name()), ": expected shape ", pattern,
                    ", got ", Shape(input.shape())));
 }
 
@@ -135,8 +174,8 @@ absl::Status CheckType(const InputTensor& input,
     if (input.datatype() == t) return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "input '", input.name(), "': expected datatype ",
-      absl::StrJoin(types, " or "), ", got \"", input.datatype(), "\""));
+      InputName(input.name()), ": expected datatype ",
+      absl::StrJoin(types, " or "), ", got ", QuotedInput(input.datatype())));
 }
 
 void AppendRaw(const std::vector<float>& values, std::string* raw) {
@@ -192,6 +231,14 @@ std::vector<OpenTensorSpec> OpenInferenceOutputs(const Model& model) {
 
 absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     const inference::ModelInferRequest& request, const Model& model) {
+  RequestLimits unchecked;
+  unchecked.allow_non_finite = true;  // SequencesFromRequest checks later
+  return PredictRequestFromInfer(request, model, unchecked);
+}
+
+absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
+    const inference::ModelInferRequest& request, const Model& model,
+    const RequestLimits& limits) {
   if (request.raw_input_contents_size() > 0 &&
       request.raw_input_contents_size() != request.inputs_size()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -201,6 +248,13 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
   }
   const std::string data_name =
       model.takes_token_ids() ? "token_ids" : "features";
+  // What the model takes, for messages: the input's name, datatype and
+  // shape.
+  const std::string data_spec =
+      model.takes_token_ids()
+          ? "token_ids (INT32 or INT64 [batch, time], an Embedding input)"
+          : absl::StrCat("features (FP32 [batch, time, ", model.input_dim(),
+                         "])");
   int data = -1, lengths = -1;
   std::map<std::string, int> states;
   const BidirectionalLayer& first =
@@ -210,13 +264,13 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     const std::string& name = request.inputs(i).name();
     if (!seen.insert(name).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("input '", name, "' is given twice"));
+          absl::StrCat(InputName(name), " is given twice"));
     }
     if (request.raw_input_contents_size() > 0 &&
         request.inputs(i).has_contents()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "input '", name,
-          "' has contents although raw_input_contents is used; give every "
+          InputName(name),
+          " has contents although raw_input_contents is used; give every "
           "input's data one way"));
     }
     if (name == data_name) {
@@ -225,23 +279,25 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
       lengths = i;
     } else if (absl::StartsWith(name, "initial_state/")) {
       states[name] = i;
+    } else if (name == "features" || name == "token_ids") {
+      // The other kind of input: name the one this model takes.
+      return absl::InvalidArgumentError(absl::StrCat(
+          InputName(name), ": model ", QuotedInput(request.model_name()),
+          " takes ", data_spec, ", not ", name));
     } else {
       std::vector<std::string> names;
       for (const OpenTensorSpec& s : OpenInferenceInputs(model)) {
         names.push_back(s.name);
       }
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown input '", name,
-                       "'; this model takes: ", absl::StrJoin(names, ", ")));
+          absl::StrCat("unknown ", InputName(name),
+                       "; this model takes: ", absl::StrJoin(names, ", ")));
     }
   }
   if (data < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", data_name, "' is missing: this model takes ",
-        model.takes_token_ids() ? "token ids, INT32 [batch, time]"
-                                : absl::StrCat("float features, FP32 [batch, "
-                                               "time, ",
-                                               model.input_dim(), "]")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input '", data_name, "' is missing: model ",
+                     QuotedInput(request.model_name()), " takes ", data_spec));
   }
   const InputTensor& input = request.inputs(data);
   const int64_t max_elements = static_cast<int64_t>(request.ByteSizeLong());
@@ -315,6 +371,15 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
       v1::Sequence* s = predict.add_sequences();
       s->set_length(length[b]);
       const float* begin = values->data() + b * steps * width;
+      // Only the real steps: padding past lengths[b] is never computed.
+      if (const int64_t v = limits.allow_non_finite
+                                ? -1
+                                : FirstNonFinite(absl::MakeConstSpan(
+                                      begin, length[b] * width));
+          v >= 0) {
+        return NonFiniteError("features", {b, v / width, v % width}, begin[v],
+                              "inputs");
+      }
       s->mutable_features()->Assign(begin, begin + length[b] * width);
     }
   }
@@ -329,7 +394,7 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
           names.push_back(absl::StrCat("initial_state/", first.name, "/", n));
         }
         return absl::InvalidArgumentError(absl::StrCat(
-            "input '", full, "' is missing: give all initial states (",
+            InputName(full), " is missing: give all initial states (",
             absl::StrJoin(names, ", "), ") or none"));
       }
       const InputTensor& t = request.inputs(it->second);
@@ -342,6 +407,12 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
       }
       auto values = Values<float>(request, it->second, batch * d->units);
       if (!values.ok()) return values.status();
+      if (const int64_t v =
+              limits.allow_non_finite ? -1 : FirstNonFinite(*values);
+          v >= 0) {
+        return NonFiniteError(full, {v / d->units, v % d->units}, (*values)[v],
+                              "initial states");
+      }
       for (int64_t b = 0; b < batch; ++b) {
         v1::Tensor* state = predict.mutable_sequences(b)->add_initial_state();
         state->add_shape(d->units);
@@ -352,8 +423,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     }
     if (!states.empty()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown input '", states.begin()->first,
-                       "'; initial states are named initial_state/", first.name,
+          absl::StrCat("unknown ", InputName(states.begin()->first),
+                       "; initial states are named initial_state/", first.name,
                        "/<forward_h|forward_c|backward_h|backward_c>"));
     }
   }
@@ -368,13 +439,13 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
       std::vector<std::string> names;
       for (const OpenTensorSpec& s : available) names.push_back(s.name);
       return absl::InvalidArgumentError(
-          absl::StrCat("unknown output '", requested.name(),
-                       "'; this model gives: ", absl::StrJoin(names, ", ")));
+          absl::StrCat("unknown output ", QuotedInput(requested.name()),
+                       "; this model gives: ", absl::StrJoin(names, ", ")));
     }
     if (std::find(call.outputs.begin(), call.outputs.end(), requested.name()) !=
         call.outputs.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("output '", requested.name(), "' is requested twice"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "output ", QuotedInput(requested.name()), " is requested twice"));
     }
     call.outputs.push_back(requested.name());
   }

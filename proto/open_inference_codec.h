@@ -24,6 +24,7 @@
 #include "biserve/v1/inference.pb.h"
 #include "core/model.h"
 #include "inference/grpc_predict_v2.pb.h"
+#include "proto/inference_codec.h"
 
 namespace biserve {
 
@@ -45,8 +46,22 @@ struct OpenInferCall {
   bool raw_outputs = false;          // answer in raw_output_contents
 };
 
-// INVALID_ARGUMENT naming the input, the expected and the given shape or
-// datatype.
+// INVALID_ARGUMENT naming the input (quoted, see core/quoted_input.h), the
+// expected and the given shape or datatype; an input of the other kind
+// (features sent to an Embedding model, token_ids to a feature model) names
+// the one the model takes. Unless limits.allow_non_finite, a NaN or Inf in
+// features (in a sequence's real steps) or initial states is refused by its
+// position in the client's tensor: "input 'features': element [0, 2, 7] is
+// NaN; ...". Only `limits.allow_non_finite` is read here.
+absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
+    const inference::ModelInferRequest& request, const Model& model,
+    const RequestLimits& limits);
+
+// The same without the finiteness check (NaN and Inf are then refused later,
+// by SequencesFromRequest, in PredictRequest's terms: "sequences[0].
+// features[0][7]").
+// TODO: remove once server/open_inference_service.cc passes its limits to
+// the form above; kept so that the server builds meanwhile.
 absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     const inference::ModelInferRequest& request, const Model& model);
 

@@ -326,22 +326,56 @@ TEST_F(SequencesFromRequestTest, WrongStateSizeGivesExpectedAndGiven) {
 }
 
 TEST_F(SequencesFromRequestTest, TokenIdsForAFeatureModelAreRejected) {
+  request_.set_model_name("example");
   v1::Sequence* s = AddFeatures(request_, 1, {1, 2, 3});
   s->add_token_ids(1);
-  const std::string error = Error();
-  EXPECT_THAT(error, StartsWith("sequences[0]"));
-  EXPECT_THAT(error, HasSubstr("token ids given"));
-  EXPECT_THAT(error, HasSubstr("3 float features per time step"));
+  EXPECT_EQ(Error(),
+            "sequences[0]: model 'example' takes features (3 floats per time "
+            "step), but the request sent token_ids");
+  // Token ids alone, with the length left to infer.
+  request_.clear_sequences();
+  request_.add_sequences()->add_token_ids(1);
+  EXPECT_EQ(Error(),
+            "sequences[0]: model 'example' takes features (3 floats per time "
+            "step), but the request sent token_ids");
 }
 
 TEST_F(SequencesFromRequestTest, FeaturesForATokenModelAreRejected) {
   model_ = TokenModel();
+  request_.set_model_name("brackets");
   v1::Sequence* s = request_.add_sequences();
   s->set_length(1);
   s->add_token_ids(1);
   s->add_features(0.5f);
-  EXPECT_THAT(Error(), StartsWith("sequences[0].features given, but this "
-                                  "model takes token ids"));
+  EXPECT_EQ(Error(),
+            "sequences[0]: model 'brackets' takes token_ids (an Embedding "
+            "input), but the request sent features");
+}
+
+TEST_F(SequencesFromRequestTest, FeaturesAloneForATokenModelNameTheMixUp) {
+  // Reported: with the length left to infer, this said "length must be at
+  // least 1 time step; was 0", which names the wrong problem.
+  model_ = TokenModel();
+  request_.set_model_name("brackets");
+  request_.add_sequences();  // a good one first
+  request_.mutable_sequences(0)->add_token_ids(1);
+  AddFeatures(request_, 0, {0.5f, 0.25f, 1.0f, 2.0f});
+  EXPECT_EQ(Error(),
+            "sequences[1]: model 'brackets' takes token_ids (an Embedding "
+            "input), but the request sent features");
+}
+
+TEST_F(SequencesFromRequestTest, ModelNameInTheKindMessageIsQuoted) {
+  model_ = TokenModel();
+  request_.set_model_name(std::string(500, 'n') + "\n");
+  AddFeatures(request_, 0, {0.5f});
+  const std::string error = Error();
+  EXPECT_THAT(error, HasSubstr("model '" + std::string(100, 'n') +
+                               "'... (501 bytes) takes token_ids"));
+  EXPECT_LT(error.size(), 300u);
+  // Without a model name (a caller that did not set it).
+  request_.clear_model_name();
+  EXPECT_THAT(Error(), HasSubstr("sequences[0]: the model takes token_ids"));
 }
 
 TEST_F(SequencesFromRequestTest, TokenIdOutsideTheVocabularyIsRejected) {
