@@ -160,11 +160,12 @@ bool ModelRegistry::IsServing(absl::string_view name) const {
 
 void ModelRegistry::Mutate(const std::string& name,
                            const std::function<void(ModelEntry&)>& change) {
-  bool before, after;
+  bool before, after, created;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto [it, created] = models_.try_emplace(name);
-    ModelEntry& entry = it->second;
+    auto emplaced = models_.try_emplace(name);
+    ModelEntry& entry = emplaced.first->second;
+    created = emplaced.second;
     // A model first seen here (no SetModelSettings yet) serves with the
     // server's defaults, not BatchingOptions' own.
     if (created) entry.batching = options_.default_batching;
@@ -172,7 +173,10 @@ void ModelRegistry::Mutate(const std::string& name,
     change(entry);
     after = Serving(entry);
   }
-  if (before != after && options_.on_serving_change) {
+  // A new model is told too when it does not serve: a listener keeping
+  // health statuses must know the name (NOT_SERVING), even if no version
+  // of it ever loads.
+  if ((before != after || created) && options_.on_serving_change) {
     options_.on_serving_change(name, after);
   }
 }

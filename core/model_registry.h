@@ -59,9 +59,12 @@ class ModelRegistry {
   struct Options {
     // Batching settings of a model whose config.pbtxt does not set them.
     BatchingOptions default_batching;
-    // Called when a model gains its first available version (true) or loses
-    // its last (false); e.g. to set its health status. Runs on the mutating
-    // thread, outside the registry's lock.
+    // Called when a model first appears (with whether it serves: false
+    // unless it appeared through SetAvailable), when it gains its first
+    // available version (true) and when it loses its last (false); e.g. to
+    // set its health status, which must exist (NOT_SERVING) even for a
+    // model none of whose versions ever loads. Runs on the mutating thread,
+    // outside the registry's lock.
     std::function<void(const std::string& model, bool serving)>
         on_serving_change;
     // Called when a version starts serving (kAvailable, also after a

@@ -359,20 +359,39 @@ TEST_F(ModelRegistryTest, UnloadingTwiceKeepsTrackingTheUser) {
 
 TEST_F(ModelRegistryTest, ServingListenerHearsOfFirstAvailableAndLastGone) {
   registry_->SetModelSettings("m", ModelConfig(), "");
+  // Appearing, not serving: told once.
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false)));
   registry_->SetLoading("m", 1);
   registry_->SetFailed("m", 2, "bad");
-  EXPECT_THAT(log_.events(), IsEmpty());
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false)));
 
   registry_->SetAvailable("m", 1, MakeModel("v1"));
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
   registry_->SetAvailable("m", 3, MakeModel("v3"));
   registry_->SetLoading("m", 3);  // a reload
   registry_->SetFailed("m", 3, "reload failed");
   registry_->Unload("m", 1);
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
 
   registry_->Unload("m", 3);
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true), Pair("m", false)));
+  EXPECT_THAT(log_.events(),
+              ElementsAre(Pair("m", false), Pair("m", true), Pair("m", false)));
+}
+
+TEST_F(ModelRegistryTest, ModelThatAppearsFailedIsToldNotServing) {
+  // Reported: a model added at run time whose every version failed was
+  // unknown to the health service (NOT_FOUND) instead of NOT_SERVING.
+  registry_->SetFailed("broken", 1, "bad weights");
+  registry_->SetFailed("broken", 2, "bad weights");
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("broken", false)));
+  registry_->SetLoading("loading", 1);
+  EXPECT_THAT(log_.events(),
+              ElementsAre(Pair("broken", false), Pair("loading", false)));
+}
+
+TEST_F(ModelRegistryTest, ModelThatAppearsServingIsToldServingOnce) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
 }
 
 TEST_F(ModelRegistryTest, ServingListenerIsPerModel) {

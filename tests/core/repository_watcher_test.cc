@@ -318,7 +318,7 @@ TEST_F(RepositoryWatcherTest, NewVersionTakesOverAndTheOldOneUnloads) {
   EXPECT_EQ(registry_->Get("m", 1).status().code(),
             absl::StatusCode::kNotFound);
   // The model served throughout.
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
 }
 
 TEST_F(RepositoryWatcherTest, RequestHoldingTheOldVersionKeepsItAcrossTheSwap) {
@@ -397,7 +397,7 @@ TEST_F(RepositoryWatcherTest, FreshStartWithBrokenNewestFallsBackToAnOlderOne) {
   EXPECT_EQ(Loads(v1), 0);  // the newest version that loads is enough
   EXPECT_THAT(States("m"), ElementsAre(Pair(2, VersionState::kAvailable),
                                        Pair(3, VersionState::kFailed)));
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
 
   // Steady: nothing is loaded again on the next scan.
   const int loads = TotalLoads();
@@ -417,7 +417,8 @@ TEST_F(RepositoryWatcherTest, ModelWithOnlyBrokenVersionsIsFailedPrecondition) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(got.status().message()), HasSubstr("version 1: "));
   EXPECT_THAT(std::string(got.status().message()), HasSubstr("version 2: "));
-  EXPECT_THAT(log_.events(), IsEmpty());
+  // Known, not serving: health answers NOT_SERVING for it, not NOT_FOUND.
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false)));
 }
 
 TEST_F(RepositoryWatcherTest, VersionFolderWithoutAModelFileFails) {
@@ -496,7 +497,7 @@ TEST_F(RepositoryWatcherTest,
   EXPECT_EQ(Word("m", 1), "eins");
   EXPECT_EQ(held->model->name(), "one");
   EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kAvailable)));
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
 }
 
 TEST_F(RepositoryWatcherTest, TouchedFileIsReloaded) {
@@ -606,8 +607,10 @@ TEST_F(RepositoryWatcherTest, RemovedModelFolderUnloadsEveryVersion) {
               HasSubstr("not in the repository"));
   EXPECT_THAT(ListedNames(), ElementsAre("other"));
   EXPECT_EQ(Word("other"), "o");
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true), Pair("other", true),
-                                         Pair("m", false)));
+  EXPECT_THAT(
+      log_.events(),
+      ElementsAre(Pair("m", false), Pair("m", true), Pair("other", false),
+                  Pair("other", true), Pair("m", false)));
 }
 
 TEST_F(RepositoryWatcherTest, RemovedModelInUseIsForgottenWhenItsUserLeaves) {
@@ -638,8 +641,10 @@ TEST_F(RepositoryWatcherTest, RemovedModelFolderThatComesBackServesAgain) {
   WriteModel("m", 1, "again");
   watcher_->PollOnce();
   EXPECT_EQ(Word("m"), "again");
+  // Removed, then back as a new model: not serving until it loads.
   EXPECT_THAT(log_.events(),
-              ElementsAre(Pair("m", true), Pair("m", false), Pair("m", true)));
+              ElementsAre(Pair("m", false), Pair("m", true), Pair("m", false),
+                          Pair("m", false), Pair("m", true)));
 }
 
 TEST_F(RepositoryWatcherTest, RemovedVersionFolderUnloadsThatVersion) {
@@ -743,21 +748,24 @@ TEST_F(RepositoryWatcherTest, ServingListenerHearsFirstAvailableAndLastGone) {
   watcher_->PollOnce();
   EXPECT_THAT(log_.events(), IsEmpty());
 
+  // A model folder added at run time whose only version fails: told, not
+  // serving (health NOT_SERVING, as at start-up, not an unknown name).
   WriteModel("m", 1, "broken");
   watcher_->PollOnce();
-  EXPECT_THAT(log_.events(), IsEmpty());  // a failed version is not serving
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false)));
 
   WriteModel("m", 1, "one, fixed");
   watcher_->PollOnce();
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
 
   WriteModel("m", 2, "two");
   watcher_->PollOnce();
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
 
   fs::remove_all(root_ + "/m");
   watcher_->PollOnce();
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true), Pair("m", false)));
+  EXPECT_THAT(log_.events(),
+              ElementsAre(Pair("m", false), Pair("m", true), Pair("m", false)));
 }
 
 TEST_F(RepositoryWatcherTest, WarmUpRunsBeforeTheVersionServes) {
@@ -801,7 +809,7 @@ TEST_F(RepositoryWatcherTest, MissingRepositoryKeepsTheLoadedModels) {
   watcher_->PollOnce();
   watcher_->PollOnce();
   EXPECT_EQ(Word("m"), "one");
-  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", true)));
+  EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
 }
 
 TEST_F(RepositoryWatcherTest, LoadsRealModelFilesAndConfigs) {
