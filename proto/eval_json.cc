@@ -147,6 +147,12 @@ absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
           return Invalid(absl::StrCat(path, "[", t, "]"),
                          "token ids must be integers");
         }
+        // The cast below is undefined outside int32 (found by fuzz_eval_json).
+        if (!(ids[t] >= -2147483648.0f && ids[t] < 2147483648.0f)) {
+          return Invalid(
+              absl::StrCat(path, "[", t, "]"),
+              absl::StrCat("token ids must be 32-bit integers; got ", ids[t]));
+        }
         seq.token_ids.push_back(static_cast<int32_t>(ids[t]));
       }
       seq.length = static_cast<int64_t>(seq.token_ids.size());

@@ -77,6 +77,25 @@ TEST(ParseEvalInputTest, ErrorsNameTheJsonPath) {
               HasSubstr("token ids must be integers"));
 }
 
+// Found by fuzz_eval_json (tests/fuzz/regressions/eval_json/): the id was
+// cast to int32 unchecked, which is undefined; on x86 1e10 became
+// -2147483648 and the error blamed the vocabulary.
+TEST(ParseEvalInputTest, RefusesTokenIdsOutsideInt32) {
+  for (const char* json :
+       {R"({"sequences": [[1e10, 2]]})", R"({"sequences": [[2, 2147483648]]})",
+        R"({"sequences": [[-2147483904]]})"}) {
+    absl::Status status = ParseEvalInput(json, *LstmModel(true)).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << json;
+    EXPECT_THAT(status.message(),
+                HasSubstr("token ids must be 32-bit integers; got"))
+        << json;
+  }
+  auto edge =
+      ParseEvalInput(R"({"sequences": [[-2147483648]]})", *LstmModel(true));
+  ASSERT_TRUE(edge.ok()) << edge.status();
+  EXPECT_EQ((*edge)[0].token_ids, std::vector<int32_t>{-2147483648});
+}
+
 TEST(FormatEvalOutputTest, NestsArraysLikeTheTensors) {
   SequenceResult r;
   r.output = Tensor{{2, 2}, {1, 2, 3, 4}};

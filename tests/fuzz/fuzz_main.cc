@@ -1,0 +1,17 @@
+// The libFuzzer entry point of fuzz_<BISERVE_FUZZ_TARGET>: the target's body
+// from the table every fuzzer and fuzz_replay_test share.
+#include <cstddef>
+#include <cstdint>
+
+#include "tests/fuzz/fuzz_support.h"
+#include "tests/fuzz/fuzz_target.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const biserve::FuzzTarget* const target = [] {
+    const biserve::FuzzTarget* found =
+        biserve::FindFuzzTarget(BISERVE_FUZZ_TARGET);
+    biserve::FuzzCheck(found != nullptr, "unknown fuzz target");
+    return found;
+  }();
+  return target->run(data, size);
+}
