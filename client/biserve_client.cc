@@ -105,8 +105,21 @@ Prediction PredictionFromResponse(v1::PredictResponse response) {
 
 absl::StatusOr<std::unique_ptr<BiserveClient>> BiserveClient::Create(
     const ClientOptions& options) {
+  const bool tls = !options.tls_root_certs_path.empty();
+  if (options.tls_client_cert_path.empty() !=
+      options.tls_client_key_path.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_client_cert_path and tls_client_key_path go together (a client "
+        "certificate needs its key)");
+  }
+  if (!tls && (!options.tls_client_cert_path.empty() ||
+               !options.tls_server_name.empty())) {
+    return absl::InvalidArgumentError(
+        "a client certificate or tls_server_name needs TLS: set "
+        "tls_root_certs_path (a PEM file, or \"system\")");
+  }
   std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options.tls_root_certs_path.empty()) {
+  if (!tls) {
     credentials = grpc::InsecureChannelCredentials();
   } else {
     grpc::SslCredentialsOptions ssl;
@@ -116,9 +129,22 @@ absl::StatusOr<std::unique_ptr<BiserveClient>> BiserveClient::Create(
       if (!roots.ok()) return roots.status();
       ssl.pem_root_certs = *roots;
     }
+    if (!options.tls_client_cert_path.empty()) {
+      absl::StatusOr<std::string> cert =
+          ReadFile(options.tls_client_cert_path, "the TLS client certificate");
+      if (!cert.ok()) return cert.status();
+      absl::StatusOr<std::string> key =
+          ReadFile(options.tls_client_key_path, "the TLS client key");
+      if (!key.ok()) return key.status();
+      ssl.pem_cert_chain = *cert;
+      ssl.pem_private_key = *key;
+    }
     credentials = grpc::SslCredentials(ssl);
   }
   grpc::ChannelArguments args;
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
   if (options.keepalive_time > absl::ZeroDuration()) {

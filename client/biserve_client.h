@@ -31,6 +31,15 @@ struct ClientOptions {
   // TLS with the PEM root certificates in this file ("system" for the
   // system's roots); empty for plaintext.
   std::string tls_root_certs_path;
+  // mTLS: this PEM certificate chain and its (unencrypted) PEM private key
+  // are presented to a server that requires client certificates
+  // (--tls_client_ca_file). Both or neither; they need tls_root_certs_path.
+  std::string tls_client_cert_path;
+  std::string tls_client_key_path;
+  // The name the server's certificate must carry, instead of the host of
+  // `server`: for connecting by IP address (or through a tunnel) to a server
+  // whose certificate names its DNS name. Needs tls_root_certs_path.
+  std::string tls_server_name;
   // Largest message either way. gRPC's own default refuses replies over
   // 4 MB, less than one batch's outputs often are.
   int max_message_bytes = 64 << 20;
@@ -101,8 +110,11 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 
 class BiserveClient {
  public:
-  // INVALID_ARGUMENT for unusable options (e.g. an unreadable certificate
-  // file). Connects lazily: a server that is down shows on the first call.
+  // INVALID_ARGUMENT for unusable options (a client certificate without
+  // its key, TLS settings without tls_root_certs_path); NOT_FOUND for a
+  // certificate or key file that cannot be opened. Connects lazily: a server
+  // that is down, or a TLS handshake that fails, shows on the first call
+  // (UNAVAILABLE).
   static absl::StatusOr<std::unique_ptr<BiserveClient>> Create(
       const ClientOptions& options);
 

@@ -38,6 +38,18 @@
 #include "proto/read_file.h"
 
 ABSL_FLAG(std::string, server, "localhost:8001", "Server address, host:port.");
+ABSL_FLAG(
+    std::string, tls_roots, "",
+    "Use TLS, trusting the PEM root certificates in this file (\"system\" "
+    "for the system's). Default: plaintext.");
+ABSL_FLAG(std::string, tls_client_cert, "",
+          "mTLS: present this PEM client certificate (with "
+          "--tls_client_key; needs --tls_roots).");
+ABSL_FLAG(std::string, tls_client_key, "",
+          "mTLS: the PEM private key of --tls_client_cert.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "TLS: the name the server's certificate must carry, instead of the "
+          "host of --server (e.g. when connecting by IP address).");
 ABSL_FLAG(std::string, model, "", "Model name (required).");
 ABSL_FLAG(int64_t, version, 0, "Model version; 0 for the newest.");
 ABSL_FLAG(int32_t, concurrency, 1,
@@ -554,6 +566,10 @@ int Run() {
   }
   ClientOptions options;
   options.server = absl::GetFlag(FLAGS_server);
+  options.tls_root_certs_path = absl::GetFlag(FLAGS_tls_roots);
+  options.tls_client_cert_path = absl::GetFlag(FLAGS_tls_client_cert);
+  options.tls_client_key_path = absl::GetFlag(FLAGS_tls_client_key);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
   auto client = BiserveClient::Create(options);
   if (!client.ok()) {
     std::cerr << "biserve_loadtest: " << client.status() << "\n";
@@ -622,7 +638,9 @@ int main(int argc, char** argv) {
       "  biserve_loadtest --server localhost:8001 --model w2_lstm "
       "--concurrency 8 --seq_len 50 --duration_s 10\n"
       "  biserve_loadtest --model w2_lstm --rate 200 --seq_len 1:200\n"
-      "  biserve_loadtest --model w2_lstm --sweep 1,8,64 --out report.json");
+      "  biserve_loadtest --model w2_lstm --sweep 1,8,64 --out report.json\n"
+      "TLS: --tls_roots FILE|system, and for mTLS --tls_client_cert FILE "
+      "--tls_client_key FILE; --tls_server_name NAME when connecting by IP.");
   absl::ParseCommandLine(argc, argv);
   return biserve::Run();
 }

@@ -28,6 +28,14 @@ ABSL_FLAG(
     std::string, tls_roots, "",
     "Use TLS, trusting the PEM root certificates in this file (\"system\" "
     "for the system's). Default: plaintext.");
+ABSL_FLAG(std::string, tls_client_cert, "",
+          "mTLS: present this PEM client certificate (with "
+          "--tls_client_key; needs --tls_roots).");
+ABSL_FLAG(std::string, tls_client_key, "",
+          "mTLS: the PEM private key of --tls_client_cert.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "TLS: the name the server's certificate must carry, instead of the "
+          "host of --server (e.g. when connecting by IP address).");
 ABSL_FLAG(std::string, model, "", "Model name (predict, metadata, health).");
 ABSL_FLAG(int64_t, version, 0, "Model version; 0 for the newest available.");
 ABSL_FLAG(std::string, input, "-",
@@ -51,6 +59,8 @@ constexpr char kUsage[] =
     "  biserve [--server host:port] metadata --model NAME [--version V]\n"
     "  biserve [--server host:port] list\n"
     "  biserve [--server host:port] health [--model NAME]\n"
+    "TLS: --tls_roots FILE|system, and for mTLS --tls_client_cert FILE "
+    "--tls_client_key FILE; --tls_server_name NAME when connecting by IP.\n"
     "Prints JSON on standard output. Exit status: 0, or the gRPC status code "
     "of the failure (e.g. 5 NOT_FOUND, 3 INVALID_ARGUMENT, 14 UNAVAILABLE; "
     "health exits 14 when not SERVING).";
@@ -150,6 +160,9 @@ int Run(const std::string& command) {
   options.server = absl::GetFlag(FLAGS_server);
   options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   options.tls_root_certs_path = absl::GetFlag(FLAGS_tls_roots);
+  options.tls_client_cert_path = absl::GetFlag(FLAGS_tls_client_cert);
+  options.tls_client_key_path = absl::GetFlag(FLAGS_tls_client_key);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
   absl::StatusOr<std::unique_ptr<BiserveClient>> client =
       BiserveClient::Create(options);
   if (!client.ok()) return Fail(client.status());

@@ -41,6 +41,7 @@
 #include "server/metrics.h"
 #include "server/open_inference_service.h"
 #include "server/process_collector.h"
+#include "server/server_credentials.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0",
           "Address to listen on for gRPC (0.0.0.0: every IPv4 interface; "
@@ -97,11 +98,40 @@ ABSL_FLAG(double, min_ping_interval_s, 10.0,
 ABSL_FLAG(double, drain_timeout_s, 30.0,
           "On SIGTERM or SIGINT, how long queued and running requests may "
           "take to finish before the server exits.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "Serve gRPC over TLS on --port with this PEM certificate chain "
+          "(the server's certificate first). Needs --tls_key_file. Re-read "
+          "every --tls_refresh_interval_s: a rotated certificate is served "
+          "without a restart. Default: plaintext.");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key (unencrypted) of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "mTLS: require every client to present a certificate signed by "
+          "one of the CAs in this PEM file (re-read like the certificate). "
+          "Needs --tls_cert_file and --tls_key_file.");
+ABSL_FLAG(int32_t, tls_refresh_interval_s, 60,
+          "Seconds between re-reads of the --tls_* files; new connections "
+          "use what was read, open connections keep their session.");
 
 namespace biserve {
 namespace {
 
 int Run() {
+  // TLS files are checked before anything listens: a bad one stops the
+  // server (exit 1) rather than serving plaintext or failing every
+  // handshake.
+  const TlsOptions tls{
+      .cert_file = absl::GetFlag(FLAGS_tls_cert_file),
+      .key_file = absl::GetFlag(FLAGS_tls_key_file),
+      .client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file),
+      .refresh_interval_s = absl::GetFlag(FLAGS_tls_refresh_interval_s)};
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(tls);
+  if (!credentials.ok()) {
+    LogError(absl::StrCat("TLS: ", credentials.status().message()));
+    return 1;
+  }
+
   const int threads_flag = absl::GetFlag(FLAGS_threads);
   const int threads =
       threads_flag > 0
@@ -227,7 +257,8 @@ int Run() {
   const std::string address =
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  // Health checks and reflection share this port, and so its credentials.
+  builder.AddListeningPort(address, *credentials, &port);
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   if (const double age = absl::GetFlag(FLAGS_max_connection_age_s); age > 0) {
@@ -260,7 +291,8 @@ int Run() {
   health_service->SetServingStatus("", false);
   health.store(health_service);
   LogInfo(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", port,
-                       " (gRPC; ", threads, " evaluation threads; batching ",
+                       " (gRPC; ", TlsModeName(tls), "; ", threads,
+                       " evaluation threads; batching ",
                        batching_enabled ? "on" : "off", "); metrics on ",
                        absl::GetFlag(FLAGS_host), ":",
                        exposer->GetListeningPorts().at(0), "/metrics"));

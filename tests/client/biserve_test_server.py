@@ -79,15 +79,16 @@ def _die_with_parent():
 
 
 class ServerProcess:
-    """biserve_server on 127.0.0.1, port 0, its log in a file."""
+    """biserve_server on 127.0.0.1, port 0, its log in a file; more flags
+    in extra_args."""
 
-    def __init__(self, repository, log_path):
+    def __init__(self, repository, log_path, extra_args=()):
         self.log_path = log_path
         self.port = None
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [SERVER, "--host=127.0.0.1", "--port=0", "--metrics_port=0",
-                 "--model_repository=" + repository],
+                 "--model_repository=" + repository] + list(extra_args),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 preexec_fn=_die_with_parent)
         try:
@@ -97,10 +98,11 @@ class ServerProcess:
             raise
 
     @classmethod
-    def in_private_repository(cls, root):
+    def in_private_repository(cls, root, extra_args=()):
         """A server on a copy of the bundled models (make_repository) in
         root, its log root/server.log."""
-        return cls(make_repository(root), os.path.join(root, "server.log"))
+        return cls(make_repository(root), os.path.join(root, "server.log"),
+                   extra_args)
 
     def log(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as f:

@@ -329,27 +329,47 @@ class Client:
     message received (and sent); None means no limit for received messages,
     since whole batches' outputs easily exceed gRPC's 4 MB default.
     tls / root_cert_path: a TLS channel, trusting the PEM file at
-    root_cert_path (or the system's roots when None). options: more gRPC
-    channel arguments, as (name, value) pairs.
+    root_cert_path (or the system's roots when None).
+    client_cert_path / client_key_path: mTLS, presenting this PEM
+    certificate chain and its PEM private key (both or neither; they imply
+    TLS). server_name: the name the server's certificate must carry instead
+    of the host in `address` (connecting by IP address; implies TLS).
+    options: more gRPC channel arguments, as (name, value) pairs.
+    Files are read here: a missing one raises OSError, a client certificate
+    without its key ValueError. A failed handshake shows on the first call
+    (BiserveError UNAVAILABLE).
     """
 
     def __init__(self, address: str, timeout_s: Optional[float] = 60.0,
                  max_message_bytes: Optional[int] = None, tls: bool = False,
-                 root_cert_path: Optional[str] = None, options=()):
+                 root_cert_path: Optional[str] = None,
+                 client_cert_path: Optional[str] = None,
+                 client_key_path: Optional[str] = None,
+                 server_name: Optional[str] = None, options=()):
         self.address = address
         self.timeout_s = timeout_s
+        if bool(client_cert_path) != bool(client_key_path):
+            raise ValueError("client_cert_path and client_key_path go "
+                             "together (a client certificate needs its key)")
         channel_options = [("grpc.max_receive_message_length",
                             max_message_bytes if max_message_bytes else -1)]
         if max_message_bytes:
             channel_options.append(("grpc.max_send_message_length",
                                     max_message_bytes))
+        if server_name:
+            channel_options.append(("grpc.ssl_target_name_override",
+                                    server_name))
         channel_options.extend(options)
-        if tls or root_cert_path:
-            root = None
-            if root_cert_path:
-                with open(root_cert_path, "rb") as f:
-                    root = f.read()
-            credentials = grpc.ssl_channel_credentials(root_certificates=root)
+        if tls or root_cert_path or client_cert_path or server_name:
+            def read(path):
+                if not path:
+                    return None
+                with open(path, "rb") as f:
+                    return f.read()
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=read(root_cert_path),
+                private_key=read(client_key_path),
+                certificate_chain=read(client_cert_path))
             self.channel = grpc.secure_channel(address, credentials,
                                                channel_options)
         else:
