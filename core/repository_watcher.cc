@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -61,6 +62,33 @@ std::optional<int64_t> ParseVersion(const std::string& name) {
 }
 
 }  // namespace
+
+std::string RepositoryRelative(absl::string_view message,
+                               absl::string_view repository_path) {
+  if (repository_path.empty()) return std::string(message);
+  const std::string prefix = absl::EndsWith(repository_path, "/")
+                                 ? std::string(repository_path)
+                                 : absl::StrCat(repository_path, "/");
+  // A path character before the prefix means it is inside another path
+  // ("othermodels/" for "models/"), which stays as it is.
+  auto in_path = [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '/' ||
+           c == '.' || c == '_' || c == '-';
+  };
+  std::string relative;
+  size_t from = 0;
+  for (size_t at = message.find(prefix); at != absl::string_view::npos;) {
+    if (at > 0 && in_path(message[at - 1])) {
+      at = message.find(prefix, at + 1);
+      continue;
+    }
+    absl::StrAppend(&relative, message.substr(from, at - from));
+    from = at + prefix.size();
+    at = message.find(prefix, from);
+  }
+  absl::StrAppend(&relative, message.substr(from));
+  return relative;
+}
 
 absl::StatusOr<std::unique_ptr<RepositoryWatcher>> RepositoryWatcher::Create(
     Options options, ModelRegistry* registry) {
@@ -168,9 +196,11 @@ bool RepositoryWatcher::ScanModel(const std::string& name,
                            " (version policy ",
                            model.config.version_policy.ToString(), ")"));
     } else {
-      config_error = std::string(config.status().message());
-      LogError(absl::StrCat("model ", name, ": ", config_error,
+      LogError(absl::StrCat("model ", name, ": ", config.status().message(),
                             "; keeping the previous settings"));
+      // Clients see it (ListModels): no server paths.
+      config_error = RepositoryRelative(config.status().message(),
+                                        options_.repository_path);
     }
     model.config_signature = config_signature;
     model.settings_applied = true;
@@ -208,13 +238,24 @@ bool RepositoryWatcher::ScanModel(const std::string& name,
     any_serving |= LoadVersion(name, v, on_disk[v], model);
     replaced |= reload;
   }
-  // Latest policy: while no selected version loads, the newest version that
-  // does keeps serving (or is loaded to serve).
-  if (!any_serving && policy.kind == VersionPolicy::Kind::kLatest) {
-    for (auto v = versions.rbegin(); v != versions.rend(); ++v) {
+  // While no selected version serves, one other version keeps the model
+  // answering: the newest that serves, as TF Serving's availability-
+  // preserving policy keeps one. Under the latest policy it may be loaded
+  // for that (a fresh start whose newest version is broken); the others
+  // never load a version they do not select.
+  bool fallback = false;
+  if (!any_serving) {
+    const bool may_load = policy.kind == VersionPolicy::Kind::kLatest;
+    for (auto v = versions.rbegin(); v != versions.rend() && !fallback; ++v) {
       if (keep.count(*v)) continue;
-      keep.insert(*v);
-      if (LoadVersion(name, *v, on_disk[*v], model)) break;
+      if (may_load) {
+        keep.insert(*v);  // a failure stays recorded, not retried
+        fallback = LoadVersion(name, *v, on_disk[*v], model);
+      } else if (auto w = model.versions.find(*v);
+                 w != model.versions.end() && w->second.available) {
+        keep.insert(*v);
+        fallback = true;
+      }
     }
   }
 
@@ -226,9 +267,10 @@ bool RepositoryWatcher::ScanModel(const std::string& name,
       ++it;
       continue;
     }
-    // Not selected: unload once a selected version serves, or at once if
-    // its folder is gone; failed entries are simply forgotten.
-    if (gone || any_serving || !it->second.available) {
+    // Not selected (nor the fallback): unload once a selected version or
+    // the fallback serves, or at once if its folder is gone; failed entries
+    // are simply forgotten.
+    if (gone || any_serving || fallback || !it->second.available) {
       if (it->second.available) {
         LogInfo(
             absl::StrCat("model ", name, " version ", v, ": unloading (",
@@ -259,11 +301,13 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
   WatchedVersion& entry = model.versions[version];
   entry.signature = signature;
   if (signature.path.empty()) {
-    std::string reason =
-        absl::StrCat("no model.pb or model.pbtxt in ", options_.repository_path,
-                     "/", name, "/", version);
-    LogError(what + reason);
-    registry_->SetFailed(name, version, reason);
+    const std::string folder = absl::StrCat(name, "/", version);
+    LogError(absl::StrCat(what, "no model.pb or model.pbtxt in ",
+                          options_.repository_path, "/", folder));
+    // Reasons reach clients (ListModels, FAILED_PRECONDITION): paths in them
+    // are relative to the repository.
+    registry_->SetFailed(
+        name, version, absl::StrCat("no model.pb or model.pbtxt in ", folder));
     return entry.available;  // a serving copy keeps serving
   }
   LogInfo(absl::StrCat(what, reload ? "file changed; reloading " : "loading ",
@@ -284,7 +328,9 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
     LogError(
         absl::StrCat(what, "failed to load: ", status.message(),
                      entry.available ? "; the loaded copy keeps serving" : ""));
-    registry_->SetFailed(name, version, std::string(status.message()));
+    registry_->SetFailed(
+        name, version,
+        RepositoryRelative(status.message(), options_.repository_path));
     return entry.available;
   }
   registry_->SetAvailable(name, version, *std::move(loaded));

@@ -7,10 +7,14 @@
 // Each scan loads the versions the model's VersionPolicy selects that are
 // new or whose file changed (size or modification time), warms each up,
 // and only then lets it serve. A version that fails stays failed (with its
-// reason in the registry) until its file changes; under the latest policy
-// the newest version that does load serves meanwhile. Versions no longer
-// selected unload once a selected one serves, or at once when their folder
-// is gone. Loading happens on the scanning thread, one version at a time.
+// reason in the registry, files named relative to the repository) until
+// its file changes. While no selected version serves, exactly one other
+// version keeps the model answering (as TF Serving's availability-
+// preserving policy does): the newest one serving, or under the latest
+// policy the newest one that loads. Every other version no longer selected
+// unloads once a selected version or that fallback serves, or at once when
+// its folder is gone. Loading happens on the scanning thread, one version
+// at a time.
 //
 // Thread-safety: PollOnce may be called from any thread; scans never
 // overlap. Start runs scans on an owned thread that the destructor stops.
@@ -28,12 +32,20 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/model.h"
 #include "core/model_config.h"
 #include "core/model_registry.h"
 
 namespace biserve {
+
+// `message` with `repository_path` taken off the paths in it, so that a
+// load error a client sees names "brackets/2/model.pb", not where the
+// server keeps its files. Only the paths that start with it change
+// ("models/" is kept in "othermodels/x").
+std::string RepositoryRelative(absl::string_view message,
+                               absl::string_view repository_path);
 
 class RepositoryWatcher {
  public:

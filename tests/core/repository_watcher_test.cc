@@ -43,9 +43,11 @@ namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::Pair;
 using testing::RandomModelOptions;
 using testing::RandomModelSpec;
+using ::testing::StartsWith;
 
 // Every wait in these tests is bounded by this: a bug fails the test
 // instead of hanging it.
@@ -429,14 +431,50 @@ TEST_F(RepositoryWatcherTest, VersionFolderWithoutAModelFileFails) {
   const ModelStatus status = StatusOf("m");
   ASSERT_EQ(status.versions.size(), 1u);
   EXPECT_EQ(status.versions[0].state, VersionState::kFailed);
-  EXPECT_EQ(status.versions[0].reason,
-            absl::StrCat("no model.pb or model.pbtxt in ", root_, "/m/1"));
+  // Relative to the repository: clients see it.
+  EXPECT_EQ(status.versions[0].reason, "no model.pb or model.pbtxt in m/1");
   EXPECT_EQ(registry_->Get("m", 0).status().code(),
             absl::StatusCode::kFailedPrecondition);
 
   WriteModel("m", 1, "one");  // the file arrives
   watcher_->PollOnce();
   EXPECT_EQ(Word("m"), "one");
+}
+
+TEST_F(RepositoryWatcherTest, FailureReasonsNameFilesRelativeToTheRepository) {
+  // Reported: ListModels' reasons (and FAILED_PRECONDITION messages) carried
+  // the server's absolute paths.
+  WriteModel("m", 1, "broken");
+  WriteConfig("c", "version_policy { al {} }");
+  WriteModel("c", 1, "one");
+  MakeWatcher();
+  watcher_->PollOnce();
+  const ModelStatus status = StatusOf("m");
+  ASSERT_EQ(status.versions.size(), 1u);
+  EXPECT_EQ(status.versions[0].reason,
+            "m/1/model.pbtxt: the weights are broken");
+  const std::string message(registry_->Get("m", 1).status().message());
+  EXPECT_THAT(message, HasSubstr("failed to load: m/1/model.pbtxt: "));
+  EXPECT_THAT(message, Not(HasSubstr(root_)));
+  EXPECT_THAT(StatusOf("c").config_error, StartsWith("c/config.pbtxt"));
+  EXPECT_THAT(StatusOf("c").config_error, Not(HasSubstr(root_)));
+}
+
+TEST(RepositoryRelativeTest, TakesTheRepositoryOffPathsThatStartWithIt) {
+  EXPECT_EQ(RepositoryRelative("/srv/models/b/2/model.pb: bad", "/srv/models"),
+            "b/2/model.pb: bad");
+  EXPECT_EQ(RepositoryRelative("/srv/models/b/2/model.pb: bad", "/srv/models/"),
+            "b/2/model.pb: bad");
+  EXPECT_EQ(
+      RepositoryRelative("models/b/1/model.pb (from models/b/1)", "models"),
+      "b/1/model.pb (from b/1)");
+  EXPECT_EQ(RepositoryRelative("in 'models/b/config.pbtxt'", "models"),
+            "in 'b/config.pbtxt'");
+  // Inside another path, or no path at all: unchanged.
+  EXPECT_EQ(RepositoryRelative("othermodels/x and /a/models/y", "models"),
+            "othermodels/x and /a/models/y");
+  EXPECT_EQ(RepositoryRelative("no path here", "models"), "no path here");
+  EXPECT_EQ(RepositoryRelative("models/x", ""), "models/x");
 }
 
 TEST_F(RepositoryWatcherTest, EmptyNewestFolderLeavesThePreviousServing) {
@@ -448,6 +486,83 @@ TEST_F(RepositoryWatcherTest, EmptyNewestFolderLeavesThePreviousServing) {
   EXPECT_THAT(Served("m"), ElementsAre(1));
   EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kAvailable),
                                        Pair(2, VersionState::kFailed)));
+}
+
+TEST_F(RepositoryWatcherTest,
+       SwitchToLatestWithABrokenNewestKeepsOneFallbackOnly) {
+  // Reported: from all {} to latest { num_versions: 1 } while the newest
+  // version failed left the older versions serving, and answering requests
+  // that name them. As TF Serving's availability-preserving policy does,
+  // one version keeps serving while no selected one loads (the newest that
+  // loads); the others unload, and requests naming them get NOT_FOUND.
+  WriteConfig("m", "version_policy { all {} }");
+  WriteModel("m", 1, "one");
+  WriteModel("m", 2, "two");
+  WriteModel("m", 3, "broken");
+  MakeWatcher();
+  watcher_->PollOnce();
+  ASSERT_THAT(Served("m"), ElementsAre(1, 2));
+
+  WriteConfig("m", "version_policy { latest { num_versions: 1 } }");
+  watcher_->PollOnce();
+  EXPECT_THAT(Served("m"), ElementsAre(2));
+  EXPECT_THAT(States("m"), ElementsAre(Pair(2, VersionState::kAvailable),
+                                       Pair(3, VersionState::kFailed)));
+  EXPECT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Word("m", 2), "two");
+  EXPECT_EQ(Word("m"), "two");
+  EXPECT_EQ(registry_->Get("m", 3).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // Once the newest loads, the fallback unloads too.
+  WriteModel("m", 3, "three");
+  watcher_->PollOnce();
+  EXPECT_THAT(Served("m"), ElementsAre(3));
+  EXPECT_EQ(registry_->Get("m", 2).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(RepositoryWatcherTest,
+       SwitchToLatestWithABrokenNewestKeepsTheOnlyServingVersion) {
+  // The model keeps an answer: with one older version serving, that one is
+  // the fallback, and requests naming it are answered.
+  WriteConfig("m", "version_policy { all {} }");
+  WriteModel("m", 1, "one");
+  WriteModel("m", 2, "broken");
+  MakeWatcher();
+  watcher_->PollOnce();
+  WriteConfig("m", "version_policy { latest { num_versions: 1 } }");
+  watcher_->PollOnce();
+  EXPECT_THAT(Served("m"), ElementsAre(1));
+  EXPECT_EQ(Word("m", 1), "one");
+  EXPECT_EQ(Word("m"), "one");
+}
+
+TEST_F(RepositoryWatcherTest,
+       SwitchToSpecificWithABrokenVersionKeepsOneFallbackOnly) {
+  WriteConfig("m", "version_policy { all {} }");
+  WriteModel("m", 1, "one");
+  WriteModel("m", 2, "two");
+  WriteModel("m", 3, "broken");
+  MakeWatcher();
+  watcher_->PollOnce();
+  WriteConfig("m", "version_policy { specific { versions: 3 } }");
+  watcher_->PollOnce();
+  EXPECT_THAT(Served("m"), ElementsAre(2));
+  EXPECT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  // Specific never loads a version it does not list: a fresh start with
+  // only the broken one listed serves nothing.
+  watcher_.reset();
+  auto registry = ModelRegistry::Create({});
+  ASSERT_TRUE(registry.ok());
+  registry_ = *std::move(registry);
+  MakeWatcher();
+  watcher_->PollOnce();
+  EXPECT_THAT(Served("m"), IsEmpty());
+  EXPECT_EQ(registry_->Get("m", 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(RepositoryWatcherTest, ModelPbIsPreferredOverModelPbtxt) {
