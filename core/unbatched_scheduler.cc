@@ -7,13 +7,16 @@
 
 namespace biserve {
 
-void RunTask(InferenceTask& task, ThreadPool& pool, ServingObserver* observer) {
+void RunTask(InferenceTask& task, ThreadPool& pool, ServingObserver* observer,
+             const Clock* clock) {
+  RealClock real_clock;
+  if (clock == nullptr) clock = &real_clock;
   if (task.is_cancelled && task.is_cancelled()) {
     task.done(absl::CancelledError(
         "the request was cancelled before it was computed"));
     return;
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock->Now();
   if (now >= task.deadline) {
     task.done(absl::DeadlineExceededError(absl::StrCat(
         "the deadline expired after ",
@@ -25,7 +28,7 @@ void RunTask(InferenceTask& task, ThreadPool& pool, ServingObserver* observer) {
   absl::StatusOr<std::vector<SequenceResult>> results = Evaluate(
       *task.servable.model, task.sequences, task.options, pool, &stats);
   if (observer != nullptr && results.ok()) {
-    observer->BatchComputed(task.servable, 1, stats, absl::Now() - now);
+    observer->BatchComputed(task.servable, 1, stats, clock->Now() - now);
   }
   task.done(std::move(results));
 }
@@ -43,7 +46,9 @@ absl::StatusOr<std::unique_ptr<UnbatchedScheduler>> UnbatchedScheduler::Create(
 }
 
 UnbatchedScheduler::UnbatchedScheduler(Options options, ThreadPool* pool)
-    : options_(options), pool_(pool) {
+    : options_(options),
+      pool_(pool),
+      clock_(options_.clock != nullptr ? options_.clock : &real_clock_) {
   for (int i = 0; i < options_.num_executors; ++i) {
     executors_.emplace_back([this] { ExecutorLoop(); });
   }
@@ -71,7 +76,7 @@ absl::Status UnbatchedScheduler::Schedule(std::unique_ptr<InferenceTask> task) {
           absl::StrCat("the request queue is full (", options_.max_queue_size,
                        " requests waiting); retry with backoff"));
     }
-    task->enqueue_time = absl::Now();
+    task->enqueue_time = clock_->Now();
     if (options_.observer != nullptr) {
       options_.observer->QueueDepthChanged(task->servable, 1);
     }
@@ -86,11 +91,13 @@ void UnbatchedScheduler::Drain(absl::Time deadline) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     accepting_ = false;
-    auto idle = [this] { return queue_.empty() && running_ == 0; };
-    if (deadline == absl::InfiniteFuture()) {
-      idle_cv_.wait(lock, idle);
-    } else if (deadline > absl::Now()) {
-      idle_cv_.wait_until(lock, absl::ToChronoTime(deadline), idle);
+    // Queued tasks count as much as running ones: every accepted task is
+    // computed before Drain returns, unless the deadline comes first.
+    while (!queue_.empty() || running_ > 0) {
+      if (deadline != absl::InfiniteFuture() && clock_->Now() >= deadline) {
+        break;
+      }
+      clock_->WaitUntil(idle_cv_, lock, deadline);
     }
     abandoned.swap(queue_);
   }
@@ -114,7 +121,9 @@ void UnbatchedScheduler::ExecutorLoop() {
     std::unique_ptr<InferenceTask> task;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+      while (queue_.empty() && !stopping_) {
+        clock_->WaitUntil(work_cv_, lock, absl::InfiniteFuture());
+      }
       if (queue_.empty()) return;  // stopping
       task = std::move(queue_.front());
       queue_.pop_front();
@@ -123,9 +132,9 @@ void UnbatchedScheduler::ExecutorLoop() {
     if (options_.observer != nullptr) {
       options_.observer->QueueDepthChanged(task->servable, -1);
       options_.observer->TaskDequeued(task->servable,
-                                      absl::Now() - task->enqueue_time);
+                                      clock_->Now() - task->enqueue_time);
     }
-    RunTask(*task, *pool_, options_.observer);
+    RunTask(*task, *pool_, options_.observer, clock_);
     task.reset();  // frees the request before the scheduler reports idle
     bool idle;
     {

@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "core/batch_scheduler.h"
+#include "core/clock.h"
 #include "core/serving_observer.h"
 #include "core/thread_pool.h"
 
@@ -30,6 +31,10 @@ class UnbatchedScheduler final : public BatchScheduler {
     int max_queue_size = 1024;
     // Told of queueing and computing; not owned, may be null.
     ServingObserver* observer = nullptr;
+    // Time, and every wait of the executors and of Drain. Not owned; must
+    // outlive the scheduler. Null: the system clock. Tests put a fake one
+    // here.
+    Clock* clock = nullptr;
   };
 
   // INVALID_ARGUMENT unless both options are at least 1. `pool` is not
@@ -51,6 +56,8 @@ class UnbatchedScheduler final : public BatchScheduler {
   // Immutable after construction.
   const Options options_;
   ThreadPool* const pool_;
+  RealClock real_clock_;
+  Clock* const clock_;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;  // queue_ non-empty or stopping_
@@ -65,8 +72,8 @@ class UnbatchedScheduler final : public BatchScheduler {
 
 // Runs one task now: answers it CANCELLED or DEADLINE_EXCEEDED without
 // computing if it was cancelled or has expired, else evaluates it (and
-// tells `observer`, if not null).
+// tells `observer`, if not null). Time from `clock` (null: the system's).
 void RunTask(InferenceTask& task, ThreadPool& pool,
-             ServingObserver* observer = nullptr);
+             ServingObserver* observer = nullptr, const Clock* clock = nullptr);
 
 }  // namespace biserve

@@ -33,6 +33,7 @@ using testing::Completions;
 using testing::DoneResult;
 using ::testing::ElementsAre;
 using testing::EvaluateAlone;
+using testing::Eventually;
 using testing::ExpectSameResults;
 using testing::FakeClock;
 using testing::Gate;
@@ -41,19 +42,6 @@ using testing::kBound;
 using testing::RandomFeatureModelSpec;
 using testing::RandomModelSpec;
 using testing::RandomValues;
-
-// Waits until `condition` holds, checking it every millisecond of real
-// time, for at most kBound. For conditions no callback reports (a thread
-// returning from a call); the time only bounds the wait and decides
-// nothing.
-bool Eventually(const std::function<bool()>& condition) {
-  const absl::Time give_up = absl::Now() + kBound;
-  while (!condition()) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
-}
 
 // One call of run_batch, as the recorder saw it.
 struct RecordedBatch {
@@ -187,12 +175,13 @@ class DynamicBatchSchedulerTest : public ::testing::Test {
   // A gate that outlives the scheduler.
   Gate& NewGate() { return gates_.emplace_back(); }
 
-  void MakeScheduler(int num_batch_threads) {
-    auto scheduler =
-        DynamicBatchScheduler::Create({.num_batch_threads = num_batch_threads,
-                                       .clock = &clock_,
-                                       .run_batch = recorder_.RunBatch()},
-                                      nullptr);
+  // `clock`: clock_ unless given (it must outlive the scheduler).
+  void MakeScheduler(int num_batch_threads, Clock* clock = nullptr) {
+    auto scheduler = DynamicBatchScheduler::Create(
+        {.num_batch_threads = num_batch_threads,
+         .clock = clock != nullptr ? clock : &clock_,
+         .run_batch = recorder_.RunBatch()},
+        nullptr);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
     live_ = scheduler_.get();
@@ -244,6 +233,7 @@ class DynamicBatchSchedulerTest : public ::testing::Test {
 
   // Declared first so that they outlive the scheduler.
   FakeClock clock_;
+  testing::ParkingClock parking_clock_{&clock_};
   std::deque<Gate> gates_;
   Completions completions_;
   BatchRecorder recorder_;
@@ -586,6 +576,52 @@ TEST_F(DynamicBatchSchedulerTest, DrainRunsQueuedTasksAtOnceThenRefuses) {
   absl::Status refused = Submit(NewTask(4));
   EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(refused.message()), HasSubstr("shutting down"));
+}
+
+TEST_F(DynamicBatchSchedulerTest,
+       DrainComputesEveryQueuedTaskBeforeReturningNotOnlyRunningOnes) {
+  // Requests queued that no batch thread has taken yet (it has not woken
+  // since they came), none running: Drain must still have every one
+  // computed and answered before it returns. A Drain that waited only for
+  // running batches returned at once here and answered them UNAVAILABLE
+  // (behind a running batch that cannot show: the thread ending a batch
+  // takes the next under the same lock, so running never drops to 0 with
+  // tasks queued).
+  Gate& parked = NewGate();
+  parking_clock_.ParkNextWait(&parked);
+  MakeScheduler(1, &parking_clock_);
+  // The only batch thread, idle, waits on the clock: held there.
+  ASSERT_TRUE(parked.WaitUntilEntered());
+  for (int id = 1; id <= 6; ++id) ASSERT_TRUE(Submit(NewTask(id)).ok());
+  EXPECT_EQ(scheduler_->QueueDepth(), 6);
+
+  testing::Notification drained;
+  int answered_when_drained = -1;
+  const int64_t waits = clock_.waits();
+  std::thread drainer([&] {
+    scheduler_->Drain(absl::InfiniteFuture());
+    answered_when_drained = completions_.Count();
+    drained.Notify();
+  });
+  // Either Drain returns, or it waits on the clock (the only other
+  // waiter is parked, not counted).
+  ASSERT_TRUE(Eventually(
+      [&] { return drained.HasBeenNotified() || clock_.waits() > waits; }));
+  EXPECT_FALSE(drained.HasBeenNotified())
+      << "Drain returned with 6 tasks queued and none computed";
+  parked.Release();  // the batch thread wakes: draining, it runs them all
+  ASSERT_TRUE(drained.WaitForNotificationWithTimeout(kBound));
+  drainer.join();
+  EXPECT_EQ(answered_when_drained, 6);
+  for (int id = 1; id <= 6; ++id) {
+    EXPECT_TRUE(completions_.StatusOf(id).ok())
+        << id << ": " << completions_.StatusOf(id);
+    EXPECT_TRUE(recorder_.Ran(id)) << id;
+  }
+  // In full batches (max_batch_size 4), without waiting for any delay.
+  EXPECT_THAT(recorder_.BatchIds(),
+              ElementsAre(ElementsAre(1, 2, 3, 4), ElementsAre(5, 6)));
+  EXPECT_EQ(clock_.Now(), FakeClock::kStart);
 }
 
 TEST_F(DynamicBatchSchedulerTest,

@@ -1,7 +1,8 @@
 // What the scheduler tests (dynamic_batch_scheduler_test.cc,
 // unbatched_scheduler_test.cc) share: a bound on every wait, a recorder of
-// the tasks' `done` calls, a gate that holds a thread, a random model that
-// takes features, and the comparison of a task's results with Evaluate's.
+// the tasks' `done` calls, a gate that holds a thread, a clock that can
+// park a scheduler thread in its wait, a random model that takes features,
+// and the comparison of a task's results with Evaluate's.
 #pragma once
 
 #include <algorithm>
@@ -16,12 +17,15 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "core/clock.h"
 #include "core/evaluator.h"
 #include "core/model.h"
 #include "core/thread_pool.h"
 #include "gtest/gtest.h"
+#include "tests/core/fake_clock.h"
 #include "tests/core/notification.h"
 #include "tests/core/random_model.h"
 #include "tests/core/test_util.h"
@@ -34,6 +38,19 @@ inline constexpr absl::Duration kBound = absl::Seconds(20);
 
 // What a task's `done` receives.
 using DoneResult = absl::StatusOr<std::vector<SequenceResult>>;
+
+// Waits until `condition` holds, checking it every millisecond of real
+// time, for at most kBound. For conditions no callback reports (a thread
+// returning from a call); the time only bounds the wait and decides
+// nothing.
+inline bool Eventually(const std::function<bool()>& condition) {
+  const absl::Time give_up = absl::Now() + kBound;
+  while (!condition()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
 
 // Records each task's `done` calls, by task id.
 class Completions {
@@ -128,6 +145,49 @@ class Gate {
  private:
   Notification entered_;
   Notification release_;
+};
+
+// A Clock that reads and waits on a FakeClock, except that it can hold the
+// next thread that waits on it at a Gate, with the scheduler's lock
+// released, until the test releases the gate. A batch thread or executor
+// held so sees nothing of what is scheduled meanwhile: it is a thread the
+// OS has not woken yet, made deterministic. While it is held, tasks stay
+// queued with nothing running.
+class ParkingClock final : public Clock {
+ public:
+  // `clock` is not owned and must outlive this one.
+  explicit ParkingClock(FakeClock* clock) : clock_(clock) {}
+
+  absl::Time Now() const override { return clock_->Now(); }
+
+  // The next WaitUntil call enters `gate` (which must outlive the call).
+  void ParkNextWait(Gate* gate) {
+    std::lock_guard<std::mutex> lock(mu_);
+    park_ = gate;
+  }
+
+  void WaitUntil(std::condition_variable& cv,
+                 std::unique_lock<std::mutex>& lock,
+                 absl::Time deadline) override {
+    Gate* gate;
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      gate = park_;
+      park_ = nullptr;
+    }
+    if (gate == nullptr) {
+      clock_->WaitUntil(cv, lock, deadline);
+      return;
+    }
+    lock.unlock();
+    gate->Enter();
+    lock.lock();
+  }
+
+ private:
+  FakeClock* const clock_;
+  std::mutex mu_;
+  Gate* park_ = nullptr;  // guarded by mu_
 };
 
 // A random model spec that takes features (never token ids).

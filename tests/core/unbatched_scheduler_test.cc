@@ -15,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/core/fake_clock.h"
 #include "tests/core/notification.h"
 #include "tests/core/random_model.h"
 #include "tests/core/scheduler_test_util.h"
@@ -59,10 +60,14 @@ class UnbatchedSchedulerTest : public ::testing::Test {
   // A gate that outlives the scheduler.
   Gate& NewGate() { return gates_.emplace_back(); }
 
-  void MakeScheduler(int num_executors, int max_queue_size) {
-    auto scheduler = UnbatchedScheduler::Create(
-        {.num_executors = num_executors, .max_queue_size = max_queue_size},
-        pool_.get());
+  // `clock`: the system's unless given (it must outlive the scheduler).
+  void MakeScheduler(int num_executors, int max_queue_size,
+                     Clock* clock = nullptr) {
+    auto scheduler =
+        UnbatchedScheduler::Create({.num_executors = num_executors,
+                                    .max_queue_size = max_queue_size,
+                                    .clock = clock},
+                                   pool_.get());
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = *std::move(scheduler);
   }
@@ -111,6 +116,8 @@ class UnbatchedSchedulerTest : public ::testing::Test {
   std::mt19937 rng_{3};
   std::deque<std::vector<float>> storage_;  // the tasks' borrowed features
   std::deque<Gate> gates_;
+  testing::FakeClock clock_;
+  testing::ParkingClock parking_clock_{&clock_};
   Completions completions_;
   std::unique_ptr<ThreadPool> pool_;
   ServableModel servable_;
@@ -354,6 +361,48 @@ TEST_F(UnbatchedSchedulerTest, DrainWaitsForQueuedAndRunningTasksToComplete) {
   EXPECT_EQ(completions_.Count(), 4);
   for (int id = 0; id <= 3; ++id) {
     EXPECT_TRUE(completions_.StatusOf(id).ok()) << id;
+    EXPECT_EQ(completions_.CallsFor(id), 1) << id;
+  }
+  EXPECT_EQ(scheduler_->QueueDepth(), 0);
+}
+
+TEST_F(UnbatchedSchedulerTest,
+       DrainComputesEveryQueuedTaskBeforeReturningNotOnlyRunningOnes) {
+  // Tasks queued that no executor has taken yet (it has not woken since
+  // they came), none running: Drain must still have every one computed
+  // and answered before it returns. A Drain that waited only for running
+  // tasks returned at once here and answered them UNAVAILABLE.
+  Gate& parked = NewGate();
+  parking_clock_.ParkNextWait(&parked);
+  MakeScheduler(1, 8, &parking_clock_);
+  // The only executor, idle, waits for work on the clock: held there.
+  ASSERT_TRUE(parked.WaitUntilEntered());
+  for (int id = 1; id <= 4; ++id) {
+    ASSERT_TRUE(scheduler_->Schedule(NewTask(id)).ok());
+  }
+  EXPECT_EQ(scheduler_->QueueDepth(), 4);
+
+  testing::Notification drained;
+  int answered_when_drained = -1;
+  const int64_t waits = clock_.waits();
+  std::thread drainer([&] {
+    scheduler_->Drain(absl::InfiniteFuture());
+    answered_when_drained = completions_.Count();
+    drained.Notify();
+  });
+  // Either Drain returns, or it waits on the clock (the executor is
+  // parked, not counted).
+  ASSERT_TRUE(testing::Eventually(
+      [&] { return drained.HasBeenNotified() || clock_.waits() > waits; }));
+  EXPECT_FALSE(drained.HasBeenNotified())
+      << "Drain returned with 4 tasks queued and none computed";
+  parked.Release();
+  ASSERT_TRUE(drained.WaitForNotificationWithTimeout(kBound));
+  drainer.join();
+  EXPECT_EQ(answered_when_drained, 4);
+  for (int id = 1; id <= 4; ++id) {
+    EXPECT_TRUE(completions_.StatusOf(id).ok())
+        << id << ": " << completions_.StatusOf(id);
     EXPECT_EQ(completions_.CallsFor(id), 1) << id;
   }
   EXPECT_EQ(scheduler_->QueueDepth(), 0);
