@@ -63,6 +63,17 @@ absl::Status CheckInputKind(const v1::Sequence& s, const Model& model,
 
 }  // namespace
 
+absl::Status CheckSequenceCount(int64_t count, const RequestLimits& limits) {
+  if (count > limits.max_sequences_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sequences: at most ", limits.max_sequences_per_request,
+        " sequences per request (the server's --max_sequences_per_request); "
+        "got ",
+        count, ". Split the request."));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
     const v1::PredictRequest& request, const Model& model,
     const RequestLimits& limits) {
@@ -71,13 +82,7 @@ absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
     return absl::InvalidArgumentError(
         "sequences is empty; send at least one sequence");
   }
-  if (count > limits.max_sequences_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sequences: at most ", limits.max_sequences_per_request,
-        " sequences per request (the server's --max_sequences_per_request); "
-        "got ",
-        count, ". Split the request."));
-  }
+  if (absl::Status s = CheckSequenceCount(count, limits); !s.ok()) return s;
   std::vector<SequenceInput> inputs(count);
   for (int i = 0; i < count; ++i) {
     const v1::Sequence& s = request.sequences(i);

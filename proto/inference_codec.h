@@ -22,6 +22,10 @@ struct RequestLimits {
   bool allow_non_finite = false;  // NaN and Inf in features and states
 };
 
+// The --max_sequences_per_request rule; the server also applies it to the
+// count read from the wire, before the sequences are parsed.
+absl::Status CheckSequenceCount(int64_t count, const RequestLimits& limits);
+
 // Views into `request` (which must outlive them), one per sequence, after
 // checking them against `model` and `limits`: INVALID_ARGUMENT naming the
 // field ("sequences[2].features"), the expected and the given shape.

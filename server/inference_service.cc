@@ -11,26 +11,29 @@
 #include "absl/strings/str_cat.h"
 #include "server/call_deadline.h"
 #include "server/grpc_status.h"
+#include "server/raw_unary_call.h"
 
 namespace biserve {
 namespace {
 
 // PredictStream: reads requests one after another and submits each as it
 // arrives; answers are written in completion order, one write in flight at
-// a time. The stream finishes when the client has half-closed (or the call
-// is cancelled), every submitted request has been answered and the last
-// write is done. Lock discipline: mu_ guards the bookkeeping below; gRPC
+// a time. A message that is refused before it is parsed (not a valid
+// PredictRequest, over the parse budget or --max_inflight_bytes) is
+// answered with `error` set, like any failed request, and the stream goes
+// on. The stream finishes when the client has half-closed (or the call is
+// cancelled), every submitted request has been answered and the last write
+// is done. Lock discipline: mu_ guards the bookkeeping below; gRPC
 // operations (StartRead, StartWrite, Finish) are started outside it.
 class PredictStreamReactor final
-    : public grpc::ServerBidiReactor<v1::PredictRequest, v1::PredictResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   PredictStreamReactor(InferenceService* service,
                        grpc::CallbackServerContext* context)
       : service_(service),
         context_(context),
-        deadline_(DeadlineOf(*context)),
-        incoming_(std::make_unique<v1::PredictRequest>()) {
-    StartRead(incoming_.get());
+        deadline_(DeadlineOf(*context)) {
+    StartRead(&incoming_);
   }
 
   void OnReadDone(bool ok) override {
@@ -42,18 +45,18 @@ class PredictStreamReactor final
       MaybeFinish();
       return;
     }
-    std::unique_ptr<v1::PredictRequest> request = std::move(incoming_);
-    incoming_ = std::make_unique<v1::PredictRequest>();
+    grpc::ByteBuffer bytes;
+    bytes.Swap(&incoming_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++pending_;
     }
-    Submit(std::move(request));
-    StartRead(incoming_.get());
+    Submit(bytes);
+    StartRead(&incoming_);
   }
 
   void OnWriteDone(bool ok) override {
-    v1::PredictResponse* next = nullptr;
+    grpc::ByteBuffer* next = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       writes_.pop_front();
@@ -64,7 +67,7 @@ class PredictStreamReactor final
       if (writes_.empty()) {
         writing_ = false;
       } else {
-        next = writes_.front().get();
+        next = &writes_.front();
       }
     }
     if (next != nullptr) {
@@ -79,45 +82,67 @@ class PredictStreamReactor final
   void OnDone() override { delete this; }
 
  private:
-  void Submit(std::unique_ptr<v1::PredictRequest> request) {
-    auto response = std::make_unique<v1::PredictResponse>();
-    const v1::PredictRequest& request_ref = *request;
-    v1::PredictResponse* response_ptr = response.get();
-    std::string request_id = request->request_id();
-    // The finish callback owns the request and response, so both live until
-    // the answer is queued for writing.
-    auto finish = [this, request = std::move(request),
-                   response =
-                       std::move(response)](absl::Status status) mutable {
-      Answer(std::move(response), request->request_id(), status);
+  // One request and its answer, alive until the answer is queued.
+  struct Call {
+    v1::PredictRequest request;
+    v1::PredictResponse response;
+    RequestAdmission::Reservation reservation;
+  };
+
+  void Submit(const grpc::ByteBuffer& bytes) {
+    const absl::Time received = absl::Now();
+    auto call = std::make_unique<Call>();
+    absl::StatusOr<RequestAdmission::Reservation> reservation =
+        service_->AdmitPredict(bytes, &call->request, "PredictStream",
+                               received);
+    if (!reservation.ok()) {
+      Answer(std::move(call), reservation.status());
+      return;
+    }
+    call->reservation = *std::move(reservation);
+    Call* raw = call.get();
+    const std::string request_id = call->request.request_id();
+    // The finish callback owns the call, so the request and response live
+    // until the answer is queued for writing.
+    auto finish = [this, call = std::move(call)](absl::Status status) mutable {
+      Answer(std::move(call), status);
     };
     absl::Status status = service_->Submit(
-        request_ref, response_ptr, "PredictStream", absl::Now(), deadline_,
+        raw->request, &raw->response, "PredictStream", received, deadline_,
         [this] { return cancelled_.load(); }, std::move(finish));
     if (!status.ok()) {
-      Answer(std::make_unique<v1::PredictResponse>(), request_id, status);
+      // `finish` never ran and was destroyed with the call: answer from a
+      // fresh one carrying the request id.
+      auto refused = std::make_unique<Call>();
+      refused->request.set_request_id(request_id);
+      Answer(std::move(refused), status);
     }
   }
 
   // Queues one answer for writing; `status` not OK turns it into an error
   // answer carrying the request id.
-  void Answer(std::unique_ptr<v1::PredictResponse> response,
-              const std::string& request_id, const absl::Status& status) {
+  void Answer(std::unique_ptr<Call> call, const absl::Status& status) {
     if (!status.ok()) {
-      response->Clear();
-      response->set_request_id(request_id);
-      response->mutable_error()->set_code(static_cast<int>(status.code()));
-      response->mutable_error()->set_message(std::string(status.message()));
+      call->response.Clear();
+      call->response.set_request_id(call->request.request_id());
+      call->response.mutable_error()->set_code(static_cast<int>(status.code()));
+      call->response.mutable_error()->set_message(
+          std::string(status.message()));
     }
-    v1::PredictResponse* start = nullptr;
+    grpc::ByteBuffer answer;
+    bool own_buffer;
+    grpc::SerializationTraits<v1::PredictResponse>::Serialize(
+        call->response, &answer, &own_buffer);
+    call.reset();  // releases the request's reserved bytes
+    grpc::ByteBuffer* start = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       --pending_;
       if (!broken_) {
-        writes_.push_back(std::move(response));
+        writes_.push_back(std::move(answer));
         if (!writing_) {
           writing_ = true;
-          start = writes_.front().get();
+          start = &writes_.front();
         }
       }
     }
@@ -143,7 +168,7 @@ class PredictStreamReactor final
   const absl::Time deadline_;
 
   // Only touched by StartRead and OnReadDone, which never overlap.
-  std::unique_ptr<v1::PredictRequest> incoming_;
+  grpc::ByteBuffer incoming_;
 
   std::atomic<bool> cancelled_{false};
 
@@ -154,18 +179,30 @@ class PredictStreamReactor final
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   // Answers waiting to be written; the front one is being written.
-  std::deque<std::unique_ptr<v1::PredictResponse>> writes_ ABSL_GUARDED_BY(mu_);
+  std::deque<grpc::ByteBuffer> writes_ ABSL_GUARDED_BY(mu_);
 };
 
 // A stream refused at its start (server starting or shutting down).
 class RefusedStreamReactor final
-    : public grpc::ServerBidiReactor<v1::PredictRequest, v1::PredictResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   explicit RefusedStreamReactor(const absl::Status& status) {
     Finish(ToGrpcStatus(status));
   }
   void OnDone() override { delete this; }
 };
+
+// The code the client gets for a computed request: gRPC answers
+// DEADLINE_EXCEEDED or CANCELLED itself when that happened first, whatever
+// the server then sends.
+absl::StatusCode CodeTheClientSees(const absl::Status& status,
+                                   absl::Time deadline,
+                                   const std::function<bool()>& is_cancelled) {
+  if (!status.ok()) return status.code();
+  if (absl::Now() >= deadline) return absl::StatusCode::kDeadlineExceeded;
+  if (is_cancelled && is_cancelled()) return absl::StatusCode::kCancelled;
+  return absl::StatusCode::kOk;
+}
 
 }  // namespace
 
@@ -223,12 +260,12 @@ absl::Status InferenceService::Submit(
     task->sequences = *std::move(sequences);
     task->options = EvalOptionsFromRequest(request, options_.limits);
     task->deadline = deadline;
-    task->is_cancelled = std::move(is_cancelled);
+    task->is_cancelled = is_cancelled;
     const Model* model = servable->model.get();  // the task keeps it alive
     task->done =
-        [this, model, response, rpc, received, name = servable->name,
-         version = servable->version, id = request.request_id(),
-         finish = std::move(finish)](
+        [this, model, response, rpc, received, deadline, is_cancelled,
+         name = servable->name, version = servable->version,
+         id = request.request_id(), finish = std::move(finish)](
             absl::StatusOr<std::vector<SequenceResult>> results) mutable {
           if (results.ok()) {
             response->set_request_id(id);
@@ -236,8 +273,10 @@ absl::Status InferenceService::Submit(
             response->set_model_version(version);
             ResultsToResponse(*model, *std::move(results), response);
           }
-          metrics_->RequestFinished(name, version, rpc, results.status().code(),
-                                    absl::Now() - received, /*started=*/true);
+          metrics_->RequestFinished(
+              name, version, rpc,
+              CodeTheClientSees(results.status(), deadline, is_cancelled),
+              absl::Now() - received, /*started=*/true);
           finish(results.status());
         };
     task->servable = *std::move(servable);
@@ -252,71 +291,124 @@ absl::Status InferenceService::Submit(
   return status;
 }
 
-grpc::ServerUnaryReactor* InferenceService::Predict(
-    grpc::CallbackServerContext* context, const v1::PredictRequest* request,
-    v1::PredictResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status = Submit(
-      *request, response, "Predict", absl::Now(), DeadlineOf(*context),
-      [context] { return context->IsCancelled(); },
-      [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
-  if (!status.ok()) reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+absl::StatusOr<RequestAdmission::Reservation> InferenceService::AdmitPredict(
+    const grpc::ByteBuffer& bytes, v1::PredictRequest* request,
+    const char* rpc, absl::Time received) {
+  NoteCall();
+  WireScan scan;
+  absl::StatusOr<RequestAdmission::Reservation> reservation =
+      admission_->Admit(bytes, request, &scan);
+  if (reservation.ok()) {
+    const int kSequencesField = v1::PredictRequest::kSequencesFieldNumber;
+    if (absl::Status s = CheckSequenceCount(scan.CountOf(kSequencesField),
+                                            options_.limits);
+        !s.ok()) {
+      reservation = s;
+    }
+  }
+  if (!reservation.ok()) Refused(rpc, reservation.status(), received);
+  return reservation;
 }
 
-grpc::ServerBidiReactor<v1::PredictRequest, v1::PredictResponse>*
+void InferenceService::Refused(const char* rpc, const absl::Status& status,
+                               absl::Time received, const std::string& model,
+                               int64_t version) {
+  metrics_->RequestFinished(model, version, rpc, status.code(),
+                            absl::Now() - received, /*started=*/false);
+}
+
+grpc::ServerUnaryReactor* InferenceService::Predict(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  using Call = RawUnaryCall<v1::PredictRequest, v1::PredictResponse>;
+  const absl::Time received = absl::Now();
+  auto* call = new Call(reply);
+  absl::StatusOr<RequestAdmission::Reservation> reservation =
+      AdmitPredict(*bytes, &call->request, "Predict", received);
+  if (!reservation.ok()) {
+    call->Reply(reservation.status());
+    return call;
+  }
+  call->reservation = *std::move(reservation);
+  absl::Status status = Submit(
+      call->request, &call->response, "Predict", received, DeadlineOf(*context),
+      [context] { return context->IsCancelled(); },
+      [call](absl::Status s) { call->Reply(s); });
+  if (!status.ok()) call->Reply(status);
+  return call;
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 InferenceService::PredictStream(grpc::CallbackServerContext* context) {
+  NoteCall();
   if (absl::Status s = CheckAccepting(); !s.ok()) {
+    metrics_->RequestFinished("", 0, "PredictStream", s.code(),
+                              absl::ZeroDuration(), /*started=*/false);
     return new RefusedStreamReactor(s);
   }
   return new PredictStreamReactor(this, context);
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
-    grpc::CallbackServerContext* context,
-    const v1::GetModelMetadataRequest* request,
-    v1::GetModelMetadataResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  using Call = RawUnaryCall<v1::GetModelMetadataRequest,
+                            v1::GetModelMetadataResponse>;
   const absl::Time received = absl::Now();
+  auto* call = new Call(reply);
+  absl::StatusOr<RequestAdmission::Reservation> reservation =
+      Admit(*bytes, &call->request, "GetModelMetadata", received);
+  if (!reservation.ok()) {
+    call->Reply(reservation.status());
+    return call;
+  }
+  const v1::GetModelMetadataRequest& request = call->request;
   std::string model_label;
   absl::Status status = CheckAccepting();
-  if (status.ok() && request->model_name().empty()) {
+  if (status.ok() && request.model_name().empty()) {
     status = absl::InvalidArgumentError(
         "model_name is empty; ListModels shows the models served");
   }
   if (status.ok()) {
     absl::StatusOr<ServableModel> servable =
-        registry_->Get(request->model_name(), request->model_version());
+        registry_->Get(request.model_name(), request.model_version());
     status = servable.status();
-    if (!status.ok() && registry_->IsServing(request->model_name())) {
-      model_label = request->model_name();  // a known model, unknown version
+    if (!status.ok() && registry_->IsServing(request.model_name())) {
+      model_label = request.model_name();  // a known model, unknown version
     }
     if (status.ok()) {
       model_label = servable->name;
       ModelMetadataToProto(
           *servable, registry_->AvailableVersions(servable->name),
-          options_.batching_enabled, options_.limits, response);
+          options_.batching_enabled, options_.limits, &call->response);
     }
   }
   metrics_->RequestFinished(model_label, 0, "GetModelMetadata", status.code(),
                             absl::Now() - received, /*started=*/false);
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  call->Reply(status);
+  return call;
 }
 
 grpc::ServerUnaryReactor* InferenceService::ListModels(
-    grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
-    v1::ListModelsResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  using Call = RawUnaryCall<v1::ListModelsRequest, v1::ListModelsResponse>;
   const absl::Time received = absl::Now();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* call = new Call(reply);
+  absl::StatusOr<RequestAdmission::Reservation> reservation =
+      Admit(*bytes, &call->request, "ListModels", received);
+  if (!reservation.ok()) {
+    call->Reply(reservation.status());
+    return call;
+  }
   // Allowed while starting: operators watch models load through it.
   absl::Status status = absl::OkStatus();
   if (draining_.load()) status = CheckAccepting();
-  if (status.ok()) ModelStatusesToProto(registry_->List(), response);
+  if (status.ok()) ModelStatusesToProto(registry_->List(), &call->response);
   metrics_->RequestFinished("", 0, "ListModels", status.code(),
                             absl::Now() - received, /*started=*/false);
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  call->Reply(status);
+  return call;
 }
 
 }  // namespace biserve

@@ -1,9 +1,12 @@
 // InferenceService: biserve.v1.InferenceService over gRPC's callback API.
 //
-// Thin by design: each method turns the request into core types (through
-// proto/inference_codec.h), hands the work to the BatchScheduler, and
-// finishes the call from the scheduler's thread when the results arrive. No
-// handler blocks.
+// Thin by design: each method admits the request's bytes
+// (server/request_admission.h: in-flight bytes, parse budget, then the
+// parse), turns the request into core types (proto/inference_codec.h),
+// hands the work to the BatchScheduler, and finishes the call from the
+// scheduler's thread when the results arrive. No handler blocks. The
+// methods take bytes (gRPC's raw callback API) so that nothing is parsed
+// before admission.
 //
 // Thread-safety: gRPC calls the handlers from its threads; StartServing and
 // StartDraining may be called from any thread.
@@ -13,30 +16,41 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "biserve/v1/inference.grpc.pb.h"
 #include "core/batch_scheduler.h"
 #include "core/model_registry.h"
 #include "proto/inference_codec.h"
 #include "server/metrics.h"
+#include "server/request_admission.h"
 
 namespace biserve {
 
-class InferenceService final : public v1::InferenceService::CallbackService {
+// Every method of biserve.v1.InferenceService, on raw bytes.
+using RawInferenceService = v1::InferenceService::WithRawCallbackMethod_Predict<
+    v1::InferenceService::WithRawCallbackMethod_PredictStream<
+        v1::InferenceService::WithRawCallbackMethod_GetModelMetadata<
+            v1::InferenceService::WithRawCallbackMethod_ListModels<
+                v1::InferenceService::Service>>>>;
+
+class InferenceService final : public RawInferenceService {
  public:
   struct Options {
     RequestLimits limits;
     bool batching_enabled = false;  // reported in model metadata
   };
 
-  // `registry`, `scheduler` and `metrics` are not owned and must outlive
-  // the service.
+  // `registry`, `scheduler`, `metrics` and `admission` are not owned and
+  // must outlive the service.
   InferenceService(Options options, const ModelRegistry* registry,
-                   BatchScheduler* scheduler, ServerMetrics* metrics)
+                   BatchScheduler* scheduler, ServerMetrics* metrics,
+                   RequestAdmission* admission)
       : options_(options),
         registry_(registry),
         scheduler_(scheduler),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        admission_(admission) {}
 
   // Until this is called every call is answered UNAVAILABLE ("starting").
   void StartServing() { serving_.store(true); }
@@ -44,20 +58,56 @@ class InferenceService final : public v1::InferenceService::CallbackService {
   void StartDraining() { draining_.store(true); }
   // Serving and not draining.
   bool accepting() const { return serving_.load() && !draining_.load(); }
+  // UNAVAILABLE while starting or draining.
+  absl::Status CheckAccepting() const;
+  // What one request may carry (the server's flags).
+  const RequestLimits& limits() const { return options_.limits; }
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
-                                    const v1::PredictRequest* request,
-                                    v1::PredictResponse* response) override;
-  grpc::ServerBidiReactor<v1::PredictRequest, v1::PredictResponse>*
-  PredictStream(grpc::CallbackServerContext* context) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PredictStream(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetModelMetadata(
-      grpc::CallbackServerContext* context,
-      const v1::GetModelMetadataRequest* request,
-      v1::GetModelMetadataResponse* response) override;
-  grpc::ServerUnaryReactor* ListModels(
-      grpc::CallbackServerContext* context,
-      const v1::ListModelsRequest* request,
-      v1::ListModelsResponse* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+
+  // Admits one PredictRequest's bytes (RequestAdmission) and checks the
+  // sequence count read from the wire before the sequences are built.
+  // Refusals are counted in the metrics under `rpc`, timed from `received`.
+  absl::StatusOr<RequestAdmission::Reservation> AdmitPredict(
+      const grpc::ByteBuffer& bytes, v1::PredictRequest* request,
+      const char* rpc, absl::Time received);
+
+  // Admits any other request's bytes, counting refusals under `rpc`.
+  template <class Request>
+  absl::StatusOr<RequestAdmission::Reservation> Admit(
+      const grpc::ByteBuffer& bytes, Request* request, const char* rpc,
+      absl::Time received) {
+    NoteCall();
+    absl::StatusOr<RequestAdmission::Reservation> reservation =
+        admission_->Admit(bytes, request);
+    if (!reservation.ok()) Refused(rpc, reservation.status(), received);
+    return reservation;
+  }
+
+  // When the last call of either service arrived. On SIGTERM the server
+  // answers UNAVAILABLE until calls stop arriving, and only then shuts gRPC
+  // down: gRPC cancels (CANCELLED) every call that arrives after that, so a
+  // client would not know that it may retry.
+  absl::Time last_call() const {
+    return absl::FromUnixNanos(last_call_unix_ns_.load());
+  }
+  void NoteCall() { last_call_unix_ns_.store(absl::GetCurrentTimeNanos()); }
+
+  // Counts a request refused before it was scheduled: under `model` once
+  // it named a model the server serves, else under "".
+  void Refused(const char* rpc, const absl::Status& status,
+               absl::Time received, const std::string& model = "",
+               int64_t version = 0);
 
   // Looks up the model, checks the request and schedules it. OK: `finish`
   // runs exactly once, on a scheduler thread, after `response` is filled
@@ -72,15 +122,15 @@ class InferenceService final : public v1::InferenceService::CallbackService {
                       absl::AnyInvocable<void(absl::Status)> finish);
 
  private:
-  // UNAVAILABLE while starting or draining.
-  absl::Status CheckAccepting() const;
 
   // Immutable after construction.
   const Options options_;
   const ModelRegistry* const registry_;
   BatchScheduler* const scheduler_;
   ServerMetrics* const metrics_;
+  RequestAdmission* const admission_;
 
+  std::atomic<int64_t> last_call_unix_ns_{0};
   std::atomic<bool> serving_{false};
   std::atomic<bool> draining_{false};
 };

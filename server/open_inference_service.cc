@@ -7,9 +7,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/quoted_input.h"
 #include "proto/open_inference_codec.h"
 #include "server/call_deadline.h"
 #include "server/grpc_status.h"
+#include "server/raw_unary_call.h"
 
 namespace biserve {
 namespace {
@@ -22,128 +24,190 @@ absl::StatusOr<int64_t> ParseVersion(const std::string& version) {
                                   [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || !absl::SimpleAtoi(version, &v) || v < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "model_version must be empty (newest) or a positive integer; got \"",
-        version, "\""));
+        "model_version must be empty (newest) or a positive integer; got ",
+        QuotedInput(version)));
   }
   return v;
 }
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 }  // namespace
 
+// Each method admits its request's bytes through the shared
+// RequestAdmission (InferenceService::Admit) before anything is parsed.
+
 grpc::ServerUnaryReactor* OpenInferenceService::ServerLive(
-    grpc::CallbackServerContext* context, const inference::ServerLiveRequest*,
-    inference::ServerLiveResponse* response) {
-  response->set_live(true);
-  return FinishNow(context, absl::OkStatus());
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  auto* call =
+      new RawUnaryCall<inference::ServerLiveRequest,
+                       inference::ServerLiveResponse>(reply);
+  absl::StatusOr<RequestAdmission::Reservation> reservation =
+      inference_->Admit(*bytes, &call->request, "ServerLive", absl::Now());
+  if (reservation.ok()) call->response.set_live(true);
+  call->Reply(reservation.status());
+  return call;
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ServerReady(
-    grpc::CallbackServerContext* context, const inference::ServerReadyRequest*,
-    inference::ServerReadyResponse* response) {
-  response->set_ready(inference_->accepting());
-  return FinishNow(context, absl::OkStatus());
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  auto* call =
+      new RawUnaryCall<inference::ServerReadyRequest,
+                       inference::ServerReadyResponse>(reply);
+  absl::StatusOr<RequestAdmission::Reservation> reservation =
+      inference_->Admit(*bytes, &call->request, "ServerReady", absl::Now());
+  if (reservation.ok()) call->response.set_ready(inference_->accepting());
+  call->Reply(reservation.status());
+  return call;
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ModelReady(
-    grpc::CallbackServerContext* context,
-    const inference::ModelReadyRequest* request,
-    inference::ModelReadyResponse* response) {
-  absl::StatusOr<int64_t> version = ParseVersion(request->version());
-  if (!version.ok()) return FinishNow(context, version.status());
-  response->set_ready(inference_->accepting() &&
-                      registry_->Get(request->name(), *version).ok());
-  return FinishNow(context, absl::OkStatus());
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  auto* call = new RawUnaryCall<inference::ModelReadyRequest,
+                                inference::ModelReadyResponse>(reply);
+  absl::Status status =
+      inference_->Admit(*bytes, &call->request, "ModelReady", absl::Now())
+          .status();
+  if (status.ok()) {
+    absl::StatusOr<int64_t> version = ParseVersion(call->request.version());
+    status = version.status();
+    if (version.ok()) {
+      call->response.set_ready(
+          inference_->accepting() &&
+          registry_->Get(call->request.name(), *version).ok());
+    }
+  }
+  call->Reply(status);
+  return call;
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ServerMetadata(
-    grpc::CallbackServerContext* context,
-    const inference::ServerMetadataRequest*,
-    inference::ServerMetadataResponse* response) {
-  response->set_name("biserve");
-  response->set_version(BISERVE_VERSION);
-  // binary_tensor_data: raw_input_contents / raw_output_contents;
-  // parameters: the "raw_output" request parameter; sequence_lengths
-  // (biserve's): the optional "lengths" input for ragged batches.
-  for (const char* extension :
-       {"binary_tensor_data", "parameters", "sequence_lengths"}) {
-    response->add_extensions(extension);
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  auto* call = new RawUnaryCall<inference::ServerMetadataRequest,
+                                inference::ServerMetadataResponse>(reply);
+  absl::Status status =
+      inference_->Admit(*bytes, &call->request, "ServerMetadata", absl::Now())
+          .status();
+  if (status.ok()) {
+    call->response.set_name("biserve");
+    call->response.set_version(BISERVE_VERSION);
+    // binary_tensor_data: raw_input_contents / raw_output_contents;
+    // parameters: the "raw_output" request parameter; sequence_lengths
+    // (biserve's): the optional "lengths" input for ragged batches.
+    for (const char* extension :
+         {"binary_tensor_data", "parameters", "sequence_lengths"}) {
+      call->response.add_extensions(extension);
+    }
   }
-  return FinishNow(context, absl::OkStatus());
+  call->Reply(status);
+  return call;
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ModelMetadata(
-    grpc::CallbackServerContext* context,
-    const inference::ModelMetadataRequest* request,
-    inference::ModelMetadataResponse* response) {
-  absl::StatusOr<int64_t> version = ParseVersion(request->version());
-  if (!version.ok()) return FinishNow(context, version.status());
-  absl::StatusOr<ServableModel> servable =
-      registry_->Get(request->name(), *version);
-  if (!servable.ok()) return FinishNow(context, servable.status());
-  response->set_name(servable->name);
-  response->set_platform("biserve");
-  for (int64_t v : registry_->AvailableVersions(servable->name)) {
-    response->add_versions(absl::StrCat(v));
-  }
-  auto add = [](const OpenTensorSpec& spec, auto* list) {
-    auto* t = list->Add();
-    t->set_name(spec.name);
-    t->set_datatype(spec.datatype);
-    t->mutable_shape()->Assign(spec.shape.begin(), spec.shape.end());
-  };
-  for (const OpenTensorSpec& s : OpenInferenceInputs(*servable->model)) {
-    add(s, response->mutable_inputs());
-  }
-  for (const OpenTensorSpec& s : OpenInferenceOutputs(*servable->model)) {
-    add(s, response->mutable_outputs());
-  }
-  return FinishNow(context, absl::OkStatus());
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  auto* call = new RawUnaryCall<inference::ModelMetadataRequest,
+                                inference::ModelMetadataResponse>(reply);
+  call->Reply([&]() -> absl::Status {
+    absl::Status admitted =
+        inference_->Admit(*bytes, &call->request, "ModelMetadata", absl::Now())
+            .status();
+    if (!admitted.ok()) return admitted;
+    absl::StatusOr<int64_t> version = ParseVersion(call->request.version());
+    if (!version.ok()) return version.status();
+    absl::StatusOr<ServableModel> servable =
+        registry_->Get(call->request.name(), *version);
+    if (!servable.ok()) return servable.status();
+    inference::ModelMetadataResponse& response = call->response;
+    response.set_name(servable->name);
+    response.set_platform("biserve");
+    for (int64_t v : registry_->AvailableVersions(servable->name)) {
+      response.add_versions(absl::StrCat(v));
+    }
+    auto add = [](const OpenTensorSpec& spec, auto* list) {
+      auto* t = list->Add();
+      t->set_name(spec.name);
+      t->set_datatype(spec.datatype);
+      t->mutable_shape()->Assign(spec.shape.begin(), spec.shape.end());
+    };
+    for (const OpenTensorSpec& s : OpenInferenceInputs(*servable->model)) {
+      add(s, response.mutable_inputs());
+    }
+    for (const OpenTensorSpec& s : OpenInferenceOutputs(*servable->model)) {
+      add(s, response.mutable_outputs());
+    }
+    return absl::OkStatus();
+  }());
+  return call;
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ModelInfer(
-    grpc::CallbackServerContext* context,
-    const inference::ModelInferRequest* request,
-    inference::ModelInferResponse* response) {
-  const absl::Time received = absl::Now();
-  absl::StatusOr<int64_t> version = ParseVersion(request->model_version());
-  if (!version.ok()) return FinishNow(context, version.status());
-  // The model shapes the tensors; Submit looks it up again (and pins it).
-  absl::StatusOr<ServableModel> servable =
-      registry_->Get(request->model_name(), *version);
-  if (!servable.ok()) return FinishNow(context, servable.status());
-  absl::StatusOr<OpenInferCall> parsed =
-      PredictRequestFromInfer(*request, *servable->model);
-  if (!parsed.ok()) return FinishNow(context, parsed.status());
-
-  struct Call {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
+    grpc::ByteBuffer* reply) {
+  // The call owns the client's request, the PredictRequest made from it and
+  // the PredictResponse computed for it until the reply is sent.
+  struct InferCall {
+    inference::ModelInferRequest request;
     OpenInferCall call;
     v1::PredictResponse predict;
     std::shared_ptr<const Model> model;
   };
-  auto call = std::make_shared<Call>();
-  call->call = *std::move(parsed);
-  call->call.request.set_model_version(servable->version);
-  call->model = servable->model;
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  using Call = RawUnaryCall<InferCall, inference::ModelInferResponse>;
+  const absl::Time received = absl::Now();
+  auto* call = new Call(reply);
+  InferCall& infer = call->request;
+  absl::StatusOr<RequestAdmission::Reservation> reservation =
+      inference_->Admit(*bytes, &infer.request, "ModelInfer", received);
+  if (!reservation.ok()) {
+    call->Reply(reservation.status());
+    return call;
+  }
+  call->reservation = *std::move(reservation);
+  // Refusals before Submit are counted here (Submit counts the rest), under
+  // the model once it is known.
+  auto refuse = [&](const absl::Status& status, const std::string& model,
+                    int64_t version) {
+    inference_->Refused("ModelInfer", status, received, model, version);
+    call->Reply(status);
+    return call;
+  };
+  if (absl::Status s = inference_->CheckAccepting(); !s.ok()) {
+    return refuse(s, "", 0);
+  }
+  absl::StatusOr<int64_t> version = ParseVersion(infer.request.model_version());
+  if (!version.ok()) return refuse(version.status(), "", 0);
+  // The model shapes the tensors; Submit looks it up again (and pins it).
+  absl::StatusOr<ServableModel> servable =
+      registry_->Get(infer.request.model_name(), *version);
+  if (!servable.ok()) {
+    const bool known = registry_->IsServing(infer.request.model_name());
+    return refuse(servable.status(), known ? infer.request.model_name() : "",
+                  0);
+  }
+  absl::StatusOr<OpenInferCall> parsed =
+      PredictRequestFromInfer(infer.request, *servable->model,
+                              inference_->limits());
+  if (!parsed.ok()) {
+    return refuse(parsed.status(), servable->name, servable->version);
+  }
+  infer.call = *std::move(parsed);
+  infer.call.request.set_model_version(servable->version);
+  infer.model = servable->model;
   absl::Status status = inference_->Submit(
-      call->call.request, &call->predict, "ModelInfer", received,
+      infer.call.request, &infer.predict, "ModelInfer", received,
       DeadlineOf(*context), [context] { return context->IsCancelled(); },
-      [call, response, reactor](absl::Status s) {
+      [call](absl::Status s) {
+        InferCall& done = call->request;
         if (s.ok()) {
-          s = InferResponseFromPredict(call->predict, call->call, *call->model,
-                                       response);
+          s = InferResponseFromPredict(done.predict, done.call, *done.model,
+                                       &call->response);
         }
-        reactor->Finish(ToGrpcStatus(s));
+        call->Reply(s);
       });
-  if (!status.ok()) reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  if (!status.ok()) call->Reply(status);
+  return call;
 }
 
 }  // namespace biserve

@@ -13,38 +13,46 @@
 
 namespace biserve {
 
-class OpenInferenceService final
-    : public inference::GRPCInferenceService::CallbackService {
+// Every method of inference.GRPCInferenceService, on raw bytes (admitted
+// by the same RequestAdmission as biserve's own service).
+using RawOpenInferenceService =
+    inference::GRPCInferenceService::WithRawCallbackMethod_ServerLive<
+        inference::GRPCInferenceService::WithRawCallbackMethod_ServerReady<
+            inference::GRPCInferenceService::WithRawCallbackMethod_ModelReady<
+                inference::GRPCInferenceService::
+                    WithRawCallbackMethod_ServerMetadata<
+                        inference::GRPCInferenceService::
+                            WithRawCallbackMethod_ModelMetadata<
+                                inference::GRPCInferenceService::
+                                    WithRawCallbackMethod_ModelInfer<
+                                        inference::GRPCInferenceService::
+                                            Service>>>>>>;
+
+class OpenInferenceService final : public RawOpenInferenceService {
  public:
   // Not owned; must outlive this service.
   OpenInferenceService(const ModelRegistry* registry,
                        InferenceService* inference)
       : registry_(registry), inference_(inference) {}
 
-  grpc::ServerUnaryReactor* ServerLive(
-      grpc::CallbackServerContext* context,
-      const inference::ServerLiveRequest* request,
-      inference::ServerLiveResponse* response) override;
-  grpc::ServerUnaryReactor* ServerReady(
-      grpc::CallbackServerContext* context,
-      const inference::ServerReadyRequest* request,
-      inference::ServerReadyResponse* response) override;
-  grpc::ServerUnaryReactor* ModelReady(
-      grpc::CallbackServerContext* context,
-      const inference::ModelReadyRequest* request,
-      inference::ModelReadyResponse* response) override;
-  grpc::ServerUnaryReactor* ServerMetadata(
-      grpc::CallbackServerContext* context,
-      const inference::ServerMetadataRequest* request,
-      inference::ServerMetadataResponse* response) override;
-  grpc::ServerUnaryReactor* ModelMetadata(
-      grpc::CallbackServerContext* context,
-      const inference::ModelMetadataRequest* request,
-      inference::ModelMetadataResponse* response) override;
-  grpc::ServerUnaryReactor* ModelInfer(
-      grpc::CallbackServerContext* context,
-      const inference::ModelInferRequest* request,
-      inference::ModelInferResponse* response) override;
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
 
  private:
   const ModelRegistry* const registry_;
