@@ -30,8 +30,9 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBISERVE_NATIVE=OFF \
 
 FROM debian:bookworm-slim AS runtime
 # Runtime libraries of biserve_server and biserve (ldd, mapped to packages):
-# gRPC, protobuf, Abseil, OpenBLAS (pthread), prometheus-cpp (+ what they
-# depend on: libssl3, libre2-9, libc-ares2, libcivetweb1, libgfortran5).
+# gRPC, protobuf, Abseil, OpenBLAS (pthread), prometheus-cpp's core,
+# libmicrohttpd (the /metrics port) (+ what they depend on: libssl3,
+# libre2-9, libc-ares2, libgnutls30, libgfortran5).
 # To stay small, files of those packages that neither program loads are not
 # installed: dpkg path-exclude (as the slim base does for docs) for gRPC's
 # unsecure/channelz/plugin libraries, libprotoc (needed only by the protoc
@@ -51,7 +52,7 @@ RUN printf '%s\n' \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
-      libopenblas0-pthread libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
+      libopenblas0-pthread libprometheus-cpp-core1.0 libmicrohttpd12 \
  && for lib in /usr/lib/*/openblas-pthread/libblas.so.3 \
                /usr/lib/*/openblas-pthread/liblapack.so.3; do \
       triplet=${lib#/usr/lib/}; triplet=${triplet%%/*}; \

@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-pthread-dev
   python3 python3-grpcio python3-protobuf
-  libcivetweb-dev libssl-dev openssl curl python3-h2
+  libmicrohttpd-dev libgnutls28-dev libssl-dev openssl curl python3-h2
   clang-14 libfuzzer-14-dev
 )
 

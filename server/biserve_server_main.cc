@@ -33,12 +33,12 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
-#include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "proto/model_codec.h"
 #include "proto/model_config_codec.h"
 #include "server/inference_service.h"
 #include "server/metrics.h"
+#include "server/metrics_http_server.h"
 #include "server/open_inference_service.h"
 #include "server/process_collector.h"
 #include "server/server_credentials.h"
@@ -50,7 +50,18 @@ ABSL_FLAG(int32_t, port, 8001,
           "gRPC port. 0 picks a free port; the log line 'listening on' "
           "names it.");
 ABSL_FLAG(int32_t, metrics_port, 8002,
-          "Port of the Prometheus /metrics endpoint (HTTP).");
+          "Port of the Prometheus /metrics endpoint (HTTP, or HTTPS with "
+          "--metrics_tls_cert_file). 0 picks a free one.");
+ABSL_FLAG(std::string, metrics_host, "",
+          "Address the metrics port listens on. Empty: the value of --host. "
+          "127.0.0.1 keeps /metrics on this machine while gRPC is public.");
+ABSL_FLAG(std::string, metrics_tls_cert_file, "",
+          "Serve /metrics over HTTPS only, with this PEM certificate chain "
+          "(the server's certificate first). Needs --metrics_tls_key_file. "
+          "Re-read when the file changes: new connections get the new "
+          "certificate without a restart.");
+ABSL_FLAG(std::string, metrics_tls_key_file, "",
+          "Unencrypted PEM private key of --metrics_tls_cert_file.");
 ABSL_FLAG(std::string, model_repository, "models",
           "Model repository: <dir>/<model>/<version>/model.pb (or "
           "model.pbtxt), with an optional <dir>/<model>/config.pbtxt.");
@@ -154,22 +165,22 @@ int Run() {
                                   .batching = batching_enabled,
                                   .threads = threads,
                                   .batch_threads = batch_threads});
-  std::unique_ptr<prometheus::Exposer> exposer;
-  const std::string metrics_address = absl::StrCat(
-      absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
-  // prometheus-cpp reports a port it cannot bind by throwing; this is the
-  // one place biserve meets an exception.
-  try {
-    exposer = std::make_unique<prometheus::Exposer>(metrics_address);
-  } catch (const std::exception& e) {
-    LogError(absl::StrCat("cannot serve metrics on ", metrics_address, ": ",
-                          e.what(), " (--metrics_port in use?)"));
+  const std::string metrics_host = absl::GetFlag(FLAGS_metrics_host).empty()
+                                       ? absl::GetFlag(FLAGS_host)
+                                       : absl::GetFlag(FLAGS_metrics_host);
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> metrics_server =
+      MetricsHttpServer::Create(
+          {.host = metrics_host,
+           .port = absl::GetFlag(FLAGS_metrics_port),
+           .tls_cert_file = absl::GetFlag(FLAGS_metrics_tls_cert_file),
+           .tls_key_file = absl::GetFlag(FLAGS_metrics_tls_key_file),
+           .collectables = {metrics_registry,
+                            std::make_shared<ProcessCollector>()}});
+  if (!metrics_server.ok()) {
+    LogError(absl::StrCat("cannot serve /metrics (--metrics_* flags): ",
+                          metrics_server.status().message()));
     return 1;
   }
-  // The exposer keeps weak pointers: both live until Run returns.
-  auto process_collector = std::make_shared<ProcessCollector>();
-  exposer->RegisterCollectable(metrics_registry);
-  exposer->RegisterCollectable(process_collector);
 
   auto pool = ThreadPool::Create({.num_threads = threads});
   if (!pool.ok()) {
@@ -294,8 +305,8 @@ int Run() {
                        " (gRPC; ", TlsModeName(tls), "; ", threads,
                        " evaluation threads; batching ",
                        batching_enabled ? "on" : "off", "); metrics on ",
-                       absl::GetFlag(FLAGS_host), ":",
-                       exposer->GetListeningPorts().at(0), "/metrics"));
+                       metrics_host, ":", (*metrics_server)->port(), "/metrics",
+                       (*metrics_server)->tls() ? " (HTTPS)" : ""));
 
   (*watcher)->PollOnce();
   for (const ModelStatus& model : (*registry)->List()) {
