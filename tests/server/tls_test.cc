@@ -19,8 +19,10 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "inference/grpc_predict_v2.grpc.pb.h"
 #include "tests/server/command.h"
 #include "tests/server/server_process.h"
 
@@ -130,6 +132,49 @@ class TlsTest : public ::testing::Test {
         "--host=127.0.0.1 --port=0 --metrics_port=0 ", kModels, " ", args));
   }
 
+  // The services server reflection lists on `channel` (the raw reply of
+  // a ServerReflectionInfo call with list_services set, as a generic tool
+  // sends it); empty if the call fails.
+  static std::string ReflectedServices(
+      const std::shared_ptr<grpc::Channel>& channel) {
+    grpc::GenericStub generic(channel);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(20));
+    auto call = generic.PrepareCall(
+        &context,
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+    void* tag;
+    bool ok = false;
+    std::string bytes;
+    call->StartCall(reinterpret_cast<void*>(1));
+    if (cq.Next(&tag, &ok) && ok) {
+      // ServerReflectionRequest { list_services (field 7) = "" }.
+      const char request_bytes[] = {0x3a, 0x00};
+      grpc::Slice slice(request_bytes, sizeof(request_bytes));
+      grpc::ByteBuffer request(&slice, 1);
+      call->Write(request, reinterpret_cast<void*>(2));
+      grpc::ByteBuffer reply;
+      if (cq.Next(&tag, &ok) && ok) {
+        call->Read(&reply, reinterpret_cast<void*>(3));
+        std::vector<grpc::Slice> slices;
+        if (cq.Next(&tag, &ok) && ok && reply.Dump(&slices).ok()) {
+          for (const grpc::Slice& s : slices) {
+            bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+          }
+        }
+      }
+    }
+    context.TryCancel();
+    grpc::Status status;
+    call->Finish(&status, reinterpret_cast<void*>(4));
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+    return bytes;
+  }
+
   static std::string* dir_;
 };
 
@@ -155,10 +200,24 @@ TEST_F(TlsTest, ClientTrustingTheCaGetsExactlyThePlaintextServersAnswer) {
       << "plaintext:\n"
       << expected->DebugString() << "\nTLS:\n"
       << got->DebugString();
-  // The health service shares the TLS port.
+  // Health, the Open Inference Protocol and reflection share the TLS port.
   const auto serving = tls_client->IsServing("brackets");
   ASSERT_TRUE(serving.ok()) << serving.status();
   EXPECT_TRUE(*serving);
+  grpc::ClientContext live_context;
+  live_context.set_deadline(std::chrono::system_clock::now() +
+                            std::chrono::seconds(20));
+  inference::ServerLiveResponse live;
+  const grpc::Status live_status =
+      inference::GRPCInferenceService::NewStub(tls_client->channel())
+          ->ServerLive(&live_context, inference::ServerLiveRequest(), &live);
+  EXPECT_TRUE(live_status.ok()) << live_status.error_message();
+  EXPECT_TRUE(live.live());
+  const std::string services = ReflectedServices(tls_client->channel());
+  EXPECT_THAT(services, HasSubstr("biserve.v1.InferenceService"));
+  EXPECT_THAT(services, HasSubstr("inference.GRPCInferenceService"));
+  // ... and only there: a plaintext channel to the TLS port gets nothing.
+  EXPECT_EQ(ReflectedServices(Client(tls->address(), "")->channel()), "");
   EXPECT_EQ(tls->Stop(), 0);
   EXPECT_EQ(plain->Stop(), 0);
 }
@@ -263,6 +322,15 @@ TEST_F(TlsTest, CliAndLoadTestTakeTheTlsFlags) {
       "/models/brackets/sample_request.json"));
   EXPECT_EQ(predict.exit_code, 0) << predict.out;
   EXPECT_THAT(predict.out, HasSubstr("\"model_name\": \"brackets\""));
+  // The probe of deploy/k8s/tls/deployment.yaml and compose.tls.yaml: by
+  // IP, checking the name localhost, the server's own certificate as the
+  // client's.
+  const auto probe = RunCommand(absl::StrCat(
+      BISERVE_BIN_DIR "/biserve --timeout_s=20 --server=", mtls->address(),
+      " --tls_server_name=localhost", roots,
+      " --tls_client_cert=", File("a_server.pem"),
+      " --tls_client_key=", File("a_server.key"), " health"));
+  EXPECT_EQ(probe.exit_code, 0) << probe.out;
   // Without the client certificate: refused, UNAVAILABLE (14).
   const auto refused = RunCommand(absl::StrCat(cli, roots, " health"));
   EXPECT_EQ(refused.exit_code, 14) << refused.out;
@@ -429,6 +497,59 @@ TEST_F(TlsRotationTest, RenamedFilesServeTheNewCertificate) {
   RotateAndCheck(Layout::kRenamedFiles);
 }
 
+// The certificate replaced before its key: gRPC does not check a re-read
+// pair, so new handshakes fail from the refresh that reads the new
+// certificate with the old key until one reads the new key too. Open
+// connections are not affected.
+TEST_F(TlsRotationTest, CertificateWithoutItsKeyFailsNewHandshakesUntilBoth) {
+  MakeVolume(Layout::kRenamedFiles);
+  Publish("a");
+  ASSERT_FALSE(HasFatalFailure());
+  {
+    // Clients that trust both CAs: only a mismatched pair can refuse them.
+    std::ifstream a(File("a_ca.pem")), b(File("b_ca.pem"));
+    std::ofstream(File("ab_ca.pem")) << a.rdbuf() << b.rdbuf();
+  }
+  auto server = ServerProcess::Start(
+      {kModels, absl::StrCat("--tls_cert_file=", volume_, "/tls.crt"),
+       absl::StrCat("--tls_key_file=", volume_, "/tls.key"),
+       "--tls_refresh_interval_s=1"});
+  ASSERT_NE(server, nullptr);
+  auto old_client = Client(server->address(), "ab");
+  ASSERT_TRUE(CallPredict(*old_client).ok());
+
+  // Polls (a new channel each try, up to 60 s) until a new connection's
+  // call succeeds (`ok`) or fails; returns its last status.
+  const auto new_connections_until = [&](bool ok) {
+    absl::Status status = absl::UnknownError("never tried");
+    const auto end =
+        std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < end) {
+      status = CallPredict(*Client(server->address(), "ab")).status();
+      if (status.ok() == ok) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return status;
+  };
+  Copy(File("b_server.pem"), volume_ + "/tls.crt.tmp");
+  ASSERT_EQ(rename((volume_ + "/tls.crt.tmp").c_str(),
+                   (volume_ + "/tls.crt").c_str()),
+            0);
+  const absl::Status mismatched = new_connections_until(false);
+  EXPECT_EQ(mismatched.code(), absl::StatusCode::kUnavailable) << mismatched;
+  EXPECT_TRUE(CallPredict(*old_client).ok());
+
+  Copy(File("b_server.key"), volume_ + "/tls.key.tmp");
+  ASSERT_EQ(rename((volume_ + "/tls.key.tmp").c_str(),
+                   (volume_ + "/tls.key").c_str()),
+            0);
+  const absl::Status matched = new_connections_until(true);
+  EXPECT_TRUE(matched.ok()) << matched << "\nserver log:\n" << server->Log();
+  EXPECT_TRUE(CallPredict(*Client(server->address(), "b")).ok());
+  EXPECT_TRUE(CallPredict(*old_client).ok());
+  EXPECT_EQ(server->Stop(), 0);
+}
+
 TEST_F(TlsTest, StartUpRefusesBadFilesNamingTheFlagAndTheFile) {
   {
     std::ofstream(File("garbage.pem")) << "not a certificate\n";
@@ -438,6 +559,10 @@ TEST_F(TlsTest, StartUpRefusesBadFilesNamingTheFlagAndTheFile) {
     pem[pem.size() / 2] = '!';
     std::ofstream(File("damaged.pem")) << pem;
   }
+  const auto encrypted = RunCommand(absl::StrCat(
+      "openssl pkey -in ", File("a_server.key"),
+      " -aes256 -passout pass:secret -out ", File("encrypted.key")));
+  ASSERT_EQ(encrypted.exit_code, 0) << encrypted.out;
   struct Case {
     std::string args;
     std::string expected;  // in the log
@@ -455,6 +580,8 @@ TEST_F(TlsTest, StartUpRefusesBadFilesNamingTheFlagAndTheFile) {
        "--tls_key_file 'garbage.pem': no PEM private key"},
       {"--tls_cert_file=a_server.pem --tls_key_file=a_server.pem",
        "--tls_key_file 'a_server.pem': no PEM private key"},
+      {"--tls_cert_file=a_server.pem --tls_key_file=encrypted.key",
+       "--tls_key_file 'encrypted.key': the private key is encrypted"},
       {"--tls_cert_file=a_server.pem --tls_key_file=b_server.key",
        "the private key in --tls_key_file 'b_server.key' does not match the "
        "certificate in --tls_cert_file 'a_server.pem'"},
