@@ -59,9 +59,8 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
 
 // The same without the finiteness check (NaN and Inf are then refused later,
 // by SequencesFromRequest, in PredictRequest's terms: "sequences[0].
-// features[0][7]").
-// TODO: remove once server/open_inference_service.cc passes its limits to
-// the form above; kept so that the server builds meanwhile.
+// features[0][7]"). The server uses the form above; this one is for callers
+// without limits (the request fuzz target).
 absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     const inference::ModelInferRequest& request, const Model& model);
 
