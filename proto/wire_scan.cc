@@ -17,8 +17,8 @@ namespace {
 
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
-using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
 
 // protobuf's own recursion limit (CodedInputStream's default).
 constexpr int kMaxDepth = 100;
@@ -52,9 +52,9 @@ int64_t ElementBytes(const FieldDescriptor& field) {
 }
 
 absl::Status Malformed(const Descriptor& type) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "the message is not a valid ", type.full_name(),
-      " (truncated or corrupt protobuf wire format)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("the message is not a valid ", type.full_name(),
+                   " (truncated or corrupt protobuf wire format)"));
 }
 
 class Scanner {
@@ -124,9 +124,11 @@ class Scanner {
     }
     if (field.cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
       uint32_t length;
-      if (!in_->ReadVarint32(&length)) return Malformed(root_);
-      if (absl::Status s = Add(slot + StringBytes(length)); !s.ok()) return s;
-      return in_->Skip(length) ? absl::OkStatus() : Malformed(root_);
+      // Skipped first: a length past the end is corrupt, not large.
+      if (!in_->ReadVarint32(&length) || !in_->Skip(length)) {
+        return Malformed(root_);
+      }
+      return Add(slot + StringBytes(length));
     }
     if (wire_type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
       return ScanPacked(field);
@@ -144,9 +146,11 @@ class Scanner {
         static_cast<WireFormatLite::FieldType>(field.type()))) {
       case WireFormatLite::WIRETYPE_FIXED32:
         count = length / 4;
+        if (!in_->Skip(length)) return Malformed(root_);
         break;
       case WireFormatLite::WIRETYPE_FIXED64:
         count = length / 8;
+        if (!in_->Skip(length)) return Malformed(root_);
         break;
       default: {  // varints: one ends at each byte without the high bit
         char buffer[4096];
@@ -161,8 +165,7 @@ class Scanner {
         return Add(count * ElementBytes(field));
       }
     }
-    if (absl::Status s = Add(count * ElementBytes(field)); !s.ok()) return s;
-    return in_->Skip(length) ? absl::OkStatus() : Malformed(root_);
+    return Add(count * ElementBytes(field));
   }
 
   absl::Status ScanUnknown(WireFormatLite::WireType wire_type, int number,
@@ -171,9 +174,10 @@ class Scanner {
     switch (wire_type) {
       case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
         uint32_t length;
-        if (!in_->ReadVarint32(&length)) return Malformed(root_);
-        if (absl::Status s = Add(StringBytes(length)); !s.ok()) return s;
-        return in_->Skip(length) ? absl::OkStatus() : Malformed(root_);
+        if (!in_->ReadVarint32(&length) || !in_->Skip(length)) {
+          return Malformed(root_);
+        }
+        return Add(StringBytes(length));
       }
       case WireFormatLite::WIRETYPE_START_GROUP:
         if (depth + 1 > kMaxDepth) return TooDeep();
@@ -263,9 +267,9 @@ class Scanner {
 
 }  // namespace
 
-absl::StatusOr<WireScan> ScanWire(const Descriptor& type,
-                                  google::protobuf::io::ZeroCopyInputStream* wire,
-                                  int64_t max_parsed_bytes) {
+absl::StatusOr<WireScan> ScanWire(
+    const Descriptor& type, google::protobuf::io::ZeroCopyInputStream* wire,
+    int64_t max_parsed_bytes) {
   CodedInputStream in(wire);
   in.SetTotalBytesLimit(std::numeric_limits<int>::max());
   Scanner scanner(type, &in, max_parsed_bytes);

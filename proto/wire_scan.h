@@ -40,8 +40,8 @@ struct WireScan {
 // both) or the bytes are not a valid message of that type
 // (INVALID_ARGUMENT). Nesting deeper than 100 levels (protobuf's own
 // limit) is INVALID_ARGUMENT too.
-absl::StatusOr<WireScan> ScanWire(const google::protobuf::Descriptor& type,
-                                  google::protobuf::io::ZeroCopyInputStream* wire,
-                                  int64_t max_parsed_bytes);
+absl::StatusOr<WireScan> ScanWire(
+    const google::protobuf::Descriptor& type,
+    google::protobuf::io::ZeroCopyInputStream* wire, int64_t max_parsed_bytes);
 
 }  // namespace biserve

@@ -33,6 +33,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "grpcpp/resource_quota.h"
 #include "prometheus/registry.h"
 #include "proto/model_codec.h"
 #include "proto/model_config_codec.h"
@@ -41,6 +42,7 @@
 #include "server/metrics_http_server.h"
 #include "server/open_inference_service.h"
 #include "server/process_collector.h"
+#include "server/request_admission.h"
 #include "server/server_credentials.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0",
@@ -73,6 +75,12 @@ ABSL_FLAG(double, poll_interval_s, 5.0,
           "or removed versions.");
 ABSL_FLAG(int32_t, max_message_bytes, 64 << 20,
           "Largest request or response message, in bytes.");
+ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{256} << 20,
+          "Most memory held at once by requests received and not yet "
+          "answered (queued and running, over every model and RPC): their "
+          "serialized size plus their parsed size; beyond it new requests "
+          "get UNAVAILABLE at once. Also the quota of gRPC's own buffers of "
+          "requests still arriving. At least --max_message_bytes.");
 ABSL_FLAG(int32_t, max_sequences_per_request, 1024,
           "Most sequences one Predict request may carry.");
 ABSL_FLAG(int64_t, max_steps_per_sequence, 100000,
@@ -126,6 +134,19 @@ ABSL_FLAG(int32_t, tls_refresh_interval_s, 60,
 
 namespace biserve {
 namespace {
+
+// Waits until no call has arrived for kQuietBeforeShutdown, or until
+// `deadline`. Until then new calls get UNAVAILABLE from the services (and
+// clients retry elsewhere); gRPC's own shutdown would cancel them instead.
+void WaitForCallsToStop(const InferenceService& service, absl::Time deadline) {
+  constexpr absl::Duration kQuietBeforeShutdown = absl::Milliseconds(250);
+  while (true) {
+    const absl::Time now = absl::Now();
+    const absl::Time quiet_at = service.last_call() + kQuietBeforeShutdown;
+    if (now >= quiet_at || now >= deadline) return;
+    absl::SleepFor(std::min(quiet_at, deadline) - now);
+  }
+}
 
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
@@ -258,13 +279,33 @@ int Run() {
           absl::GetFlag(FLAGS_max_sequences_per_request),
       .max_steps_per_sequence = absl::GetFlag(FLAGS_max_steps_per_sequence),
       .allow_non_finite = absl::GetFlag(FLAGS_allow_non_finite)};
+  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (max_message_bytes <= 0 ||
+      absl::GetFlag(FLAGS_max_inflight_bytes) < max_message_bytes) {
+    LogError(absl::StrCat("--max_inflight_bytes (",
+                          absl::GetFlag(FLAGS_max_inflight_bytes),
+                          ") must be at least --max_message_bytes (",
+                          max_message_bytes, "), which must be positive"));
+    return 2;
+  }
+  RequestAdmission admission(
+      {.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes)});
   InferenceService service(
       {.limits = limits, .batching_enabled = batching_enabled}, registry->get(),
-      scheduler.get(), &metrics);
+      scheduler.get(), &metrics, &admission);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC 1.51 buffers a message until its length prefix is satisfied, and
+  // only then checks it against the maximum: the quota bounds what its
+  // transport holds, resetting streams (ENHANCE_YOUR_CALM, which clients
+  // see as RESOURCE_EXHAUSTED) beyond it.
+  // One message of the largest size always fits beside the rest.
+  grpc::ResourceQuota transport_quota("biserve_transport");
+  transport_quota.Resize(static_cast<size_t>(
+      absl::GetFlag(FLAGS_max_inflight_bytes) + max_message_bytes));
+  builder.SetResourceQuota(transport_quota);
   const std::string address =
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   int port = 0;
@@ -334,6 +375,7 @@ int Run() {
   health_service->Shutdown();  // every service NOT_SERVING from now on
   service.StartDraining();
   scheduler->Drain(deadline);
+  WaitForCallsToStop(service, deadline);
   // Calls still open (streams) are cancelled at the deadline.
   server->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
   watcher->reset();

@@ -30,9 +30,7 @@ class PredictStreamReactor final
  public:
   PredictStreamReactor(InferenceService* service,
                        grpc::CallbackServerContext* context)
-      : service_(service),
-        context_(context),
-        deadline_(DeadlineOf(*context)) {
+      : service_(service), context_(context), deadline_(DeadlineOf(*context)) {
     StartRead(&incoming_);
   }
 
@@ -292,16 +290,16 @@ absl::Status InferenceService::Submit(
 }
 
 absl::StatusOr<RequestAdmission::Reservation> InferenceService::AdmitPredict(
-    const grpc::ByteBuffer& bytes, v1::PredictRequest* request,
-    const char* rpc, absl::Time received) {
+    const grpc::ByteBuffer& bytes, v1::PredictRequest* request, const char* rpc,
+    absl::Time received) {
   NoteCall();
   WireScan scan;
   absl::StatusOr<RequestAdmission::Reservation> reservation =
       admission_->Admit(bytes, request, &scan);
   if (reservation.ok()) {
     const int kSequencesField = v1::PredictRequest::kSequencesFieldNumber;
-    if (absl::Status s = CheckSequenceCount(scan.CountOf(kSequencesField),
-                                            options_.limits);
+    if (absl::Status s =
+            CheckSequenceCount(scan.CountOf(kSequencesField), options_.limits);
         !s.ok()) {
       reservation = s;
     }
@@ -352,8 +350,8 @@ InferenceService::PredictStream(grpc::CallbackServerContext* context) {
 grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
-  using Call = RawUnaryCall<v1::GetModelMetadataRequest,
-                            v1::GetModelMetadataResponse>;
+  using Call =
+      RawUnaryCall<v1::GetModelMetadataRequest, v1::GetModelMetadataResponse>;
   const absl::Time received = absl::Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =

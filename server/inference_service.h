@@ -105,9 +105,8 @@ class InferenceService final : public RawInferenceService {
 
   // Counts a request refused before it was scheduled: under `model` once
   // it named a model the server serves, else under "".
-  void Refused(const char* rpc, const absl::Status& status,
-               absl::Time received, const std::string& model = "",
-               int64_t version = 0);
+  void Refused(const char* rpc, const absl::Status& status, absl::Time received,
+               const std::string& model = "", int64_t version = 0);
 
   // Looks up the model, checks the request and schedules it. OK: `finish`
   // runs exactly once, on a scheduler thread, after `response` is filled
@@ -122,7 +121,6 @@ class InferenceService final : public RawInferenceService {
                       absl::AnyInvocable<void(absl::Status)> finish);
 
  private:
-
   // Immutable after construction.
   const Options options_;
   const ModelRegistry* const registry_;

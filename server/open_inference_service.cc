@@ -38,9 +38,8 @@ absl::StatusOr<int64_t> ParseVersion(const std::string& version) {
 grpc::ServerUnaryReactor* OpenInferenceService::ServerLive(
     grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
-  auto* call =
-      new RawUnaryCall<inference::ServerLiveRequest,
-                       inference::ServerLiveResponse>(reply);
+  auto* call = new RawUnaryCall<inference::ServerLiveRequest,
+                                inference::ServerLiveResponse>(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
       inference_->Admit(*bytes, &call->request, "ServerLive", absl::Now());
   if (reservation.ok()) call->response.set_live(true);
@@ -51,9 +50,8 @@ grpc::ServerUnaryReactor* OpenInferenceService::ServerLive(
 grpc::ServerUnaryReactor* OpenInferenceService::ServerReady(
     grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
-  auto* call =
-      new RawUnaryCall<inference::ServerReadyRequest,
-                       inference::ServerReadyResponse>(reply);
+  auto* call = new RawUnaryCall<inference::ServerReadyRequest,
+                                inference::ServerReadyResponse>(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
       inference_->Admit(*bytes, &call->request, "ServerReady", absl::Now());
   if (reservation.ok()) call->response.set_ready(inference_->accepting());
@@ -186,9 +184,8 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelInfer(
     return refuse(servable.status(), known ? infer.request.model_name() : "",
                   0);
   }
-  absl::StatusOr<OpenInferCall> parsed =
-      PredictRequestFromInfer(infer.request, *servable->model,
-                              inference_->limits());
+  absl::StatusOr<OpenInferCall> parsed = PredictRequestFromInfer(
+      infer.request, *servable->model, inference_->limits());
   if (!parsed.ok()) {
     return refuse(parsed.status(), servable->name, servable->version);
   }

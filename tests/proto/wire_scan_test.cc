@@ -2,9 +2,9 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "biserve/v1/inference.pb.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
-#include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 #include "inference/grpc_predict_v2.pb.h"
 
@@ -29,8 +29,7 @@ TEST(WireScanTest, CountsTopLevelFieldsOfAValidRequest) {
     s->add_features(0.5f);
   }
   request.set_request_id("r");
-  absl::StatusOr<WireScan> scan =
-      Scan(request, request.SerializeAsString());
+  absl::StatusOr<WireScan> scan = Scan(request, request.SerializeAsString());
   ASSERT_TRUE(scan.ok()) << scan.status();
   EXPECT_EQ(scan->CountOf(v1::PredictRequest::kSequencesFieldNumber), 3);
   EXPECT_EQ(scan->CountOf(v1::PredictRequest::kModelNameFieldNumber), 1);
@@ -97,11 +96,16 @@ TEST(WireScanTest, AcceptsWhatProtobufAcceptsAndRefusesCorruptBytes) {
 
   for (const std::string& bad :
        {std::string("\xff\xff\xff"), good.substr(0, good.size() - 3),
+        // A string, a packed run and an unknown field claiming 4 GB.
+        std::string("\x0a\xff\xff\xff\xff\x0f", 6),
+        std::string("\x22\xff\xff\xff\xff\x0f", 6),
+        std::string("\x7a\xff\xff\xff\xff\x0f", 6),
         std::string("\x0a\x10short", 7), std::string("\x00\x01", 2),
         std::string("\x0b\x01", 2) /* a group never closed */}) {
     inference::ModelInferRequest check;
     if (check.ParseFromString(bad)) continue;  // only what protobuf refuses
-    EXPECT_EQ(Scan(request, bad).status().code(),
+    // Corrupt, not large: even within a small budget.
+    EXPECT_EQ(Scan(request, bad, /*max_bytes=*/1 << 20).status().code(),
               absl::StatusCode::kInvalidArgument)
         << absl::CHexEscape(bad);
   }

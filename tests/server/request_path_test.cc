@@ -1,0 +1,337 @@
+// The server's request path under hostile or unlucky conditions, end to end:
+// a real biserve_server process and real gRPC clients over loopback.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "biserve/v1/inference.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "gtest/gtest.h"
+#include "inference/grpc_predict_v2.grpc.pb.h"
+#include "tests/server/http_get.h"
+#include "tests/server/server_process.h"
+
+namespace biserve {
+namespace {
+
+using ::biserve::testing::HttpGet;
+using ::biserve::testing::ServerProcess;
+using ::testing::HasSubstr;
+
+std::shared_ptr<grpc::Channel> Channel(const ServerProcess& server) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(server.address(),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
+v1::PredictRequest FeatureRequest(const std::string& model, int input_dim,
+                                  int sequences, int length) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> value(-1, 1);
+  v1::PredictRequest request;
+  request.set_model_name(model);
+  for (int s = 0; s < sequences; ++s) {
+    v1::Sequence* sequence = request.add_sequences();
+    sequence->set_length(length);
+    for (int i = 0; i < length * input_dim; ++i) {
+      sequence->add_features(value(rng));
+    }
+  }
+  return request;
+}
+
+// The value of one sample of the server's /metrics (0 if absent), e.g.
+// Sample(text, "biserve_requests_total", {{"rpc","Predict"},{"code","OK"}}),
+// summed over the label values not named.
+double Sample(const std::string& text, const std::string& name,
+              const std::map<std::string, std::string>& labels) {
+  double sum = 0;
+  const std::regex line("^" + name + "\\{([^}]*)\\} ([^ \\n]+)$",
+                        std::regex::multiline);
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), line);
+       it != std::sregex_iterator(); ++it) {
+    const std::string label_text = (*it)[1];
+    bool match = true;
+    for (const auto& [key, value] : labels) {
+      match &= label_text.find(key + "=\"" + value + "\"") != std::string::npos;
+    }
+    double v = 0;
+    if (match && absl::SimpleAtod((*it)[2].str(), &v)) sum += v;
+  }
+  return sum;
+}
+
+// SIGTERM while clients keep calling: every call that starts after the
+// signal is refused with UNAVAILABLE (so a client knows it may retry on
+// another replica), none is CANCELLED, and every call before it is
+// answered. gRPC cancels calls that arrive once its shutdown has begun, so
+// the server must answer UNAVAILABLE itself until calls stop.
+TEST(RequestPathTest, CallsAfterSigtermGetUnavailableAndNeverCancelled) {
+  auto server = ServerProcess::Start(
+      {"--model_repository=" BISERVE_SOURCE_DIR "/models"});
+  ASSERT_NE(server, nullptr);
+  v1::PredictRequest request = FeatureRequest("example", 8, 1, 20);
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> signalled_at_ns{0};
+  std::mutex mu;
+  std::map<std::string, int> after;  // code name of each call after SIGTERM
+  int ok_before = 0;
+  std::vector<std::string> unexpected;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&] {
+      auto stub = v1::InferenceService::NewStub(Channel(*server));
+      // Bounded: at most 20,000 calls per client, 3 s after the signal.
+      for (int i = 0; i < 20000 && !stop.load(); ++i) {
+        const int64_t started = absl::GetCurrentTimeNanos();
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::seconds(10));
+        v1::PredictResponse response;
+        grpc::Status status = stub->Predict(&context, request, &response);
+        std::lock_guard<std::mutex> lock(mu);
+        const int64_t signalled = signalled_at_ns.load();
+        if (signalled != 0 && started > signalled) {
+          ++after[status.ok() ? "OK"
+                              : absl::StrCat("code ", status.error_code())];
+        } else if (status.ok()) {
+          ++ok_before;
+        } else if (status.error_code() != grpc::UNAVAILABLE) {
+          // Started before the signal: answered, or refused as draining.
+          unexpected.push_back(
+              absl::StrCat(status.error_code(), " ", status.error_message()));
+        }
+      }
+    });
+  }
+  // Traffic first, then the signal in the middle of it.
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (ok_before >= 200) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  signalled_at_ns.store(absl::GetCurrentTimeNanos());
+  kill(server->pid(), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  stop.store(true);
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(server->WaitForExit(std::chrono::seconds(60)), 0);
+  EXPECT_THAT(unexpected, ::testing::IsEmpty());
+  // Calls started after the signal: refused, and as UNAVAILABLE only (the
+  // server stays up answering so until calls stop, then shuts down; calls
+  // then find no listener, also UNAVAILABLE).
+  int refused = 0;
+  for (const auto& [code, count] : after) {
+    EXPECT_EQ(code, absl::StrCat("code ", grpc::UNAVAILABLE))
+        << count << " calls after SIGTERM";
+    refused += count;
+  }
+  EXPECT_GT(refused, 0);
+}
+
+// A request whose deadline passes while it is computed is counted as the
+// client sees it (DEADLINE_EXCEEDED), not OK; requests refused before they
+// are scheduled (ModelInfer's unknown model, bad version or shape; Predict's
+// corrupt bytes) are counted too, under their codes.
+TEST(RequestPathTest, RequestsAreCountedByTheCodeTheClientGets) {
+  auto server =
+      ServerProcess::Start({"--model_repository=" BISERVE_SOURCE_DIR "/models",
+                            "--threads=1", "--max_steps_per_sequence=2000000"});
+  ASSERT_NE(server, nullptr);
+  auto channel = Channel(*server);
+  auto stub = v1::InferenceService::NewStub(channel);
+  {
+    // Two million recurrent steps, one after the other: seconds of work
+    // on any machine, from a 2 MB message that arrives in milliseconds, so
+    // the idle server starts it at once and its 300 ms deadline passes
+    // while it is computed.
+    v1::PredictRequest request;
+    request.set_model_name("brackets");
+    v1::Sequence* sequence = request.add_sequences();
+    for (int i = 0; i < 2000000; ++i) sequence->add_token_ids(1 + i % 28);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(300));
+    v1::PredictResponse response;
+    EXPECT_EQ(stub->Predict(&context, request, &response).error_code(),
+              grpc::DEADLINE_EXCEEDED);
+  }
+  auto open = inference::GRPCInferenceService::NewStub(channel);
+  auto infer = [&](const std::string& model, const std::string& version) {
+    grpc::ClientContext context;
+    inference::ModelInferRequest request;
+    request.set_model_name(model);
+    request.set_model_version(version);
+    auto* input = request.add_inputs();
+    input->set_name("features");
+    input->set_datatype("FP32");
+    for (int64_t d : {1, 2, 3}) input->add_shape(d);  // input_dim is 8
+    for (int i = 0; i < 6; ++i) input->mutable_contents()->add_fp32_contents(1);
+    inference::ModelInferResponse response;
+    return open->ModelInfer(&context, request, &response).error_code();
+  };
+  EXPECT_EQ(infer("no_such_model", ""), grpc::NOT_FOUND);
+  EXPECT_EQ(infer("example", "x"), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(infer("example", ""), grpc::INVALID_ARGUMENT);  // shape
+  {
+    grpc::ClientContext context;
+    grpc::ByteBuffer reply;
+    grpc::GenericStub generic(channel);
+    // Sent as bytes: not a PredictRequest.
+    const std::string corrupt = "\x0a\xff\xff\xff\x0f";
+    grpc::Slice slice(corrupt);
+    grpc::ByteBuffer bytes(&slice, 1);
+    std::mutex mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    grpc::Status status;
+    generic.UnaryCall(&context, "/biserve.v1.InferenceService/Predict",
+                      grpc::StubOptions(), &bytes, &reply, [&](grpc::Status s) {
+                        std::lock_guard<std::mutex> lock(mu);
+                        status = s;
+                        done = true;
+                        done_cv.notify_all();
+                      });
+    std::unique_lock<std::mutex> lock(mu);
+    done_cv.wait(lock, [&] { return done; });
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("not a valid biserve.v1.PredictRequest"));
+  }
+  // The computed request is answered (and counted) once its batch ends.
+  std::string metrics;
+  for (int i = 0; i < 600; ++i) {
+    metrics = HttpGet(server->metrics_port(), "/metrics");
+    if (Sample(metrics, "biserve_requests_total",
+               {{"rpc", "Predict"}, {"code", "DEADLINE_EXCEEDED"}}) >= 1) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(Sample(metrics, "biserve_requests_total",
+                   {{"rpc", "Predict"}, {"code", "DEADLINE_EXCEEDED"}}),
+            1)
+      << metrics;
+  EXPECT_EQ(Sample(metrics, "biserve_requests_total",
+                   {{"rpc", "Predict"}, {"code", "OK"}}),
+            0);
+  EXPECT_EQ(Sample(metrics, "biserve_requests_total",
+                   {{"rpc", "Predict"}, {"code", "INVALID_ARGUMENT"}}),
+            1);
+  EXPECT_EQ(
+      Sample(metrics, "biserve_requests_total",
+             {{"model", ""}, {"rpc", "ModelInfer"}, {"code", "NOT_FOUND"}}),
+      1);
+  EXPECT_EQ(Sample(metrics, "biserve_requests_total",
+                   {{"rpc", "ModelInfer"}, {"code", "INVALID_ARGUMENT"}}),
+            2);
+  EXPECT_EQ(Sample(metrics, "biserve_requests_total",
+                   {{"model", "example"},
+                    {"rpc", "ModelInfer"},
+                    {"code", "INVALID_ARGUMENT"}}),
+            1);
+  EXPECT_EQ(server->Stop(), 0);
+}
+
+// Requests that would take far more memory parsed than on the wire are
+// refused before protobuf builds them, and the server's memory stays flat.
+TEST(RequestPathTest, AmplifyingRequestsAreRefusedBeforeTheyAreParsed) {
+  auto server = ServerProcess::Start(
+      {"--model_repository=" BISERVE_SOURCE_DIR "/models"});
+  ASSERT_NE(server, nullptr);
+  auto channel = Channel(*server);
+  grpc::GenericStub generic(channel);
+  auto call = [&](const std::string& method, const std::string& payload) {
+    grpc::ClientContext context;
+    grpc::Slice slice(payload);
+    grpc::ByteBuffer bytes(&slice, 1);
+    grpc::ByteBuffer reply;
+    std::mutex mu;
+    std::condition_variable done_cv;
+    bool done = false;
+    grpc::Status status;
+    generic.UnaryCall(&context, method, grpc::StubOptions(), &bytes, &reply,
+                      [&](grpc::Status s) {
+                        std::lock_guard<std::mutex> lock(mu);
+                        status = s;
+                        done = true;
+                        done_cv.notify_all();
+                      });
+    std::unique_lock<std::mutex> lock(mu);
+    done_cv.wait(lock, [&] { return done; });
+    return status;
+  };
+  auto rss_kb = [&] {
+    std::ifstream status(absl::StrCat("/proc/", server->pid(), "/status"));
+    std::string line;
+    while (std::getline(status, line)) {
+      int64_t kb = 0;
+      if (line.rfind("VmRSS:", 0) == 0 &&
+          absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
+                               absl::StripPrefix(line, "VmRSS:"), "kB")),
+                           &kb)) {
+        return kb;
+      }
+    }
+    return int64_t{-1};
+  };
+  const int64_t before = rss_kb();
+  const std::string name = std::string("\x0a\x08", 2) + "brackets";
+  std::string empty_sequences, unknown_fields;
+  for (int i = 0; i < 8000000; ++i)
+    empty_sequences += std::string("\x1a\x00", 2);
+  for (int i = 0; i < 8000000; ++i)
+    unknown_fields += std::string("\x7a\x00", 2);
+  for (int round = 0; round < 3; ++round) {
+    grpc::Status s =
+        call("/biserve.v1.InferenceService/Predict", name + empty_sequences);
+    EXPECT_EQ(s.error_code(), grpc::RESOURCE_EXHAUSTED) << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr("once parsed"));
+    s = call("/inference.GRPCInferenceService/ModelInfer",
+             name + unknown_fields);
+    EXPECT_EQ(s.error_code(), grpc::RESOURCE_EXHAUSTED) << s.error_message();
+    s = call("/biserve.v1.InferenceService/ListModels", unknown_fields);
+    EXPECT_EQ(s.error_code(), grpc::RESOURCE_EXHAUSTED) << s.error_message();
+  }
+  // 1025 sequences: refused by count (before the sequences are built).
+  std::string sequences;
+  for (int i = 0; i < 1025; ++i) {
+    sequences += std::string("\x1a\x03\x1a\x01\x05", 5);  // token_ids [5]
+  }
+  grpc::Status s =
+      call("/biserve.v1.InferenceService/Predict", name + sequences);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_sequences_per_request"));
+  // Each of those was 16 MB on the wire and would have been 0.5 to 1 GB
+  // parsed; the server grew by at most a few times one message.
+  const int64_t after = rss_kb();
+  ASSERT_GT(before, 0);
+  EXPECT_LT(after - before, 200 * 1024) << before << " kB -> " << after;
+  // And it still answers.
+  s = call("/biserve.v1.InferenceService/Predict",
+           name + std::string("\x1a\x03\x1a\x01\x05", 5));
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(server->Stop(), 0);
+}
+
+}  // namespace
+}  // namespace biserve
