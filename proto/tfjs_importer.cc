@@ -1,5 +1,6 @@
 #include "proto/tfjs_importer.h"
 
+#include <algorithm>
 #include <bit>
 #include <cctype>
 #include <cstring>
@@ -118,7 +119,20 @@ absl::StatusOr<WeightMap> ReadWeights(const Struct& root,
       if (path.kind_case() != Value::kStringValue) {
         return Invalid(where, "paths must be strings");
       }
-      const std::string file = (folder / path.string_value()).string();
+      // Shards sit in the model's folder, where the converter and
+      // model.save write them. An absolute path or a ".." would read any
+      // file of the machine into the weights (or /dev/zero without end).
+      const std::filesystem::path relative(path.string_value());
+      if (relative.empty() || relative.is_absolute() ||
+          std::any_of(
+              relative.begin(), relative.end(),
+              [](const std::filesystem::path& part) { return part == ".."; })) {
+        return Invalid(
+            where,
+            absl::StrCat("paths must name files in the model's folder; got '",
+                         path.string_value().substr(0, 100), "'"));
+      }
+      const std::string file = (folder / relative).string();
       absl::StatusOr<std::string> shard = ReadFile(file, "the weight shard");
       if (!shard.ok()) return shard.status();
       bytes += *shard;

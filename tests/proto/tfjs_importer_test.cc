@@ -116,5 +116,43 @@ TEST(TfjsImporterErrorsTest, GraphModelIsExplained) {
   EXPECT_THAT(model.status().message(), HasSubstr("no modelTopology"));
 }
 
+// Found writing fuzz_tfjs_import (tests/fuzz/): a manifest could name any
+// file of the machine (an absolute path, or ../) and have it read into the
+// weights, or /dev/zero, read without end.
+TEST(TfjsImporterErrorsTest, ShardPathsOutsideTheModelFolderAreRefused) {
+  const std::string source =
+      kModelDir + "/keras_lstm_backward_layer_relu_concat_seq";
+  const std::string json = Slurp(source + "/model.json");
+  const std::string root = ::testing::TempDir() + "/shard_paths";
+  std::filesystem::create_directories(root + "/model/shards");
+  for (const std::string& to :
+       {root + "/group1-shard1of1.bin", root + "/model/shards/s.bin"}) {
+    std::filesystem::copy_file(
+        source + "/group1-shard1of1.bin", to,
+        std::filesystem::copy_options::overwrite_existing);
+  }
+  auto import_with = [&](const std::string& shard_path) {
+    std::string changed = json;
+    const std::string from = "\"group1-shard1of1.bin\"";
+    changed.replace(changed.find(from), from.size(), "\"" + shard_path + "\"");
+    std::ofstream(root + "/model/model.json") << changed;
+    return ImportTfjsLayersModel(root + "/model/model.json", {});
+  };
+  // A subfolder of the model's folder is fine.
+  auto inside = import_with("shards/s.bin");
+  EXPECT_TRUE(inside.ok()) << inside.status();
+  for (const std::string& outside :
+       {std::string("../group1-shard1of1.bin"),
+        std::string("shards/../../group1-shard1of1.bin"),
+        root + "/group1-shard1of1.bin"}) {
+    auto model = import_with(outside);
+    EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument)
+        << outside;
+    EXPECT_THAT(model.status().message(),
+                HasSubstr("paths must name files in the model's folder"))
+        << outside;
+  }
+}
+
 }  // namespace
 }  // namespace biserve
