@@ -94,7 +94,8 @@ COPY --from=build /src/build/bin/biserve_server /src/build/bin/biserve /usr/loca
 COPY models /models
 
 USER 10001:10001
-# gRPC (biserve.v1, Open Inference Protocol, health, reflection); /metrics.
+# gRPC (biserve.v1, Open Inference Protocol, health; reflection with
+# --enable_reflection); /metrics.
 EXPOSE 8001 8002
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/biserve-healthcheck"]

@@ -30,10 +30,12 @@
 #include "core/unbatched_scheduler.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "grpcpp/impl/server_builder_plugin.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
-#include "grpcpp/resource_quota.h"
 #include "prometheus/registry.h"
 #include "proto/model_codec.h"
 #include "proto/model_config_codec.h"
@@ -81,6 +83,11 @@ ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{256} << 20,
           "serialized size plus their parsed size; beyond it new requests "
           "get UNAVAILABLE at once. Also the quota of gRPC's own buffers of "
           "requests still arriving. At least --max_message_bytes.");
+ABSL_FLAG(bool, enable_reflection, false,
+          "Serve gRPC server reflection (grpcurl, grpc_cli without protos). "
+          "Off by default: gRPC's reflection service parses its requests "
+          "without biserve's limits on parsed memory, so enable it only "
+          "where clients are trusted.");
 ABSL_FLAG(int32_t, max_sequences_per_request, 1024,
           "Most sequences one Predict request may carry.");
 ABSL_FLAG(int64_t, max_steps_per_sequence, 100000,
@@ -134,6 +141,20 @@ ABSL_FLAG(int32_t, tls_refresh_interval_s, 60,
 
 namespace biserve {
 namespace {
+
+// Takes gRPC's reflection service out of a server. Linking its plugin
+// registers it for every server (a static initializer); this option, given
+// to one ServerBuilder, removes it there.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    std::erase_if(*plugins, [](const auto& plugin) {
+      return plugin->name() == "proto_server_reflection";
+    });
+  }
+};
 
 // Waits until no call has arrived for kQuietBeforeShutdown, or until
 // `deadline`. Until then new calls get UNAVAILABLE from the services (and
@@ -297,6 +318,9 @@ int Run() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!absl::GetFlag(FLAGS_enable_reflection)) {
+    builder.SetOption(std::make_unique<WithoutReflection>());
+  }
   // gRPC 1.51 buffers a message until its length prefix is satisfied, and
   // only then checks it against the maximum: the quota bounds what its
   // transport holds, resetting streams (ENHANCE_YOUR_CALM, which clients

@@ -182,7 +182,9 @@ std::string* TlsTest::dir_ = nullptr;
 
 TEST_F(TlsTest, ClientTrustingTheCaGetsExactlyThePlaintextServersAnswer) {
   auto plain = ServerProcess::Start({kModels});
-  auto tls = ServerProcess::Start(TlsFlags("a", /*mutual=*/false));
+  std::vector<std::string> tls_flags = TlsFlags("a", /*mutual=*/false);
+  tls_flags.push_back("--enable_reflection");
+  auto tls = ServerProcess::Start(tls_flags);
   ASSERT_NE(plain, nullptr);
   ASSERT_NE(tls, nullptr);
   EXPECT_THAT(plain->Log(), HasSubstr("(gRPC; plaintext;"));
