@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -74,6 +75,15 @@ std::optional<double> GetNumber(const Struct& object, absl::string_view key) {
     return std::nullopt;
   }
   return v->number_value();
+}
+
+// A JSON number as an int32, saturated (NaN: 0). Keras writes whole numbers
+// where this is used; any other number must get an error from the checks
+// that follow, not undefined behaviour from a plain cast (found by
+// fuzz_tfjs_import).
+int32_t ToInt32(double v) {
+  if (std::isnan(v)) return 0;
+  return static_cast<int32_t>(std::clamp(v, -2147483648.0, 2147483647.0));
 }
 
 std::optional<bool> GetBool(const Struct& object, absl::string_view key) {
@@ -162,25 +172,46 @@ absl::StatusOr<WeightMap> ReadWeights(const Struct& root,
                                            "loads float32 weights"));
       }
       Weight weight;
-      int64_t count = 1;
       for (const Value& d : shape->values()) {
-        if (d.kind_case() != Value::kNumberValue || d.number_value() < 0) {
+        // Whole numbers up to 2^53 (exact in a double): the cast is defined.
+        if (d.kind_case() != Value::kNumberValue ||
+            !(d.number_value() >= 0 && d.number_value() <= 0x1p53) ||
+            d.number_value() != std::floor(d.number_value())) {
           return Invalid(*name, "shape must be a list of sizes");
         }
         weight.shape.push_back(static_cast<int64_t>(d.number_value()));
-        count *= weight.shape.back();
       }
-      const size_t size = static_cast<size_t>(count) * sizeof(float);
-      if (offset + size > bytes.size()) {
-        return absl::DataLossError(
-            absl::StrCat(absl::StrJoin(files, ", "), ": the shards hold ",
-                         bytes.size(), " bytes, but the manifest needs ",
-                         offset + size, " by the end of weight '", *name,
-                         "' (a truncated or mismatched "
-                         "shard)"));
+      // A shape may claim any count: multiply it against the floats the
+      // shards still hold, so that nothing overflows (found by
+      // fuzz_tfjs_import: the product wrapped and passed the size check).
+      const size_t left = (bytes.size() - offset) / sizeof(float);
+      size_t count = 1;
+      bool fits = true;
+      if (std::find(weight.shape.begin(), weight.shape.end(), 0) !=
+          weight.shape.end()) {
+        count = 0;
+      } else {
+        for (int64_t dim : weight.shape) {
+          if (static_cast<size_t>(dim) > left / count) {
+            fits = false;
+            break;
+          }
+          count *= static_cast<size_t>(dim);
+        }
+      }
+      const size_t size = count * sizeof(float);
+      if (!fits || offset + size > bytes.size()) {
+        return absl::DataLossError(absl::StrCat(
+            absl::StrJoin(files, ", "), ": the shards hold ", bytes.size(),
+            " bytes, but the manifest needs ",
+            fits ? absl::StrCat(offset + size) : std::string("more"),
+            " by the end of weight '", *name,
+            "' (a truncated or mismatched shard)"));
       }
       weight.values.resize(count);
-      std::memcpy(weight.values.data(), bytes.data() + offset, size);
+      if (size > 0) {  // memcpy from or to null is undefined even for 0 bytes
+        std::memcpy(weight.values.data(), bytes.data() + offset, size);
+      }
       offset += size;
       std::string key = *name;
       if (absl::EndsWith(key, ":0")) key.resize(key.size() - 2);
@@ -375,7 +406,7 @@ absl::StatusOr<v1::RnnLayer> ConvertRnn(const KerasLayer& rnn,
   if (!units.has_value() || *units < 1) {
     return Invalid(where, "units must be a positive number");
   }
-  out.set_units(static_cast<int32_t>(*units));
+  out.set_units(ToInt32(*units));
   absl::StatusOr<std::string> activation =
       ActivationOption(c, "activation", "tanh", flavour, where);
   if (!activation.ok()) return activation.status();
@@ -487,7 +518,7 @@ absl::StatusOr<v1::Layer> ConvertDense(const KerasLayer& dense,
   if (!units.has_value() || *units < 1) {
     return Invalid(where, "units must be a positive number");
   }
-  d->set_units(static_cast<int32_t>(*units));
+  d->set_units(ToInt32(*units));
   absl::StatusOr<std::string> activation =
       ActivationOption(c, "activation", "linear", flavour, where);
   if (!activation.ok()) return activation.status();
@@ -542,7 +573,7 @@ absl::StatusOr<std::vector<TensorRef>> InboundTensors(const KerasLayer& layer) {
       return Invalid(layer.Label(), "an inbound tensor is not understood");
     }
     refs.push_back({history->values(0).string_value(),
-                    static_cast<int>(history->values(2).number_value())});
+                    ToInt32(history->values(2).number_value())});
     return absl::OkStatus();
   };
   if (node.has_list_value()) {
@@ -551,8 +582,8 @@ absl::StatusOr<std::vector<TensorRef>> InboundTensors(const KerasLayer& layer) {
         return Invalid(layer.Label(), "an inbound node is not understood");
       }
       const ListValue& e = entry.list_value();
-      refs.push_back({e.values(0).string_value(),
-                      static_cast<int>(e.values(2).number_value())});
+      refs.push_back(
+          {e.values(0).string_value(), ToInt32(e.values(2).number_value())});
       // Keras 2 may pass initial states as a call argument.
       if (e.values_size() > 3 && e.values(3).has_struct_value()) {
         const ListValue* states =
@@ -560,9 +591,9 @@ absl::StatusOr<std::vector<TensorRef>> InboundTensors(const KerasLayer& layer) {
         for (int s = 0; states != nullptr && s < states->values_size(); ++s) {
           const Value& state = states->values(s);
           if (state.has_list_value() && state.list_value().values_size() >= 3) {
-            refs.push_back({state.list_value().values(0).string_value(),
-                            static_cast<int>(
-                                state.list_value().values(2).number_value())});
+            refs.push_back(
+                {state.list_value().values(0).string_value(),
+                 ToInt32(state.list_value().values(2).number_value())});
           } else if (absl::Status st = add_keras3(state); !st.ok()) {
             return st;
           }
@@ -603,7 +634,7 @@ absl::StatusOr<std::vector<TensorRef>> ModelTensors(const Struct& config,
       return Invalid("model config", absl::StrCat(key, " not understood"));
     }
     refs.push_back({v.list_value().values(0).string_value(),
-                    static_cast<int>(v.list_value().values(2).number_value())});
+                    ToInt32(v.list_value().values(2).number_value())});
   }
   return refs;
 }
@@ -626,8 +657,7 @@ std::optional<int> InputSize(const Struct& config) {
     if (shape != nullptr && shape->values_size() > 0 &&
         shape->values(shape->values_size() - 1).kind_case() ==
             Value::kNumberValue) {
-      return static_cast<int>(
-          shape->values(shape->values_size() - 1).number_value());
+      return ToInt32(shape->values(shape->values_size() - 1).number_value());
     }
   }
   return std::nullopt;
@@ -666,10 +696,10 @@ class Importer {
         }
         v1::EmbeddingLayer* e = model.add_layers()->mutable_embedding();
         e->set_name(layer.name);
-        e->set_input_dim(static_cast<int32_t>(
-            GetNumber(*layer.config, "input_dim").value_or(0)));
-        e->set_output_dim(static_cast<int32_t>(
-            GetNumber(*layer.config, "output_dim").value_or(0)));
+        e->set_input_dim(
+            ToInt32(GetNumber(*layer.config, "input_dim").value_or(0)));
+        e->set_output_dim(
+            ToInt32(GetNumber(*layer.config, "output_dim").value_or(0)));
         e->set_mask_zero(GetBool(*layer.config, "mask_zero").value_or(false));
         if (absl::Status s = TakeWeight(weights_, layer.name, "embeddings",
                                         where, e->mutable_embeddings());
