@@ -47,7 +47,10 @@ apt_install() {  # apt_install PACKAGE... (Debian; root or sudo)
 }
 if [ -z "${ENGINE:-}" ]; then
   if command -v podman >/dev/null; then ENGINE=podman
-  elif command -v docker >/dev/null; then ENGINE=docker
+  # A docker CLI without a reachable engine (a machine with only the
+  # client) cannot build: podman then, as below.
+  elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    ENGINE=docker
   elif [ -x "$SHARED_BUILD" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
     ENGINE=podman  # its --prepare (below) installs podman
   else
