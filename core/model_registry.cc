@@ -1,5 +1,6 @@
 #include "core/model_registry.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,18 @@ std::string BoundedList(const std::vector<std::string>& items, size_t limit,
   return absl::StrCat(
       absl::StrJoin(items.begin(), items.begin() + limit, separator), " and ",
       items.size() - limit, " more");
+}
+
+// ListModels' reason for the fallback: it is available, but not as a
+// version the policy selects.
+constexpr absl::string_view kFallbackReason =
+    "fallback: serves requests that name no version until a version selected "
+    "by the policy loads";
+
+// "version 3" or "versions 2, 3".
+std::string Versions(const std::vector<std::string>& versions) {
+  return absl::StrCat(versions.size() == 1 ? "version " : "versions ",
+                      BoundedList(versions, 20, ", "));
 }
 
 }  // namespace
@@ -55,6 +68,51 @@ bool ModelRegistry::Serving(const ModelEntry& entry) {
   return false;
 }
 
+bool ModelRegistry::Nameable(const ModelEntry& entry, int64_t version,
+                             const VersionEntry& v) {
+  if (v.state != VersionState::kAvailable) return false;
+  if (entry.fallback == 0) return true;
+  return version != entry.fallback &&
+         std::binary_search(entry.selected.begin(), entry.selected.end(),
+                            version);
+}
+
+absl::Status ModelRegistry::NotSelectedError(absl::string_view quoted_name,
+                                             const ModelEntry& entry,
+                                             int64_t version) {
+  // Why the fallback serves: what became of the selected versions.
+  std::vector<std::string> failed, loading;
+  for (int64_t v : entry.selected) {
+    auto it = entry.versions.find(v);
+    if (it == entry.versions.end()) continue;
+    if (it->second.state == VersionState::kFailed) {
+      failed.push_back(absl::StrCat(v));
+    } else if (it->second.state == VersionState::kLoading) {
+      loading.push_back(absl::StrCat(v));
+    }
+  }
+  std::vector<std::string> why;
+  if (!failed.empty()) {
+    why.push_back(absl::StrCat(
+        Versions(failed), failed.size() == 1 ? " has" : " have", " failed"));
+  }
+  if (!loading.empty()) {
+    why.push_back(absl::StrCat(
+        Versions(loading), loading.size() == 1 ? " is" : " are", " loading"));
+  }
+  if (why.empty()) why.push_back("no version it selects is in the repository");
+  const std::string answers =
+      version == entry.fallback
+          ? "it only answers"
+          : absl::StrCat("version ", entry.fallback, " answers");
+  return absl::NotFoundError(
+      absl::StrCat("model ", quoted_name, " version ", version,
+                   " is not served under its version policy ",
+                   entry.config.version_policy.ToString(), " (", answers,
+                   " requests that name no version while ",
+                   absl::StrJoin(why, " and "), ")"));
+}
+
 absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
                                                  int64_t version) const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -75,13 +133,21 @@ absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
   auto servable = [&](int64_t v, const VersionEntry& e) {
     return ServableModel{std::string(name), v, e.model, entry.batching};
   };
-  std::vector<int64_t> available;
+  std::vector<int64_t> available;  // that a client may name
   for (const auto& [v, e] : entry.versions) {
-    if (e.state == VersionState::kAvailable) available.push_back(v);
+    if (Nameable(entry, v, e)) available.push_back(v);
   }
   if (version == 0) {
     if (!available.empty()) {
       return servable(available.back(), entry.versions.at(available.back()));
+    }
+    // None a client may name serves: the newest serving answers, which is
+    // the fallback (or while a new fallback loads, the one it replaces), so
+    // that the model keeps answering.
+    for (auto e = entry.versions.rbegin(); e != entry.versions.rend(); ++e) {
+      if (e->second.state == VersionState::kAvailable) {
+        return servable(e->first, e->second);
+      }
     }
     std::vector<std::string> failures;
     for (const auto& [v, e] : entry.versions) {
@@ -104,6 +170,15 @@ absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
   }
   auto v = entry.versions.find(version);
   if (v != entry.versions.end()) {
+    // While a fallback serves, the policy decides which versions a client
+    // may name: the fallback answers requests that name no version only
+    // (so that a broken version never takes the model offline), and the
+    // versions tried as fallbacks that failed are not the client's either.
+    if (entry.fallback != 0 && v->second.state != VersionState::kUnloading &&
+        !std::binary_search(entry.selected.begin(), entry.selected.end(),
+                            version)) {
+      return NotSelectedError(quoted(), entry, version);
+    }
     switch (v->second.state) {
       case VersionState::kAvailable:
         return servable(version, v->second);
@@ -134,6 +209,13 @@ std::vector<ModelStatus> ModelRegistry::List() const {
         name, entry.config.version_policy.ToString(), entry.config_error, {}};
     for (const auto& [v, e] : entry.versions) {
       status.versions.push_back(VersionStatus{v, e.state, e.reason, e.since});
+      // Available, but not as a version the policy selects: the operator
+      // sees why it serves (and a failed reload's reason after it).
+      if (v == entry.fallback && e.state == VersionState::kAvailable) {
+        status.versions.back().reason =
+            e.reason.empty() ? std::string(kFallbackReason)
+                             : absl::StrCat(kFallbackReason, "; ", e.reason);
+      }
     }
     list.push_back(std::move(status));
   }
@@ -147,7 +229,7 @@ std::vector<int64_t> ModelRegistry::AvailableVersions(
   auto it = models_.find(name);
   if (it == models_.end()) return versions;
   for (const auto& [v, e] : it->second.versions) {
-    if (e.state == VersionState::kAvailable) versions.push_back(v);
+    if (Nameable(it->second, v, e)) versions.push_back(v);
   }
   return versions;
 }
@@ -239,6 +321,7 @@ void ModelRegistry::Unload(const std::string& name, int64_t version) {
   Mutate(name, [&](ModelEntry& entry) {
     auto it = entry.versions.find(version);
     if (it == entry.versions.end()) return;
+    if (entry.fallback == version) entry.fallback = 0;
     VersionEntry& v = it->second;
     was_serving = v.state == VersionState::kAvailable;
     if (v.state != VersionState::kAvailable) {
@@ -253,6 +336,16 @@ void ModelRegistry::Unload(const std::string& name, int64_t version) {
     if (v.unloading.expired()) entry.versions.erase(it);
   });
   if (was_serving) TellVersionChange(name, version, VersionState::kUnloading);
+}
+
+void ModelRegistry::SetSelection(const std::string& name,
+                                 std::vector<int64_t> selected,
+                                 int64_t fallback) {
+  std::sort(selected.begin(), selected.end());
+  Mutate(name, [&](ModelEntry& entry) {
+    entry.selected = std::move(selected);
+    entry.fallback = fallback;
+  });
 }
 
 void ModelRegistry::RemoveModel(const std::string& name) {

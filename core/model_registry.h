@@ -35,8 +35,10 @@ absl::string_view VersionStateName(VersionState state);
 struct VersionStatus {
   int64_t version = 0;
   VersionState state = VersionState::kLoading;
-  std::string reason;  // why loading failed (or a reload failed)
-  absl::Time since;    // when the version entered `state`
+  // Why loading failed (or a reload failed); for the fallback (see
+  // SetSelection), that it serves only requests that name no version.
+  std::string reason;
+  absl::Time since;  // when the version entered `state`
 };
 
 struct ModelStatus {
@@ -77,16 +79,18 @@ class ModelRegistry {
 
   static absl::StatusOr<std::unique_ptr<ModelRegistry>> Create(Options options);
 
-  // `version` 0 asks for the newest available version. Errors, by what the
-  // client should do next: NOT_FOUND (no such model or version), UNAVAILABLE
-  // (still loading: retry), FAILED_PRECONDITION (it failed to load; the
-  // message has the reason).
+  // `version` 0 asks for the newest available version (the fallback if no
+  // other serves; see SetSelection). Errors, by what the client should do
+  // next: NOT_FOUND (no such model or version, or a version its policy does
+  // not select), UNAVAILABLE (still loading: retry), FAILED_PRECONDITION (it
+  // failed to load; the message has the reason).
   absl::StatusOr<ServableModel> Get(absl::string_view name,
                                     int64_t version) const;
 
   // Every model, by name, with its versions.
   std::vector<ModelStatus> List() const;
-  // The available versions of `name`, ascending.
+  // The available versions of `name` a client may name, ascending: not the
+  // fallback.
   std::vector<int64_t> AvailableVersions(absl::string_view name) const;
   // Whether `name` has an available version.
   bool IsServing(absl::string_view name) const;
@@ -107,6 +111,16 @@ class ModelRegistry {
   // Stops serving `version`; it shows as unloading until its last request
   // ends. Forgets failed and loading versions at once.
   void Unload(const std::string& name, int64_t version);
+  // Records which versions the model's policy selects (ascending) and its
+  // fallback (0: none): the one other version that keeps the model
+  // answering while none of the selected ones serves, as TF Serving's
+  // availability-preserving policy does. While there is a fallback, the
+  // policy decides which versions a client may name: the fallback answers
+  // requests that name no version only; naming it, or another version not
+  // selected, is NOT_FOUND with the reason. List gives it a reason and
+  // AvailableVersions leaves it out. Unloading the fallback clears it.
+  void SetSelection(const std::string& name, std::vector<int64_t> selected,
+                    int64_t fallback);
   // Unloads every version and forgets the model once they are gone.
   void RemoveModel(const std::string& name);
   // Forgets unloaded versions whose last request has ended, and removed
@@ -127,11 +141,22 @@ class ModelRegistry {
     BatchingOptions batching;
     bool removed = false;
     std::map<int64_t, VersionEntry> versions;
+    std::vector<int64_t> selected;  // ascending; see SetSelection
+    int64_t fallback = 0;           // 0: none
   };
 
   explicit ModelRegistry(Options options) : options_(std::move(options)) {}
 
   static bool Serving(const ModelEntry& entry);
+  // Whether a request may name `version` (state `v`): available and, while
+  // there is a fallback, selected by the policy.
+  static bool Nameable(const ModelEntry& entry, int64_t version,
+                       const VersionEntry& v);
+  // NOT_FOUND for a request that names `version`, which the policy does not
+  // select while `entry` has a fallback: says which answers instead, and why.
+  static absl::Status NotSelectedError(absl::string_view quoted_name,
+                                       const ModelEntry& entry,
+                                       int64_t version);
   // Runs `change` on the model's entry (created if missing) under the lock,
   // then tells the listener if serving changed.
   void Mutate(const std::string& name,

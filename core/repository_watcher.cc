@@ -242,19 +242,25 @@ bool RepositoryWatcher::ScanModel(const std::string& name,
   // answering: the newest that serves, as TF Serving's availability-
   // preserving policy keeps one. Under the latest policy it may be loaded
   // for that (a fresh start whose newest version is broken); the others
-  // never load a version they do not select.
-  bool fallback = false;
+  // never load a version they do not select. The registry serves it only
+  // to requests that name no version: the policy decides which versions a
+  // client may name.
+  int64_t fallback = 0;
   if (!any_serving) {
     const bool may_load = policy.kind == VersionPolicy::Kind::kLatest;
-    for (auto v = versions.rbegin(); v != versions.rend() && !fallback; ++v) {
+    for (auto v = versions.rbegin(); v != versions.rend() && fallback == 0;
+         ++v) {
       if (keep.count(*v)) continue;
       if (may_load) {
         keep.insert(*v);  // a failure stays recorded, not retried
-        fallback = LoadVersion(name, *v, on_disk[*v], model);
+        // Marked before it loads, so that no request naming it is served
+        // between its load and the marking.
+        registry_->SetSelection(name, selected, *v);
+        if (LoadVersion(name, *v, on_disk[*v], model)) fallback = *v;
       } else if (auto w = model.versions.find(*v);
                  w != model.versions.end() && w->second.available) {
         keep.insert(*v);
-        fallback = true;
+        fallback = *v;
       }
     }
   }
@@ -270,7 +276,7 @@ bool RepositoryWatcher::ScanModel(const std::string& name,
     // Not selected (nor the fallback): unload once a selected version or
     // the fallback serves, or at once if its folder is gone; failed entries
     // are simply forgotten.
-    if (gone || any_serving || fallback || !it->second.available) {
+    if (gone || any_serving || fallback != 0 || !it->second.available) {
       if (it->second.available) {
         LogInfo(
             absl::StrCat("model ", name, " version ", v, ": unloading (",
@@ -284,6 +290,11 @@ bool RepositoryWatcher::ScanModel(const std::string& name,
       ++it;
     }
   }
+  // After the unloads: a fallback no longer needed stays marked until it
+  // has unloaded (Unload clears the mark), so that it never answers
+  // requests that name it meanwhile; one the policy selects again is
+  // unmarked here.
+  registry_->SetSelection(name, std::move(selected), fallback);
   return unloaded || replaced;
 }
 

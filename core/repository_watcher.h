@@ -11,10 +11,11 @@
 // its file changes. While no selected version serves, exactly one other
 // version keeps the model answering (as TF Serving's availability-
 // preserving policy does): the newest one serving, or under the latest
-// policy the newest one that loads. Every other version no longer selected
-// unloads once a selected version or that fallback serves, or at once when
-// its folder is gone. Loading happens on the scanning thread, one version
-// at a time.
+// policy the newest one that loads. It answers only requests that name no
+// version (ModelRegistry::SetSelection): the policy decides which versions
+// a client may name. Every other version no longer selected unloads once a
+// selected version or that fallback serves, or at once when its folder is
+// gone. Loading happens on the scanning thread, one version at a time.
 //
 // Thread-safety: PollOnce may be called from any thread; scans never
 // overlap. Start runs scans on an owned thread that the destructor stops.

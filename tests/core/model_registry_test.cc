@@ -66,6 +66,13 @@ class ModelRegistryTest : public ::testing::Test {
     return testing::ListedNames(*registry_);
   }
 
+  // The version Get(name, version) serves, or its error.
+  std::string ServedVersion(const std::string& name, int64_t version) {
+    absl::StatusOr<ServableModel> servable = registry_->Get(name, version);
+    if (!servable.ok()) return servable.status().ToString();
+    return absl::StrCat(servable->version);
+  }
+
   testing::ServingLog log_;
   std::unique_ptr<ModelRegistry> registry_;
 };
@@ -544,6 +551,148 @@ TEST_F(ModelRegistryTest, AvailableVersionsAndIsServingFollowStates) {
   EXPECT_TRUE(registry_->IsServing("m"));
   EXPECT_THAT(registry_->AvailableVersions("m"), ElementsAre(1, 3));
   EXPECT_THAT(registry_->AvailableVersions("unknown"), IsEmpty());
+}
+
+// The fallback (SetSelection): the version that keeps a model answering
+// while none its policy selects serves.
+
+constexpr absl::string_view kFallbackReason =
+    "fallback: serves requests that name no version until a version "
+    "selected by the policy loads";
+
+TEST_F(ModelRegistryTest, FallbackAnswersOnlyRequestsThatNameNoVersion) {
+  registry_->SetModelSettings("m", ModelConfig(), "");  // latest
+  std::shared_ptr<const Model> v1 = MakeModel("v1");
+  registry_->SetAvailable("m", 1, v1);
+  registry_->SetFailed("m", 2, "bad weights");
+  registry_->SetSelection("m", {2}, 1);
+
+  absl::StatusOr<ServableModel> unnamed = registry_->Get("m", 0);
+  ASSERT_TRUE(unnamed.ok()) << unnamed.status();
+  EXPECT_EQ(unnamed->version, 1);
+  EXPECT_EQ(unnamed->model, v1);
+  absl::StatusOr<ServableModel> named = registry_->Get("m", 1);
+  EXPECT_EQ(named.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(named.status().message(),
+            "model 'm' version 1 is not served under its version policy "
+            "latest (it only answers requests that name no version while "
+            "version 2 has failed)");
+  EXPECT_EQ(registry_->Get("m", 2).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<ServableModel> unknown = registry_->Get("m", 7);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()),
+              HasSubstr("available versions: none"));
+  // It serves (health), but is not a version a client may name.
+  EXPECT_TRUE(registry_->IsServing("m"));
+  EXPECT_THAT(registry_->AvailableVersions("m"), IsEmpty());
+  const ModelStatus status = StatusOf("m");
+  ASSERT_EQ(status.versions.size(), 2u);
+  EXPECT_EQ(status.versions[0].state, VersionState::kAvailable);
+  EXPECT_EQ(status.versions[0].reason, kFallbackReason);
+  EXPECT_EQ(status.versions[1].reason, "bad weights");
+}
+
+TEST_F(ModelRegistryTest, NotSelectedMessageQuotesTheNameAndSaysWhy) {
+  ModelConfig config;
+  config.version_policy.num_versions = 3;  // latest:3
+  registry_->SetModelSettings("m\n", config, "");
+  registry_->SetAvailable("m\n", 1, MakeModel("v1"));
+  registry_->SetFailed("m\n", 2, "tried as a fallback, failed");
+  registry_->SetFailed("m\n", 3, "bad");
+  registry_->SetFailed("m\n", 4, "bad");
+  registry_->SetLoading("m\n", 5);
+  registry_->SetSelection("m\n", {5, 3, 4}, 1);  // any order
+  EXPECT_EQ(registry_->Get("m\n", 1).status().message(),
+            "model 'm\\n' version 1 is not served under its version policy "
+            "latest:3 (it only answers requests that name no version while "
+            "versions 3, 4 have failed and version 5 is loading)");
+  // A version tried as the fallback that failed is not the client's either.
+  absl::StatusOr<ServableModel> two = registry_->Get("m\n", 2);
+  EXPECT_EQ(two.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(two.status().message(),
+            "model 'm\\n' version 2 is not served under its version policy "
+            "latest:3 (version 1 answers requests that name no version while "
+            "versions 3, 4 have failed and version 5 is loading)");
+  // The selected ones keep their own answers.
+  EXPECT_EQ(registry_->Get("m\n", 4).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(registry_->Get("m\n", 5).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ServedVersion("m\n", 0), "1");
+
+  // specific { versions: 9 } with no version 9 on disk: nothing selected.
+  config.version_policy.kind = VersionPolicy::Kind::kSpecific;
+  config.version_policy.versions = {9};
+  registry_->SetModelSettings("m\n", config, "");
+  registry_->SetSelection("m\n", {}, 1);
+  EXPECT_EQ(registry_->Get("m\n", 1).status().message(),
+            "model 'm\\n' version 1 is not served under its version policy "
+            "specific:9 (it only answers requests that name no version while "
+            "no version it selects is in the repository)");
+}
+
+TEST_F(ModelRegistryTest, FallbacksReasonKeepsAFailedReloadsReason) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->SetFailed("m", 2, "bad");
+  registry_->SetSelection("m", {2}, 1);
+  registry_->SetFailed("m", 1, "truncated");  // its reload failed
+  EXPECT_EQ(StatusOf("m").versions.at(0).reason,
+            absl::StrCat(kFallbackReason,
+                         "; reload failed, still serving the loaded copy: "
+                         "truncated"));
+  EXPECT_EQ(ServedVersion("m", 0), "1");
+}
+
+TEST_F(ModelRegistryTest,
+       SelectedVersionThatLoadsServesAndTheFallbackStaysHidden) {
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->SetFailed("m", 2, "bad");
+  registry_->SetSelection("m", {3}, 1);
+  registry_->SetAvailable("m", 3, MakeModel("v3"));  // selected: it serves
+  EXPECT_EQ(ServedVersion("m", 0), "3");
+  EXPECT_EQ(ServedVersion("m", 3), "3");
+  EXPECT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(registry_->AvailableVersions("m"), ElementsAre(3));
+
+  // Unloading the fallback clears it: a version 1 loaded again later is an
+  // ordinary version.
+  registry_->Unload("m", 1);
+  registry_->SetAvailable("m", 1, MakeModel("v1 again"));
+  EXPECT_EQ(ServedVersion("m", 1), "1");
+  EXPECT_THAT(registry_->AvailableVersions("m"), ElementsAre(1, 3));
+  EXPECT_EQ(StatusOf("m").versions.at(0).reason, "");
+}
+
+TEST_F(ModelRegistryTest,
+       VersionZeroGetsTheServingVersionWhileTheFallbackLoads) {
+  // The watcher marks a fallback before loading it: meanwhile the version
+  // that served keeps the model answering.
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->SetFailed("m", 3, "bad");
+  registry_->SetSelection("m", {3}, 2);
+  registry_->SetLoading("m", 2);
+  absl::StatusOr<ServableModel> unnamed = registry_->Get("m", 0);
+  ASSERT_TRUE(unnamed.ok()) << unnamed.status();
+  EXPECT_EQ(unnamed->version, 1);
+  EXPECT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelRegistryTest, WithoutAFallbackEveryAvailableVersionMayBeNamed) {
+  // As while a newly selected version loads: the one it replaces answers
+  // requests that name it until it unloads.
+  registry_->SetAvailable("m", 1, MakeModel("v1"));
+  registry_->SetAvailable("m", 2, MakeModel("v2"));
+  registry_->SetSelection("m", {2}, 0);
+  EXPECT_EQ(ServedVersion("m", 1), "1");
+  EXPECT_THAT(registry_->AvailableVersions("m"), ElementsAre(1, 2));
+  // A fallback cleared by SetSelection: 1 may be named again.
+  registry_->SetSelection("m", {2}, 1);
+  registry_->SetSelection("m", {1, 2}, 0);
+  EXPECT_EQ(ServedVersion("m", 1), "1");
+  EXPECT_EQ(StatusOf("m").versions.at(0).reason, "");
 }
 
 TEST_F(ModelRegistryTest, ConcurrentGetsDuringSwapsAlwaysSeeAWholeModel) {

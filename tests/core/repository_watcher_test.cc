@@ -198,11 +198,14 @@ class RepositoryWatcherTest : public ::testing::Test {
   }
 
   // Runs PollOnce on a thread of its own and, while that poll is held in
-  // its load (one model file, not yet read), runs `while_held`. A test
-  // failure if no load starts within kBound.
-  void WhileALoadIsHeld(const std::function<void()>& while_held) {
+  // its load (one model file, not yet read: the first, or the one at
+  // `only_path` if given), runs `while_held`. A test failure if no such
+  // load starts within kBound.
+  void WhileALoadIsHeld(const std::function<void()>& while_held,
+                        const std::string& only_path = "") {
     testing::Notification loading, release;
-    SetBeforeLoad([&](const std::string&) {
+    SetBeforeLoad([&](const std::string& path) {
+      if (!only_path.empty() && path != only_path) return;
       loading.Notify();
       release.WaitForNotificationWithTimeout(kBound);
     });
@@ -364,8 +367,12 @@ TEST_F(RepositoryWatcherTest, BrokenNewestVersionLeavesThePreviousServing) {
 
   const std::string v2 = WriteModel("m", 2, "broken");
   watcher_->PollOnce();
-  EXPECT_THAT(Served("m"), ElementsAre(1));
+  // 1 is the fallback: it answers requests that name no version, and the
+  // policy (latest) selects 2 only, which a client may name.
   EXPECT_EQ(Word("m"), "one");
+  EXPECT_THAT(Served("m"), IsEmpty());
+  EXPECT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
   const ModelStatus status = StatusOf("m");
   ASSERT_EQ(status.versions.size(), 2u);
   EXPECT_EQ(status.versions[0].state, VersionState::kAvailable);
@@ -379,7 +386,7 @@ TEST_F(RepositoryWatcherTest, BrokenNewestVersionLeavesThePreviousServing) {
   // A failed version is not retried until its file changes.
   watcher_->PollOnce();
   EXPECT_EQ(Loads(v2), 1);
-  EXPECT_THAT(Served("m"), ElementsAre(1));
+  EXPECT_EQ(Word("m"), "one");
 
   WriteModel("m", 2, "two");  // fixed
   watcher_->PollOnce();
@@ -394,18 +401,47 @@ TEST_F(RepositoryWatcherTest, FreshStartWithBrokenNewestFallsBackToAnOlderOne) {
   WriteModel("m", 3, "broken");
   MakeWatcher();
   watcher_->PollOnce();
-  EXPECT_THAT(Served("m"), ElementsAre(2));
   EXPECT_EQ(Word("m"), "two");
   EXPECT_EQ(Loads(v1), 0);  // the newest version that loads is enough
   EXPECT_THAT(States("m"), ElementsAre(Pair(2, VersionState::kAvailable),
                                        Pair(3, VersionState::kFailed)));
   EXPECT_THAT(log_.events(), ElementsAre(Pair("m", false), Pair("m", true)));
+  // The policy selects 3 only: 2 answers requests that name no version, and
+  // no client may name it.
+  EXPECT_THAT(Served("m"), IsEmpty());
+  EXPECT_EQ(registry_->Get("m", 2).status().code(),
+            absl::StatusCode::kNotFound);
 
   // Steady: nothing is loaded again on the next scan.
   const int loads = TotalLoads();
   watcher_->PollOnce();
   EXPECT_EQ(TotalLoads(), loads);
-  EXPECT_THAT(Served("m"), ElementsAre(2));
+  EXPECT_EQ(Word("m"), "two");
+}
+
+TEST_F(RepositoryWatcherTest, VersionThatFailedAsAFallbackIsNotFoundWhenNamed) {
+  // Under latest, 3 fails, 2 is tried as the fallback and fails too, 1
+  // loads: the policy selects neither 1 nor 2, so naming either is
+  // NOT_FOUND (the reason why 2 failed stays in ListModels).
+  WriteModel("m", 1, "one");
+  WriteModel("m", 2, "broken two");
+  WriteModel("m", 3, "broken three");
+  MakeWatcher();
+  watcher_->PollOnce();
+  EXPECT_EQ(Word("m"), "one");
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kAvailable),
+                                       Pair(2, VersionState::kFailed),
+                                       Pair(3, VersionState::kFailed)));
+  absl::StatusOr<ServableModel> two = registry_->Get("m", 2);
+  EXPECT_EQ(two.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(two.status().message(),
+            "model 'm' version 2 is not served under its version policy "
+            "latest (version 1 answers requests that name no version while "
+            "version 3 has failed)");
+  EXPECT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry_->Get("m", 3).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(RepositoryWatcherTest, ModelWithOnlyBrokenVersionsIsFailedPrecondition) {
@@ -483,7 +519,7 @@ TEST_F(RepositoryWatcherTest, EmptyNewestFolderLeavesThePreviousServing) {
   watcher_->PollOnce();
   fs::create_directories(VersionDir("m", 2));  // still being copied
   watcher_->PollOnce();
-  EXPECT_THAT(Served("m"), ElementsAre(1));
+  EXPECT_EQ(Word("m"), "one");  // the fallback
   EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kAvailable),
                                        Pair(2, VersionState::kFailed)));
 }
@@ -505,13 +541,15 @@ TEST_F(RepositoryWatcherTest,
 
   WriteConfig("m", "version_policy { latest { num_versions: 1 } }");
   watcher_->PollOnce();
-  EXPECT_THAT(Served("m"), ElementsAre(2));
   EXPECT_THAT(States("m"), ElementsAre(Pair(2, VersionState::kAvailable),
                                        Pair(3, VersionState::kFailed)));
   EXPECT_EQ(registry_->Get("m", 1).status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(Word("m", 2), "two");
+  // 2 is the fallback: it answers requests that name no version only.
   EXPECT_EQ(Word("m"), "two");
+  EXPECT_EQ(registry_->Get("m", 2).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(Served("m"), IsEmpty());
   EXPECT_EQ(registry_->Get("m", 3).status().code(),
             absl::StatusCode::kFailedPrecondition);
 
@@ -524,19 +562,121 @@ TEST_F(RepositoryWatcherTest,
 }
 
 TEST_F(RepositoryWatcherTest,
-       SwitchToLatestWithABrokenNewestKeepsTheOnlyServingVersion) {
-  // The model keeps an answer: with one older version serving, that one is
-  // the fallback, and requests naming it are answered.
+       SwitchToLatestWithABrokenNewestAnswersOnlyUnnamedRequestsByTheFallback) {
+  // Reported (issue 15): from all {} to latest { num_versions: 1 } while the
+  // newest version failed left the older version answering requests that
+  // name it. It keeps answering requests that name no version (publishing
+  // a broken version never takes a model offline), but the policy decides
+  // which versions a client can name.
   WriteConfig("m", "version_policy { all {} }");
   WriteModel("m", 1, "one");
   WriteModel("m", 2, "broken");
   MakeWatcher();
   watcher_->PollOnce();
+  // Under all {} both are selected: 1 is named and listed as any version.
+  ASSERT_EQ(Word("m", 1), "one");
+  ASSERT_THAT(Served("m"), ElementsAre(1));
+  ASSERT_EQ(StatusOf("m").versions.at(0).reason, "");
+
   WriteConfig("m", "version_policy { latest { num_versions: 1 } }");
   watcher_->PollOnce();
-  EXPECT_THAT(Served("m"), ElementsAre(1));
+  absl::StatusOr<ServableModel> named = registry_->Get("m", 1);
+  EXPECT_EQ(named.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(named.status().message(),
+            "model 'm' version 1 is not served under its version policy "
+            "latest (it only answers requests that name no version while "
+            "version 2 has failed)");
+  absl::StatusOr<ServableModel> unnamed = registry_->Get("m", 0);
+  ASSERT_TRUE(unnamed.ok()) << unnamed.status();
+  EXPECT_EQ(unnamed->version, 1);
+  EXPECT_EQ(unnamed->model->name(), "one");
+  EXPECT_TRUE(registry_->IsServing("m"));
+  // Metadata lists the versions a client may name: not the fallback.
+  EXPECT_THAT(Served("m"), IsEmpty());
+  ModelStatus status = StatusOf("m");
+  EXPECT_EQ(status.version_policy, "latest");
+  EXPECT_THAT(testing::VersionStates(status),
+              ElementsAre(Pair(1, VersionState::kAvailable),
+                          Pair(2, VersionState::kFailed)));
+  EXPECT_EQ(status.versions.at(0).reason,
+            "fallback: serves requests that name no version until a version "
+            "selected by the policy loads");
+  EXPECT_EQ(registry_->Get("m", 2).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // Steady: the next scan changes nothing.
+  watcher_->PollOnce();
+  EXPECT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Word("m"), "one");
+
+  // A good version 3 appears: it serves, named or not, and 1 unloads.
+  unnamed = absl::UnknownError("request over");  // 1 has no user left
+  WriteModel("m", 3, "three");
+  watcher_->PollOnce();
+  EXPECT_EQ(Word("m", 3), "three");
+  EXPECT_EQ(Word("m"), "three");
+  EXPECT_THAT(Served("m"), ElementsAre(3));
+  EXPECT_THAT(States("m"), ElementsAre(Pair(3, VersionState::kAvailable)));
+  EXPECT_EQ(StatusOf("m").versions.at(0).reason, "");
+  absl::StatusOr<ServableModel> gone = registry_->Get("m", 1);
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(gone.status().message()),
+              HasSubstr("is not served; available versions: 3"));
+}
+
+TEST_F(RepositoryWatcherTest, FallbackIsNotFoundWhenNamedEvenWhileItLoads) {
+  // A fresh start: 3 (selected) fails, 1 loads as the fallback. While it
+  // loads, a request naming it is told NOT_FOUND (it will never be the
+  // client's), not to retry.
+  const std::string v1 = WriteModel("m", 1, "one");
+  WriteModel("m", 3, "broken");
+  MakeWatcher();
+  WhileALoadIsHeld(
+      [&] {
+        EXPECT_EQ(registry_->Get("m", 1).status().code(),
+                  absl::StatusCode::kNotFound);
+        EXPECT_EQ(registry_->Get("m", 0).status().code(),
+                  absl::StatusCode::kUnavailable);
+      },
+      v1);
+  EXPECT_EQ(Word("m"), "one");
+
+  // A newer version that loads takes over as the fallback; while it loads,
+  // the old fallback keeps the model answering.
+  const std::string v2 = WriteModel("m", 2, "two");
+  WhileALoadIsHeld(
+      [&] {
+        EXPECT_EQ(Word("m"), "one");
+        EXPECT_EQ(registry_->Get("m", 1).status().code(),
+                  absl::StatusCode::kNotFound);
+        EXPECT_EQ(registry_->Get("m", 2).status().code(),
+                  absl::StatusCode::kNotFound);
+        EXPECT_THAT(Served("m"), IsEmpty());
+      },
+      v2);
+  EXPECT_EQ(Word("m"), "two");
+  EXPECT_EQ(registry_->Get("m", 2).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(States("m"), ElementsAre(Pair(2, VersionState::kAvailable),
+                                       Pair(3, VersionState::kFailed)));
+}
+
+TEST_F(RepositoryWatcherTest, SwitchingBackToAllMakesTheFallbackNameableAgain) {
+  WriteConfig("m", "version_policy { latest { num_versions: 1 } }");
+  WriteModel("m", 1, "one");
+  WriteModel("m", 2, "broken");
+  MakeWatcher();
+  watcher_->PollOnce();
+  ASSERT_EQ(registry_->Get("m", 1).status().code(),
+            absl::StatusCode::kNotFound);
+
+  WriteConfig("m", "version_policy { all {} }");
+  watcher_->PollOnce();
   EXPECT_EQ(Word("m", 1), "one");
   EXPECT_EQ(Word("m"), "one");
+  EXPECT_THAT(Served("m"), ElementsAre(1));
+  EXPECT_EQ(StatusOf("m").versions.at(0).reason, "");
 }
 
 TEST_F(RepositoryWatcherTest,
@@ -549,9 +689,17 @@ TEST_F(RepositoryWatcherTest,
   watcher_->PollOnce();
   WriteConfig("m", "version_policy { specific { versions: 3 } }");
   watcher_->PollOnce();
-  EXPECT_THAT(Served("m"), ElementsAre(2));
+  EXPECT_EQ(Word("m"), "two");
+  EXPECT_THAT(Served("m"), IsEmpty());
+  EXPECT_THAT(States("m"), ElementsAre(Pair(2, VersionState::kAvailable),
+                                       Pair(3, VersionState::kFailed)));
   EXPECT_EQ(registry_->Get("m", 1).status().code(),
             absl::StatusCode::kNotFound);
+  absl::StatusOr<ServableModel> fallback = registry_->Get("m", 2);
+  EXPECT_EQ(fallback.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(fallback.status().message()),
+              HasSubstr("under its version policy specific:3 (it only "
+                        "answers requests that name no version"));
   // Specific never loads a version it does not list: a fresh start with
   // only the broken one listed serves nothing.
   watcher_.reset();
@@ -909,7 +1057,7 @@ TEST_F(RepositoryWatcherTest, FailedWarmUpFailsTheVersion) {
   };
   MakeWatcher(std::move(options));
   watcher_->PollOnce();
-  EXPECT_THAT(Served("m"), ElementsAre(1));  // the fallback
+  EXPECT_EQ(Word("m"), "one");  // the fallback
   const ModelStatus status = StatusOf("m");
   ASSERT_EQ(status.versions.size(), 2u);
   EXPECT_EQ(status.versions[1].state, VersionState::kFailed);
