@@ -367,6 +367,12 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
     status = absl::InvalidArgumentError(
         "model_name is empty; ListModels shows the models served");
   }
+  // As Predict: a negative version is malformed, not an unknown one.
+  if (status.ok() && request.model_version() < 0) {
+    status = absl::InvalidArgumentError(absl::StrCat(
+        "model_version must be 0 (newest) or a version number; got ",
+        request.model_version()));
+  }
   if (status.ok()) {
     absl::StatusOr<ServableModel> servable =
         registry_->Get(request.model_name(), request.model_version());

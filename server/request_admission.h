@@ -83,11 +83,23 @@ class RequestAdmission {
   // the reservation holds both until it is destroyed (when the request is
   // answered) and `scan` (if not null) has the top-level field counts.
   // Errors: UNAVAILABLE over --max_inflight_bytes, RESOURCE_EXHAUSTED over
-  // the parse budget, INVALID_ARGUMENT for bytes that are not a `Request`.
+  // the parse budget, INVALID_ARGUMENT for bytes that are not a `Request`
+  // and for a call that delivered no message at all.
   template <class Request>
   absl::StatusOr<Reservation> Admit(const grpc::ByteBuffer& bytes,
                                     Request* request,
                                     WireScan* scan = nullptr) {
+    // gRPC runs a raw handler even when no message arrived (the client sent
+    // none, its frame was truncated or had a bad compression flag, or the
+    // call ended first), with a buffer that is not valid; read as bytes it
+    // would be an empty, valid request. (Protobuf handlers never run then:
+    // gRPC answers INTERNAL "No payload" itself.)
+    if (!bytes.Valid()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the call carried no request message (a ",
+          Request::descriptor()->full_name(),
+          "): none was sent, or its gRPC frame was truncated or malformed"));
+    }
     Reservation reservation;
     if (absl::Status s = Reserve(bytes.Length(), &reservation); !s.ok()) {
       return s;
