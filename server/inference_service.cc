@@ -91,8 +91,8 @@ class PredictStreamReactor final
     const absl::Time received = absl::Now();
     auto call = std::make_unique<Call>();
     absl::StatusOr<RequestAdmission::Reservation> reservation =
-        service_->AdmitPredict(bytes, &call->request, "PredictStream",
-                               received);
+        service_->AdmitPredict(*context_, bytes, &call->request,
+                               "PredictStream", received);
     if (!reservation.ok()) {
       Answer(std::move(call), reservation.status());
       return;
@@ -289,9 +289,24 @@ absl::Status InferenceService::Submit(
   return status;
 }
 
+absl::Status InferenceService::WhyNoMessage(
+    const grpc::CallbackServerContext& context, const grpc::ByteBuffer& bytes,
+    const absl::Status& status) {
+  if (bytes.Valid()) return status;
+  if (absl::Now() >= DeadlineOf(context)) {
+    return absl::DeadlineExceededError(
+        "the call's deadline passed before its request message arrived");
+  }
+  if (context.IsCancelled()) {
+    return absl::CancelledError(
+        "the call was cancelled before its request message arrived");
+  }
+  return status;
+}
+
 absl::StatusOr<RequestAdmission::Reservation> InferenceService::AdmitPredict(
-    const grpc::ByteBuffer& bytes, v1::PredictRequest* request, const char* rpc,
-    absl::Time received) {
+    const grpc::CallbackServerContext& context, const grpc::ByteBuffer& bytes,
+    v1::PredictRequest* request, const char* rpc, absl::Time received) {
   NoteCall();
   WireScan scan;
   absl::StatusOr<RequestAdmission::Reservation> reservation =
@@ -304,7 +319,10 @@ absl::StatusOr<RequestAdmission::Reservation> InferenceService::AdmitPredict(
       reservation = s;
     }
   }
-  if (!reservation.ok()) Refused(rpc, reservation.status(), received);
+  if (!reservation.ok()) {
+    reservation = WhyNoMessage(context, bytes, reservation.status());
+    Refused(rpc, reservation.status(), received);
+  }
   return reservation;
 }
 
@@ -322,7 +340,7 @@ grpc::ServerUnaryReactor* InferenceService::Predict(
   const absl::Time received = absl::Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
-      AdmitPredict(*bytes, &call->request, "Predict", received);
+      AdmitPredict(*context, *bytes, &call->request, "Predict", received);
   if (!reservation.ok()) {
     call->Reply(reservation.status());
     return call;
@@ -355,7 +373,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
   const absl::Time received = absl::Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
-      Admit(*bytes, &call->request, "GetModelMetadata", received);
+      Admit(*context, *bytes, &call->request, "GetModelMetadata", received);
   if (!reservation.ok()) {
     call->Reply(reservation.status());
     return call;
@@ -400,7 +418,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(
   const absl::Time received = absl::Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
-      Admit(*bytes, &call->request, "ListModels", received);
+      Admit(*context, *bytes, &call->request, "ListModels", received);
   if (!reservation.ok()) {
     call->Reply(reservation.status());
     return call;

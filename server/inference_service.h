@@ -79,20 +79,30 @@ class InferenceService final : public RawInferenceService {
   // sequence count read from the wire before the sequences are built.
   // Refusals are counted in the metrics under `rpc`, timed from `received`.
   absl::StatusOr<RequestAdmission::Reservation> AdmitPredict(
-      const grpc::ByteBuffer& bytes, v1::PredictRequest* request,
-      const char* rpc, absl::Time received);
+      const grpc::CallbackServerContext& context, const grpc::ByteBuffer& bytes,
+      v1::PredictRequest* request, const char* rpc, absl::Time received);
 
   // Admits any other request's bytes, counting refusals under `rpc`.
   template <class Request>
   absl::StatusOr<RequestAdmission::Reservation> Admit(
-      const grpc::ByteBuffer& bytes, Request* request, const char* rpc,
-      absl::Time received) {
+      const grpc::CallbackServerContext& context, const grpc::ByteBuffer& bytes,
+      Request* request, const char* rpc, absl::Time received) {
     NoteCall();
     absl::StatusOr<RequestAdmission::Reservation> reservation =
         admission_->Admit(bytes, request);
-    if (!reservation.ok()) Refused(rpc, reservation.status(), received);
+    if (!reservation.ok()) {
+      reservation = WhyNoMessage(context, bytes, reservation.status());
+      Refused(rpc, reservation.status(), received);
+    }
     return reservation;
   }
+
+  // A call whose deadline passed, or whose client cancelled, before its
+  // message arrived reaches a raw handler with no message: it is counted
+  // (and answered) as what happened to it, not as a malformed request.
+  static absl::Status WhyNoMessage(const grpc::CallbackServerContext& context,
+                                   const grpc::ByteBuffer& bytes,
+                                   const absl::Status& status);
 
   // When the last call of either service arrived. On SIGTERM the server
   // answers UNAVAILABLE until calls stop arriving, and only then shuts gRPC

@@ -36,36 +36,37 @@ absl::StatusOr<int64_t> ParseVersion(const std::string& version) {
 // RequestAdmission (InferenceService::Admit) before anything is parsed.
 
 grpc::ServerUnaryReactor* OpenInferenceService::ServerLive(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
   auto* call = new RawUnaryCall<inference::ServerLiveRequest,
                                 inference::ServerLiveResponse>(reply);
-  absl::StatusOr<RequestAdmission::Reservation> reservation =
-      inference_->Admit(*bytes, &call->request, "ServerLive", absl::Now());
+  absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
+      *context, *bytes, &call->request, "ServerLive", absl::Now());
   if (reservation.ok()) call->response.set_live(true);
   call->Reply(reservation.status());
   return call;
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ServerReady(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
   auto* call = new RawUnaryCall<inference::ServerReadyRequest,
                                 inference::ServerReadyResponse>(reply);
-  absl::StatusOr<RequestAdmission::Reservation> reservation =
-      inference_->Admit(*bytes, &call->request, "ServerReady", absl::Now());
+  absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
+      *context, *bytes, &call->request, "ServerReady", absl::Now());
   if (reservation.ok()) call->response.set_ready(inference_->accepting());
   call->Reply(reservation.status());
   return call;
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ModelReady(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
   auto* call = new RawUnaryCall<inference::ModelReadyRequest,
                                 inference::ModelReadyResponse>(reply);
   absl::Status status =
-      inference_->Admit(*bytes, &call->request, "ModelReady", absl::Now())
+      inference_
+          ->Admit(*context, *bytes, &call->request, "ModelReady", absl::Now())
           .status();
   if (status.ok()) {
     absl::StatusOr<int64_t> version = ParseVersion(call->request.version());
@@ -81,13 +82,14 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelReady(
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ServerMetadata(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
   auto* call = new RawUnaryCall<inference::ServerMetadataRequest,
                                 inference::ServerMetadataResponse>(reply);
-  absl::Status status =
-      inference_->Admit(*bytes, &call->request, "ServerMetadata", absl::Now())
-          .status();
+  absl::Status status = inference_
+                            ->Admit(*context, *bytes, &call->request,
+                                    "ServerMetadata", absl::Now())
+                            .status();
   if (status.ok()) {
     call->response.set_name("biserve");
     call->response.set_version(BISERVE_VERSION);
@@ -104,14 +106,15 @@ grpc::ServerUnaryReactor* OpenInferenceService::ServerMetadata(
 }
 
 grpc::ServerUnaryReactor* OpenInferenceService::ModelMetadata(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* bytes,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
   auto* call = new RawUnaryCall<inference::ModelMetadataRequest,
                                 inference::ModelMetadataResponse>(reply);
   call->Reply([&]() -> absl::Status {
-    absl::Status admitted =
-        inference_->Admit(*bytes, &call->request, "ModelMetadata", absl::Now())
-            .status();
+    absl::Status admitted = inference_
+                                ->Admit(*context, *bytes, &call->request,
+                                        "ModelMetadata", absl::Now())
+                                .status();
     if (!admitted.ok()) return admitted;
     absl::StatusOr<int64_t> version = ParseVersion(call->request.version());
     if (!version.ok()) return version.status();
@@ -156,8 +159,8 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelInfer(
   const absl::Time received = absl::Now();
   auto* call = new Call(reply);
   InferCall& infer = call->request;
-  absl::StatusOr<RequestAdmission::Reservation> reservation =
-      inference_->Admit(*bytes, &infer.request, "ModelInfer", received);
+  absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
+      *context, *bytes, &infer.request, "ModelInfer", received);
   if (!reservation.ok()) {
     call->Reply(reservation.status());
     return call;
