@@ -417,7 +417,8 @@ TEST(BiserveServerTest, BadRequestsGetTheRightCodeAndAnActionableMessage) {
     auto r = FeatureRequest("example", 8, {2});
     r.mutable_sequences(0)->add_token_ids(3);
     add("token ids to a feature model", r, grpc::INVALID_ARGUMENT,
-        "token ids given");
+        "takes features (8 floats per time step), but the request sent "
+        "token_ids");
   }
   {
     v1::PredictRequest r;
