@@ -825,9 +825,11 @@ TEST(BiserveServerTest, ConcurrentRequestsGetTheirSoloResultsWhenBatched) {
 // SIGTERM with requests in flight: every one of them is answered, health
 // turns NOT_SERVING, new calls are refused, and the exit code is 0.
 TEST(BiserveServerTest, ShutdownDrainsEveryRequestInFlight) {
+  // The drain waits for every request, however long that takes here: under
+  // ThreadSanitizer one of these requests computes for about 20 s.
   auto server = ServerProcess::Start({"--model_repository=" BISERVE_SOURCE_DIR
                                       "/bench/models",
-                                      "--threads=2"});
+                                      "--threads=2", "--drain_timeout_s=600"});
   ASSERT_NE(server, nullptr);
   // About 2.5 GFLOP each: tens of milliseconds, so they queue.
   const v1::PredictRequest request =
