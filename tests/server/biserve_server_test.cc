@@ -29,6 +29,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
+#include "tests/server/reflected_services.h"
 #include "tests/server/server_process.h"
 
 namespace biserve {
@@ -532,43 +533,10 @@ TEST(BiserveServerTest, ReflectionListsTheServices) {
                             "--enable_reflection"});
   ASSERT_NE(server, nullptr);
   Client client(server->address());
-  grpc::GenericStub generic(client.channel());
-  grpc::CompletionQueue cq;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(30));
-  auto call = generic.PrepareCall(
-      &context,
-      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
-  void* tag;
-  bool ok;
-  call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
-  // ServerReflectionRequest { list_services (field 7) = "" }.
-  const char request_bytes[] = {0x3a, 0x00};
-  grpc::Slice slice(request_bytes, sizeof(request_bytes));
-  grpc::ByteBuffer request(&slice, 1);
-  call->Write(request, reinterpret_cast<void*>(2));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
-  grpc::ByteBuffer reply;
-  call->Read(&reply, reinterpret_cast<void*>(3));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(reply.Dump(&slices).ok());
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  EXPECT_THAT(bytes, HasSubstr("biserve.v1.InferenceService"));
-  EXPECT_THAT(bytes, HasSubstr("grpc.health.v1.Health"));
-  call->WritesDone(reinterpret_cast<void*>(4));
-  cq.Next(&tag, &ok);
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(5));
-  cq.Next(&tag, &ok);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
+  const std::string services =
+      ::biserve::testing::ReflectedServices(client.channel());
+  EXPECT_THAT(services, HasSubstr("biserve.v1.InferenceService"));
+  EXPECT_THAT(services, HasSubstr("grpc.health.v1.Health"));
   EXPECT_EQ(server->Stop(), 0);
 }
 
@@ -580,27 +548,9 @@ TEST(BiserveServerTest, ReflectionIsOffByDefault) {
       {"--model_repository=" BISERVE_SOURCE_DIR "/models"});
   ASSERT_NE(server, nullptr);
   Client client(server->address());
-  grpc::GenericStub generic(client.channel());
-  grpc::CompletionQueue cq;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(30));
-  auto call = generic.PrepareCall(
-      &context,
-      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
-  void* tag;
-  bool ok;
-  call->StartCall(reinterpret_cast<void*>(1));
-  cq.Next(&tag, &ok);
-  call->WritesDone(reinterpret_cast<void*>(2));
-  cq.Next(&tag, &ok);
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(3));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  EXPECT_EQ(status.error_code(), grpc::UNIMPLEMENTED);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
+  EXPECT_EQ(::biserve::testing::ReflectedServices(client.channel()), "");
+  // The rest of the port serves as ever.
+  EXPECT_EQ(client.Health(""), grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(server->Stop(), 0);
 }
 

@@ -57,6 +57,33 @@ v1::PredictRequest FeatureRequest(const std::string& model, int input_dim,
   return request;
 }
 
+// Calls `method` with `payload` sent as it is (no serialization): how a
+// client that sends broken or hostile bytes calls.
+grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel,
+                     const std::string& method, const std::string& payload) {
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(60));
+  grpc::Slice slice(payload);
+  grpc::ByteBuffer bytes(&slice, 1);
+  grpc::ByteBuffer reply;
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&context, method, grpc::StubOptions(), &bytes, &reply,
+                    [&](grpc::Status s) {
+                      std::lock_guard<std::mutex> lock(mu);
+                      status = s;
+                      done = true;
+                      done_cv.notify_all();
+                    });
+  std::unique_lock<std::mutex> lock(mu);
+  done_cv.wait(lock, [&] { return done; });
+  return status;
+}
+
 // The value of one sample of the server's /metrics (0 if absent), e.g.
 // Sample(text, "biserve_requests_total", {{"rpc","Predict"},{"code","OK"}}),
 // summed over the label values not named.
@@ -207,26 +234,10 @@ TEST(RequestPathTest, RequestsAreCountedByTheCodeTheClientGets) {
   EXPECT_EQ(infer("example", "x"), grpc::INVALID_ARGUMENT);
   EXPECT_EQ(infer("example", ""), grpc::INVALID_ARGUMENT);  // shape
   {
-    grpc::ClientContext context;
-    grpc::ByteBuffer reply;
-    grpc::GenericStub generic(channel);
     // Sent as bytes: not a PredictRequest.
-    const std::string corrupt = "\x0a\xff\xff\xff\x0f";
-    grpc::Slice slice(corrupt);
-    grpc::ByteBuffer bytes(&slice, 1);
-    std::mutex mu;
-    std::condition_variable done_cv;
-    bool done = false;
-    grpc::Status status;
-    generic.UnaryCall(&context, "/biserve.v1.InferenceService/Predict",
-                      grpc::StubOptions(), &bytes, &reply, [&](grpc::Status s) {
-                        std::lock_guard<std::mutex> lock(mu);
-                        status = s;
-                        done = true;
-                        done_cv.notify_all();
-                      });
-    std::unique_lock<std::mutex> lock(mu);
-    done_cv.wait(lock, [&] { return done; });
+    const grpc::Status status =
+        RawCall(channel, "/biserve.v1.InferenceService/Predict",
+                "\x0a\xff\xff\xff\x0f");
     EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
     EXPECT_THAT(status.error_message(),
                 HasSubstr("not a valid biserve.v1.PredictRequest"));
@@ -273,26 +284,8 @@ TEST(RequestPathTest, AmplifyingRequestsAreRefusedBeforeTheyAreParsed) {
       {"--model_repository=" BISERVE_SOURCE_DIR "/models"});
   ASSERT_NE(server, nullptr);
   auto channel = Channel(*server);
-  grpc::GenericStub generic(channel);
   auto call = [&](const std::string& method, const std::string& payload) {
-    grpc::ClientContext context;
-    grpc::Slice slice(payload);
-    grpc::ByteBuffer bytes(&slice, 1);
-    grpc::ByteBuffer reply;
-    std::mutex mu;
-    std::condition_variable done_cv;
-    bool done = false;
-    grpc::Status status;
-    generic.UnaryCall(&context, method, grpc::StubOptions(), &bytes, &reply,
-                      [&](grpc::Status s) {
-                        std::lock_guard<std::mutex> lock(mu);
-                        status = s;
-                        done = true;
-                        done_cv.notify_all();
-                      });
-    std::unique_lock<std::mutex> lock(mu);
-    done_cv.wait(lock, [&] { return done; });
-    return status;
+    return RawCall(channel, method, payload);
   };
   auto rss_kb = [&] {
     std::ifstream status(absl::StrCat("/proc/", server->pid(), "/status"));

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "inference/grpc_predict_v2.grpc.pb.h"
 #include "tests/server/command.h"
+#include "tests/server/reflected_services.h"
 #include "tests/server/server_process.h"
 
 namespace biserve {
@@ -132,49 +133,6 @@ class TlsTest : public ::testing::Test {
         "--host=127.0.0.1 --port=0 --metrics_port=0 ", kModels, " ", args));
   }
 
-  // The services server reflection lists on `channel` (the raw reply of
-  // a ServerReflectionInfo call with list_services set, as a generic tool
-  // sends it); empty if the call fails.
-  static std::string ReflectedServices(
-      const std::shared_ptr<grpc::Channel>& channel) {
-    grpc::GenericStub generic(channel);
-    grpc::CompletionQueue cq;
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(20));
-    auto call = generic.PrepareCall(
-        &context,
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
-    void* tag;
-    bool ok = false;
-    std::string bytes;
-    call->StartCall(reinterpret_cast<void*>(1));
-    if (cq.Next(&tag, &ok) && ok) {
-      // ServerReflectionRequest { list_services (field 7) = "" }.
-      const char request_bytes[] = {0x3a, 0x00};
-      grpc::Slice slice(request_bytes, sizeof(request_bytes));
-      grpc::ByteBuffer request(&slice, 1);
-      call->Write(request, reinterpret_cast<void*>(2));
-      grpc::ByteBuffer reply;
-      if (cq.Next(&tag, &ok) && ok) {
-        call->Read(&reply, reinterpret_cast<void*>(3));
-        std::vector<grpc::Slice> slices;
-        if (cq.Next(&tag, &ok) && ok && reply.Dump(&slices).ok()) {
-          for (const grpc::Slice& s : slices) {
-            bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-          }
-        }
-      }
-    }
-    context.TryCancel();
-    grpc::Status status;
-    call->Finish(&status, reinterpret_cast<void*>(4));
-    cq.Shutdown();
-    while (cq.Next(&tag, &ok)) {
-    }
-    return bytes;
-  }
-
   static std::string* dir_;
 };
 
@@ -215,11 +173,14 @@ TEST_F(TlsTest, ClientTrustingTheCaGetsExactlyThePlaintextServersAnswer) {
           ->ServerLive(&live_context, inference::ServerLiveRequest(), &live);
   EXPECT_TRUE(live_status.ok()) << live_status.error_message();
   EXPECT_TRUE(live.live());
-  const std::string services = ReflectedServices(tls_client->channel());
+  const std::string services =
+      ::biserve::testing::ReflectedServices(tls_client->channel());
   EXPECT_THAT(services, HasSubstr("biserve.v1.InferenceService"));
   EXPECT_THAT(services, HasSubstr("inference.GRPCInferenceService"));
   // ... and only there: a plaintext channel to the TLS port gets nothing.
-  EXPECT_EQ(ReflectedServices(Client(tls->address(), "")->channel()), "");
+  EXPECT_EQ(::biserve::testing::ReflectedServices(
+                Client(tls->address(), "")->channel()),
+            "");
   EXPECT_EQ(tls->Stop(), 0);
   EXPECT_EQ(plain->Stop(), 0);
 }
