@@ -34,22 +34,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "client/biserve_client.h"
+#include "client/connection_flags.h"
 #include "grpcpp/client_context.h"
 #include "proto/read_file.h"
 
-ABSL_FLAG(std::string, server, "localhost:8001", "Server address, host:port.");
-ABSL_FLAG(
-    std::string, tls_roots, "",
-    "Use TLS, trusting the PEM root certificates in this file (\"system\" "
-    "for the system's). Default: plaintext.");
-ABSL_FLAG(std::string, tls_client_cert, "",
-          "mTLS: present this PEM client certificate (with "
-          "--tls_client_key; needs --tls_roots).");
-ABSL_FLAG(std::string, tls_client_key, "",
-          "mTLS: the PEM private key of --tls_client_cert.");
-ABSL_FLAG(std::string, tls_server_name, "",
-          "TLS: the name the server's certificate must carry, instead of the "
-          "host of --server (e.g. when connecting by IP address).");
 ABSL_FLAG(std::string, model, "", "Model name (required).");
 ABSL_FLAG(int64_t, version, 0, "Model version; 0 for the newest.");
 ABSL_FLAG(int32_t, concurrency, 1,
@@ -564,12 +552,7 @@ int Run() {
     std::cerr << "biserve_loadtest: --model is required\n";
     return 3;
   }
-  ClientOptions options;
-  options.server = absl::GetFlag(FLAGS_server);
-  options.tls_root_certs_path = absl::GetFlag(FLAGS_tls_roots);
-  options.tls_client_cert_path = absl::GetFlag(FLAGS_tls_client_cert);
-  options.tls_client_key_path = absl::GetFlag(FLAGS_tls_client_key);
-  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  ClientOptions options = ClientOptionsFromFlags();
   auto client = BiserveClient::Create(options);
   if (!client.ok()) {
     std::cerr << "biserve_loadtest: " << client.status() << "\n";
@@ -597,8 +580,8 @@ int Run() {
     concurrencies.push_back(std::max(1, absl::GetFlag(FLAGS_concurrency)));
   }
   std::printf("# model %s on %s: %d sequence(s) per request, lengths %s, %s\n",
-              absl::GetFlag(FLAGS_model).c_str(),
-              absl::GetFlag(FLAGS_server).c_str(), absl::GetFlag(FLAGS_batch),
+              absl::GetFlag(FLAGS_model).c_str(), options.server.c_str(),
+              absl::GetFlag(FLAGS_batch),
               absl::GetFlag(FLAGS_seq_len_file).empty()
                   ? absl::GetFlag(FLAGS_seq_len).c_str()
                   : absl::GetFlag(FLAGS_seq_len_file).c_str(),
@@ -641,6 +624,7 @@ int main(int argc, char** argv) {
       "  biserve_loadtest --model w2_lstm --sweep 1,8,64 --out report.json\n"
       "TLS: --tls_roots FILE|system, and for mTLS --tls_client_cert FILE "
       "--tls_client_key FILE; --tls_server_name NAME when connecting by IP.");
+  biserve::ListConnectionFlagsInHelp();
   absl::ParseCommandLine(argc, argv);
   return biserve::Run();
 }

@@ -18,24 +18,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "client/biserve_client.h"
+#include "client/connection_flags.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/eval_json.h"
 #include "proto/read_file.h"
 
-ABSL_FLAG(std::string, server, "localhost:8001", "Server address, host:port.");
 ABSL_FLAG(double, timeout_s, 30, "Deadline of the call, in seconds.");
-ABSL_FLAG(
-    std::string, tls_roots, "",
-    "Use TLS, trusting the PEM root certificates in this file (\"system\" "
-    "for the system's). Default: plaintext.");
-ABSL_FLAG(std::string, tls_client_cert, "",
-          "mTLS: present this PEM client certificate (with "
-          "--tls_client_key; needs --tls_roots).");
-ABSL_FLAG(std::string, tls_client_key, "",
-          "mTLS: the PEM private key of --tls_client_cert.");
-ABSL_FLAG(std::string, tls_server_name, "",
-          "TLS: the name the server's certificate must carry, instead of the "
-          "host of --server (e.g. when connecting by IP address).");
 ABSL_FLAG(std::string, model, "", "Model name (predict, metadata, health).");
 ABSL_FLAG(int64_t, version, 0, "Model version; 0 for the newest available.");
 ABSL_FLAG(std::string, input, "-",
@@ -156,13 +144,8 @@ int Predict(BiserveClient& client) {
 }
 
 int Run(const std::string& command) {
-  ClientOptions options;
-  options.server = absl::GetFlag(FLAGS_server);
+  ClientOptions options = ClientOptionsFromFlags();
   options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
-  options.tls_root_certs_path = absl::GetFlag(FLAGS_tls_roots);
-  options.tls_client_cert_path = absl::GetFlag(FLAGS_tls_client_cert);
-  options.tls_client_key_path = absl::GetFlag(FLAGS_tls_client_key);
-  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
   absl::StatusOr<std::unique_ptr<BiserveClient>> client =
       BiserveClient::Create(options);
   if (!client.ok()) return Fail(client.status());
@@ -213,6 +196,7 @@ int Run(const std::string& command) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(biserve::kUsage);
+  biserve::ListConnectionFlagsInHelp();
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
     std::cerr << biserve::kUsage << "\n";
