@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -19,7 +20,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
 #include "core/log.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
@@ -176,7 +176,7 @@ class MetricsHttpServer::Impl {
 
   // Startup errors from libmicrohttpd's log, for Create's message.
   std::string TakeStartupLog() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     started_ = true;
     return std::move(startup_log_);
   }
@@ -185,7 +185,7 @@ class MetricsHttpServer::Impl {
     auto* self = static_cast<Impl*>(cls);
     char message[512];
     vsnprintf(message, sizeof(message), format, args);
-    absl::MutexLock lock(&self->mu_);
+    std::lock_guard<std::mutex> lock(self->mu_);
     // After start-up libmicrohttpd logs every malformed or aborted request;
     // a client must not be able to fill the server's log, so only the
     // reasons a start failed are kept.
@@ -264,7 +264,7 @@ class MetricsHttpServer::Impl {
   gnutls_certificate_credentials_t CurrentCredentials() {
     const FileStamp cert_stamp = FileStamp::Of(options_.tls_cert_file);
     const FileStamp key_stamp = FileStamp::Of(options_.tls_key_file);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (cert_stamp == cert_stamp_ && key_stamp == key_stamp_) {
       return current_->get();
     }
@@ -291,7 +291,9 @@ class MetricsHttpServer::Impl {
   const std::string cert_pem_;
   const std::string key_pem_;
 
-  mutable absl::Mutex mu_;
+  // std::mutex, not absl::Mutex: ThreadSanitizer sees pthread locks, and
+  // Debian's Abseil is not built for it.
+  mutable std::mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::string startup_log_ ABSL_GUARDED_BY(mu_);
   FileStamp cert_stamp_ ABSL_GUARDED_BY(mu_);

@@ -794,7 +794,8 @@ TEST(BiserveServerTest, ShutdownDrainsEveryRequestInFlight) {
     clients.emplace_back([&] {
       Client client(server->address());
       v1::PredictResponse response;
-      grpc::Status status = client.Predict(request, &response);
+      grpc::Status status =
+          client.Predict(request, &response, std::chrono::seconds(600));
       if (status.ok()) {
         ++succeeded;
       } else {
