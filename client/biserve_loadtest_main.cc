@@ -558,6 +558,11 @@ int Run() {
     std::cerr << "biserve_loadtest: " << client.status() << "\n";
     return static_cast<int>(client.status().code());
   }
+  // Connected before anything is measured: a connection's set-up (or its
+  // first attempt failing and being retried after gRPC's backoff) is not
+  // the server's latency. If it does not connect, the first call says why.
+  (*client)->channel()->WaitForConnected(std::chrono::system_clock::now() +
+                                         std::chrono::seconds(10));
   absl::StatusOr<Workload> workload = MakeWorkload(**client);
   if (!workload.ok()) {
     std::cerr << "biserve_loadtest: " << workload.status() << "\n";
