@@ -918,7 +918,10 @@ def predict_huge_metadata(t):
     # 100 KB of headers: refused by gRPC (any error will do; it may close
     # that connection, so the hostile client has its own); the server goes
     # on serving.
-    channel = open_channel(SERVER_PROCESS.address)
+    # (Its own subchannel pool: Python channels with the same arguments
+    # otherwise share one connection.)
+    channel = grpc.insecure_channel(
+        SERVER_PROCESS.address, [("grpc.use_local_subchannel_pool", 1)])
     try:
         code, details, _ = t.call(V1 + "Predict", GOOD_PREDICT,
                                   metadata=[("x-huge", "h" * 100000)],
