@@ -169,6 +169,70 @@ void WaitForCallsToStop(const InferenceService& service, absl::Time deadline) {
   }
 }
 
+// The batching scheduler, or without batching one request per executor.
+absl::StatusOr<std::unique_ptr<BatchScheduler>> MakeScheduler(
+    bool batching_enabled, int batch_threads, ServerMetrics& metrics,
+    ThreadPool* pool) {
+  if (batching_enabled) {
+    auto dynamic = DynamicBatchScheduler::Create(
+        {.num_batch_threads = batch_threads, .observer = &metrics}, pool);
+    if (!dynamic.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--batch_threads: ", dynamic.status().message()));
+    }
+    return std::unique_ptr<BatchScheduler>(*std::move(dynamic));
+  }
+  auto unbatched = UnbatchedScheduler::Create(
+      {.num_executors = batch_threads,
+       .max_queue_size = absl::GetFlag(FLAGS_max_queue_size),
+       .observer = &metrics},
+      pool);
+  if (!unbatched.ok()) return unbatched.status();
+  return std::unique_ptr<BatchScheduler>(*std::move(unbatched));
+}
+
+// Message sizes, gRPC's memory quota, connection age and keepalive.
+void ConfigureTransport(int64_t max_message_bytes,
+                        grpc::ServerBuilder& builder) {
+  // gRPC 1.51 buffers a message until its length prefix is satisfied, and
+  // only then checks it against the maximum: the quota bounds what its
+  // transport holds, resetting streams (ENHANCE_YOUR_CALM, which clients
+  // see as RESOURCE_EXHAUSTED) beyond it.
+  // One message of the largest size always fits beside the rest.
+  grpc::ResourceQuota transport_quota("biserve_transport");
+  transport_quota.Resize(static_cast<size_t>(
+      absl::GetFlag(FLAGS_max_inflight_bytes) + max_message_bytes));
+  builder.SetResourceQuota(transport_quota);
+  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
+  if (const double age = absl::GetFlag(FLAGS_max_connection_age_s); age > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               static_cast<int>(age * 1000));
+    // Calls still open on an aged connection get the drain time to finish.
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        static_cast<int>(absl::GetFlag(FLAGS_drain_timeout_s) * 1000));
+  }
+  // Clients that keep idle connections alive (the C++ and Python clients'
+  // keepalive option) are welcome at the interval they were told.
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      static_cast<int>(absl::GetFlag(FLAGS_min_ping_interval_s) * 1000));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+}
+
+// Blocks until SIGTERM or SIGINT (blocked in every thread since main began)
+// and returns which.
+int WaitForStopSignal() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  int signal = 0;
+  sigwait(&signals, &signal);
+  return signal;
+}
+
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
   // server (exit 1) rather than serving plaintext or failing every
@@ -238,28 +302,13 @@ int Run() {
     LogError(absl::StrCat("--", s.message()));
     return 2;
   }
-  std::unique_ptr<BatchScheduler> scheduler;
-  if (batching_enabled) {
-    auto dynamic = DynamicBatchScheduler::Create(
-        {.num_batch_threads = batch_threads, .observer = &metrics},
-        pool->get());
-    if (!dynamic.ok()) {
-      LogError(absl::StrCat("--batch_threads: ", dynamic.status().message()));
-      return 2;
-    }
-    scheduler = *std::move(dynamic);
-  } else {
-    auto unbatched = UnbatchedScheduler::Create(
-        {.num_executors = batch_threads,
-         .max_queue_size = absl::GetFlag(FLAGS_max_queue_size),
-         .observer = &metrics},
-        pool->get());
-    if (!unbatched.ok()) {
-      LogError(std::string(unbatched.status().message()));
-      return 2;
-    }
-    scheduler = *std::move(unbatched);
+  absl::StatusOr<std::unique_ptr<BatchScheduler>> made_scheduler =
+      MakeScheduler(batching_enabled, batch_threads, metrics, pool->get());
+  if (!made_scheduler.ok()) {
+    LogError(std::string(made_scheduler.status().message()));
+    return 2;
   }
+  std::unique_ptr<BatchScheduler> scheduler = *std::move(made_scheduler);
 
   // Health per model follows the registry; set once the server exists.
   std::atomic<grpc::HealthCheckServiceInterface*> health{nullptr};
@@ -321,36 +370,12 @@ int Run() {
   if (!absl::GetFlag(FLAGS_enable_reflection)) {
     builder.SetOption(std::make_unique<WithoutReflection>());
   }
-  // gRPC 1.51 buffers a message until its length prefix is satisfied, and
-  // only then checks it against the maximum: the quota bounds what its
-  // transport holds, resetting streams (ENHANCE_YOUR_CALM, which clients
-  // see as RESOURCE_EXHAUSTED) beyond it.
-  // One message of the largest size always fits beside the rest.
-  grpc::ResourceQuota transport_quota("biserve_transport");
-  transport_quota.Resize(static_cast<size_t>(
-      absl::GetFlag(FLAGS_max_inflight_bytes) + max_message_bytes));
-  builder.SetResourceQuota(transport_quota);
+  ConfigureTransport(max_message_bytes, builder);
   const std::string address =
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   int port = 0;
   // Health checks and reflection share this port, and so its credentials.
   builder.AddListeningPort(address, *credentials, &port);
-  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
-  builder.SetMaxSendMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
-  if (const double age = absl::GetFlag(FLAGS_max_connection_age_s); age > 0) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
-                               static_cast<int>(age * 1000));
-    // Calls still open on an aged connection get the drain time to finish.
-    builder.AddChannelArgument(
-        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-        static_cast<int>(absl::GetFlag(FLAGS_drain_timeout_s) * 1000));
-  }
-  // Clients that keep idle connections alive (the C++ and Python clients'
-  // keepalive option) are welcome at the interval they were told.
-  builder.AddChannelArgument(
-      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-      static_cast<int>(absl::GetFlag(FLAGS_min_ping_interval_s) * 1000));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   OpenInferenceService open_inference(registry->get(), &service);
   builder.RegisterService(&service);
   builder.RegisterService(&open_inference);
@@ -384,12 +409,7 @@ int Run() {
   LogInfo(absl::StrCat("ready: serving models from ",
                        absl::GetFlag(FLAGS_model_repository)));
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  int signal = 0;
-  sigwait(&signals, &signal);
+  const int signal = WaitForStopSignal();
 
   const absl::Duration drain =
       absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
