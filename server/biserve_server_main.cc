@@ -233,6 +233,25 @@ int WaitForStopSignal() {
   return signal;
 }
 
+// --metrics_host, or --host when it is empty.
+std::string MetricsHost() {
+  return absl::GetFlag(FLAGS_metrics_host).empty()
+             ? absl::GetFlag(FLAGS_host)
+             : absl::GetFlag(FLAGS_metrics_host);
+}
+
+// /metrics for `registry` and the process, as the --metrics_* flags say.
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsServer(
+    std::shared_ptr<prometheus::Registry> registry) {
+  return MetricsHttpServer::Create(
+      {.host = MetricsHost(),
+       .port = absl::GetFlag(FLAGS_metrics_port),
+       .tls_cert_file = absl::GetFlag(FLAGS_metrics_tls_cert_file),
+       .tls_key_file = absl::GetFlag(FLAGS_metrics_tls_key_file),
+       .collectables = {std::move(registry),
+                        std::make_shared<ProcessCollector>()}});
+}
+
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
   // server (exit 1) rather than serving plaintext or failing every
@@ -271,22 +290,14 @@ int Run() {
                                   .batching = batching_enabled,
                                   .threads = threads,
                                   .batch_threads = batch_threads});
-  const std::string metrics_host = absl::GetFlag(FLAGS_metrics_host).empty()
-                                       ? absl::GetFlag(FLAGS_host)
-                                       : absl::GetFlag(FLAGS_metrics_host);
   absl::StatusOr<std::unique_ptr<MetricsHttpServer>> metrics_server =
-      MetricsHttpServer::Create(
-          {.host = metrics_host,
-           .port = absl::GetFlag(FLAGS_metrics_port),
-           .tls_cert_file = absl::GetFlag(FLAGS_metrics_tls_cert_file),
-           .tls_key_file = absl::GetFlag(FLAGS_metrics_tls_key_file),
-           .collectables = {metrics_registry,
-                            std::make_shared<ProcessCollector>()}});
+      StartMetricsServer(metrics_registry);
   if (!metrics_server.ok()) {
     LogError(absl::StrCat("cannot serve /metrics (--metrics_* flags): ",
                           metrics_server.status().message()));
     return 1;
   }
+  const std::string metrics_host = MetricsHost();
 
   auto pool = ThreadPool::Create({.num_threads = threads});
   if (!pool.ok()) {
