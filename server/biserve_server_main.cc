@@ -252,6 +252,18 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> StartMetricsServer(
                         std::make_shared<ProcessCollector>()}});
 }
 
+// Scans --model_repository into `registry`, warming models up on `pool`.
+absl::StatusOr<std::unique_ptr<RepositoryWatcher>> MakeWatcher(
+    ModelRegistry* registry, ThreadPool* pool) {
+  RepositoryWatcher::Options watch;
+  watch.repository_path = absl::GetFlag(FLAGS_model_repository);
+  watch.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_interval_s));
+  watch.load_model = LoadModelFile;
+  watch.load_config = ReadModelConfig;
+  watch.warm_up = [pool](const Model& model) { return WarmUp(model, *pool); };
+  return RepositoryWatcher::Create(std::move(watch), registry);
+}
+
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
   // server (exit 1) rather than serving plaintext or failing every
@@ -339,16 +351,7 @@ int Run() {
     return 2;
   }
 
-  RepositoryWatcher::Options watch;
-  watch.repository_path = absl::GetFlag(FLAGS_model_repository);
-  watch.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_interval_s));
-  watch.load_model = LoadModelFile;
-  watch.load_config = ReadModelConfig;
-  ThreadPool* pool_ptr = pool->get();
-  watch.warm_up = [pool_ptr](const Model& model) {
-    return WarmUp(model, *pool_ptr);
-  };
-  auto watcher = RepositoryWatcher::Create(std::move(watch), registry->get());
+  auto watcher = MakeWatcher(registry->get(), pool->get());
   if (!watcher.ok()) {
     LogError(absl::StrCat("--model_repository / --poll_interval_s: ",
                           watcher.status().message()));
