@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -264,6 +265,34 @@ absl::StatusOr<std::unique_ptr<RepositoryWatcher>> MakeWatcher(
   return RepositoryWatcher::Create(std::move(watch), registry);
 }
 
+// The gRPC server on --host:--port with `credentials` (health checks and
+// reflection share the port, so its credentials), serving `services`; its
+// bound port in `port`. Null, logged, if it cannot listen.
+std::unique_ptr<grpc::Server> StartGrpcServer(
+    const std::shared_ptr<grpc::ServerCredentials>& credentials,
+    int64_t max_message_bytes, const std::vector<grpc::Service*>& services,
+    int* port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  if (!absl::GetFlag(FLAGS_enable_reflection)) {
+    builder.SetOption(std::make_unique<WithoutReflection>());
+  }
+  ConfigureTransport(max_message_bytes, builder);
+  const std::string address =
+      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
+  builder.AddListeningPort(address, credentials, port);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || *port == 0) {
+    LogError(absl::StrCat("cannot listen on ", address,
+                          " (port in use, or not an address of this "
+                          "machine?)"));
+    return nullptr;
+  }
+  return server;
+}
+
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
   // server (exit 1) rather than serving plaintext or failing every
@@ -378,28 +407,11 @@ int Run() {
       {.limits = limits, .batching_enabled = batching_enabled}, registry->get(),
       scheduler.get(), &metrics, &admission);
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  if (!absl::GetFlag(FLAGS_enable_reflection)) {
-    builder.SetOption(std::make_unique<WithoutReflection>());
-  }
-  ConfigureTransport(max_message_bytes, builder);
-  const std::string address =
-      absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
-  int port = 0;
-  // Health checks and reflection share this port, and so its credentials.
-  builder.AddListeningPort(address, *credentials, &port);
   OpenInferenceService open_inference(registry->get(), &service);
-  builder.RegisterService(&service);
-  builder.RegisterService(&open_inference);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    LogError(absl::StrCat("cannot listen on ", address,
-                          " (port in use, or not an address of this "
-                          "machine?)"));
-    return 1;
-  }
+  int port = 0;
+  std::unique_ptr<grpc::Server> server = StartGrpcServer(
+      *credentials, max_message_bytes, {&service, &open_inference}, &port);
+  if (server == nullptr) return 1;
   grpc::HealthCheckServiceInterface* health_service =
       server->GetHealthCheckService();
   // (The overloads without a service name would set every model's status.)
