@@ -293,6 +293,25 @@ std::unique_ptr<grpc::Server> StartGrpcServer(
   return server;
 }
 
+// Shutdown after `signal`: every health status NOT_SERVING, new calls
+// refused, queued and running requests finished (up to --drain_timeout_s),
+// UNAVAILABLE answered until calls stop, then gRPC's own shutdown.
+void DrainAndStop(int signal, grpc::HealthCheckServiceInterface& health,
+                  InferenceService& service, BatchScheduler& scheduler,
+                  grpc::Server& server) {
+  const absl::Duration drain =
+      absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
+  const absl::Time deadline = absl::Now() + drain;
+  LogInfo(absl::StrCat("received ", signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                       "; draining for up to ", absl::FormatDuration(drain)));
+  health.Shutdown();  // every service NOT_SERVING from now on
+  service.StartDraining();
+  scheduler.Drain(deadline);
+  WaitForCallsToStop(service, deadline);
+  // Calls still open (streams) are cancelled at the deadline.
+  server.Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
+}
+
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
   // server (exit 1) rather than serving plaintext or failing every
@@ -435,19 +454,8 @@ int Run() {
   LogInfo(absl::StrCat("ready: serving models from ",
                        absl::GetFlag(FLAGS_model_repository)));
 
-  const int signal = WaitForStopSignal();
-
-  const absl::Duration drain =
-      absl::Seconds(absl::GetFlag(FLAGS_drain_timeout_s));
-  const absl::Time deadline = absl::Now() + drain;
-  LogInfo(absl::StrCat("received ", signal == SIGTERM ? "SIGTERM" : "SIGINT",
-                       "; draining for up to ", absl::FormatDuration(drain)));
-  health_service->Shutdown();  // every service NOT_SERVING from now on
-  service.StartDraining();
-  scheduler->Drain(deadline);
-  WaitForCallsToStop(service, deadline);
-  // Calls still open (streams) are cancelled at the deadline.
-  server->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
+  DrainAndStop(WaitForStopSignal(), *health_service, service, *scheduler,
+               *server);
   watcher->reset();
   LogInfo("stopped");
   return 0;
