@@ -312,15 +312,27 @@ void DrainAndStop(int signal, grpc::HealthCheckServiceInterface& health,
   server.Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
 }
 
+// The --tls_* flags.
+TlsOptions TlsFromFlags() {
+  return {.cert_file = absl::GetFlag(FLAGS_tls_cert_file),
+          .key_file = absl::GetFlag(FLAGS_tls_key_file),
+          .client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file),
+          .refresh_interval_s = absl::GetFlag(FLAGS_tls_refresh_interval_s)};
+}
+
+// What one request may carry (--max_sequences_per_request, ...).
+RequestLimits LimitsFromFlags() {
+  return {.max_sequences_per_request =
+              absl::GetFlag(FLAGS_max_sequences_per_request),
+          .max_steps_per_sequence = absl::GetFlag(FLAGS_max_steps_per_sequence),
+          .allow_non_finite = absl::GetFlag(FLAGS_allow_non_finite)};
+}
+
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
   // server (exit 1) rather than serving plaintext or failing every
   // handshake.
-  const TlsOptions tls{
-      .cert_file = absl::GetFlag(FLAGS_tls_cert_file),
-      .key_file = absl::GetFlag(FLAGS_tls_key_file),
-      .client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file),
-      .refresh_interval_s = absl::GetFlag(FLAGS_tls_refresh_interval_s)};
+  const TlsOptions tls = TlsFromFlags();
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       MakeServerCredentials(tls);
   if (!credentials.ok()) {
@@ -406,11 +418,7 @@ int Run() {
     return 2;
   }
 
-  RequestLimits limits{
-      .max_sequences_per_request =
-          absl::GetFlag(FLAGS_max_sequences_per_request),
-      .max_steps_per_sequence = absl::GetFlag(FLAGS_max_steps_per_sequence),
-      .allow_non_finite = absl::GetFlag(FLAGS_allow_non_finite)};
+  const RequestLimits limits = LimitsFromFlags();
   const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   if (max_message_bytes <= 0 ||
       absl::GetFlag(FLAGS_max_inflight_bytes) < max_message_bytes) {
