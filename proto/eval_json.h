@@ -13,8 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/evaluator.h"
-#include "core/model.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
 
 namespace biserve {
 

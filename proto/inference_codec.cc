@@ -5,7 +5,7 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
-#include "core/quoted_input.h"
+#include "core/common/quoted_input.h"
 
 namespace biserve {
 namespace {

@@ -8,10 +8,10 @@
 
 #include "absl/status/statusor.h"
 #include "biserve/v1/inference.pb.h"
-#include "core/evaluator.h"
-#include "core/model.h"
-#include "core/model_config.h"
-#include "core/model_registry.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
+#include "core/model/model_config.h"
+#include "core/serving/model_registry.h"
 
 namespace biserve {
 

@@ -7,8 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "biserve/v1/model.pb.h"
-#include "core/model.h"
-#include "core/model_spec.h"
+#include "core/model/model.h"
+#include "core/model/model_spec.h"
 
 namespace biserve {
 

@@ -6,7 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "biserve/v1/config.pb.h"
-#include "core/model_config.h"
+#include "core/model/model_config.h"
 
 namespace biserve {
 

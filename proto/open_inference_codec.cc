@@ -10,7 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/quoted_input.h"
+#include "core/common/quoted_input.h"
 
 namespace biserve {
 namespace {

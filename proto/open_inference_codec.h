@@ -22,7 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "biserve/v1/inference.pb.h"
-#include "core/model.h"
+#include "core/model/model.h"
 #include "inference/grpc_predict_v2.pb.h"
 #include "proto/inference_codec.h"
 
@@ -46,7 +46,7 @@ struct OpenInferCall {
   bool raw_outputs = false;          // answer in raw_output_contents
 };
 
-// INVALID_ARGUMENT naming the input (quoted, see core/quoted_input.h), the
+// INVALID_ARGUMENT naming the input (quoted, see core/common/quoted_input.h), the
 // expected and the given shape or datatype; an input of the other kind
 // (features sent to an Embedding model, token_ids to a feature model) names
 // the one the model takes. Unless limits.allow_non_finite, a NaN or Inf in

@@ -20,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "core/log.h"
+#include "core/common/log.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 

@@ -7,7 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/quoted_input.h"
+#include "core/common/quoted_input.h"
 #include "proto/open_inference_codec.h"
 #include "server/call_deadline.h"
 #include "server/grpc_status.h"

@@ -7,7 +7,7 @@
 // so limits, errors, batching and metrics are the same for both protocols.
 #pragma once
 
-#include "core/model_registry.h"
+#include "core/serving/model_registry.h"
 #include "inference/grpc_predict_v2.grpc.pb.h"
 #include "server/inference_service.h"
 

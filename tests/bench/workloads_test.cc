@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
 #include "proto/read_file.h"

@@ -1,4 +1,4 @@
-#include "core/activation.h"
+#include "core/kernels/activation.h"
 
 #include <cmath>
 #include <vector>

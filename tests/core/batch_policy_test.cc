@@ -1,4 +1,4 @@
-#include "core/batch_policy.h"
+#include "core/batching/batch_policy.h"
 
 #include <vector>
 

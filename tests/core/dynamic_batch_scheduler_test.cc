@@ -1,4 +1,4 @@
-#include "core/dynamic_batch_scheduler.h"
+#include "core/batching/dynamic_batch_scheduler.h"
 
 #include <algorithm>
 #include <atomic>
@@ -16,9 +16,9 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/evaluator.h"
-#include "core/model.h"
-#include "core/thread_pool.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
+#include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/fake_clock.h"

@@ -1,10 +1,10 @@
-#include "core/evaluator.h"
+#include "core/eval/evaluator.h"
 
 #include <limits>
 #include <random>
 
-#include "core/model.h"
-#include "core/thread_pool.h"
+#include "core/model/model.h"
+#include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/random_model.h"

@@ -13,7 +13,7 @@
 #include <mutex>
 
 #include "absl/time/time.h"
-#include "core/clock.h"
+#include "core/common/clock.h"
 
 namespace biserve::testing {
 

@@ -1,4 +1,4 @@
-#include "core/model_registry.h"
+#include "core/serving/model_registry.h"
 
 #include <atomic>
 #include <memory>
@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/model.h"
+#include "core/model/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/random_model.h"

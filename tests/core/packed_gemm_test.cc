@@ -1,4 +1,4 @@
-#include "core/packed_gemm.h"
+#include "core/kernels/packed_gemm.h"
 
 #include <random>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "core/packed_layout.h"
+#include "core/kernels/packed_layout.h"
 
 #include <set>
 #include <vector>

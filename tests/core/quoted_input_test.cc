@@ -1,4 +1,4 @@
-#include "core/quoted_input.h"
+#include "core/common/quoted_input.h"
 
 #include <string>
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "core/model.h"
+#include "core/model/model.h"
 
 namespace biserve::testing {
 namespace {

@@ -3,8 +3,8 @@
 // fast batched path against it.
 #pragma once
 
-#include "core/evaluator.h"
-#include "core/model.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
 
 namespace biserve::testing {
 

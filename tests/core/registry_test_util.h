@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "core/model_registry.h"
+#include "core/serving/model_registry.h"
 
 namespace biserve::testing {
 

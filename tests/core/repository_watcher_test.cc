@@ -1,4 +1,4 @@
-#include "core/repository_watcher.h"
+#include "core/serving/repository_watcher.h"
 
 #include <unistd.h>
 
@@ -23,10 +23,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "biserve/v1/model.pb.h"
-#include "core/evaluator.h"
-#include "core/model.h"
-#include "core/model_registry.h"
-#include "core/thread_pool.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
+#include "core/serving/model_registry.h"
+#include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"

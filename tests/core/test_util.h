@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "core/tensor.h"
+#include "core/common/tensor.h"
 #include "gtest/gtest.h"
 
 namespace biserve::testing {

@@ -1,4 +1,4 @@
-#include "core/thread_pool.h"
+#include "core/common/thread_pool.h"
 
 #include <atomic>
 #include <condition_variable>

@@ -1,4 +1,4 @@
-#include "core/unbatched_scheduler.h"
+#include "core/batching/unbatched_scheduler.h"
 
 #include <atomic>
 #include <deque>
@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "core/evaluator.h"
-#include "core/model.h"
-#include "core/thread_pool.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
+#include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/fake_clock.h"

@@ -1,4 +1,4 @@
-#include "core/vector_math.h"
+#include "core/kernels/vector_math.h"
 
 #include <cmath>
 #include <vector>

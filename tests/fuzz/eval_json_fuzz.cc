@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/evaluator.h"
-#include "core/model.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
 #include "proto/eval_json.h"
 #include "tests/fuzz/fuzz_support.h"
 

@@ -21,10 +21,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "core/evaluator.h"
-#include "core/model.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
 #include "proto/model_codec.h"
-#include "proto/tfjs_importer.h"
+#include "importers/tfjs_importer.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace biserve {

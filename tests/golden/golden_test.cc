@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "core/evaluator.h"
-#include "core/model.h"
-#include "core/thread_pool.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
+#include "core/common/thread_pool.h"
 #include "golden/golden_case.pb.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/evaluator.h"
-#include "core/model.h"
-#include "core/thread_pool.h"
+#include "core/eval/evaluator.h"
+#include "core/model/model.h"
+#include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/random_model.h"

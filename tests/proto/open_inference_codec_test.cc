@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/model.h"
-#include "core/model_spec.h"
+#include "core/model/model.h"
+#include "core/model/model_spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/random_model.h"

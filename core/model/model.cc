@@ -1,0 +1,482 @@
+#include "core/model/model.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace biserve {
+namespace {
+
+// Every validation error starts with where it was found, e.g.
+// "layers[1] 'bidirectional' forward layer 'lstm': ".
+absl::Status Invalid(absl::string_view where, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
+}
+
+std::string LayerLabel(int index, const std::string& name) {
+  std::string label = absl::StrCat("layers[", index, "]");
+  if (!name.empty()) absl::StrAppend(&label, " '", name, "'");
+  return label;
+}
+
+// Checks that `tensor` has exactly `expected` shape (described in words by
+// `meaning`, e.g. "[input_size, 4 * units]"), the matching number of values,
+// and only finite values; copies it into a matrix of that shape.
+absl::StatusOr<RowMatrix> ToMatrix(const Tensor& tensor,
+                                   const std::vector<int64_t>& expected,
+                                   absl::string_view where,
+                                   absl::string_view field,
+                                   absl::string_view meaning) {
+  if (tensor.shape.empty() && tensor.values.empty()) {
+    return Invalid(where,
+                   absl::StrCat(field, " is missing; expected shape ",
+                                ShapeString(expected), " (", meaning, ")"));
+  }
+  if (tensor.shape != expected) {
+    return Invalid(where, absl::StrCat(field, ": expected shape ",
+                                       ShapeString(expected), " (", meaning,
+                                       "), got ", ShapeString(tensor.shape)));
+  }
+  const int64_t count = NumElements(expected);
+  if (static_cast<int64_t>(tensor.values.size()) != count) {
+    return Invalid(
+        where, absl::StrCat(field, ": shape ", ShapeString(expected), " needs ",
+                            count, " values, got ", tensor.values.size()));
+  }
+  for (size_t i = 0; i < tensor.values.size(); ++i) {
+    if (!std::isfinite(tensor.values[i])) {
+      return Invalid(
+          where, absl::StrCat(field, ": value ", i, " is ", tensor.values[i],
+                              "; weights must be finite"));
+    }
+  }
+  const int64_t rows = expected.size() == 2 ? expected[0] : 1;
+  return RowMatrix(ConstMatrixMap(tensor.values.data(), rows, count / rows));
+}
+
+absl::Status ExpectAbsent(const Tensor& tensor, absl::string_view where,
+                          absl::string_view field, absl::string_view why) {
+  if (tensor.empty()) return absl::OkStatus();
+  return Invalid(where, absl::StrCat(field, " is present (shape ",
+                                     ShapeString(tensor.shape),
+                                     ") but must be absent: ", why));
+}
+
+absl::StatusOr<Activation> ActivationField(
+    const std::optional<std::string>& name, Activation default_activation,
+    absl::string_view where, absl::string_view field) {
+  if (!name.has_value()) return default_activation;
+  absl::StatusOr<Activation> activation = ParseActivation(*name);
+  if (!activation.ok()) {
+    return Invalid(where,
+                   absl::StrCat(field, ": ", activation.status().message()));
+  }
+  return *activation;
+}
+
+absl::StatusOr<MergeMode> ParseMergeMode(const std::string& name,
+                                         absl::string_view where) {
+  if (name.empty() || name == "concat") return MergeMode::kConcat;
+  if (name == "sum") return MergeMode::kSum;
+  if (name == "mul") return MergeMode::kMul;
+  if (name == "ave") return MergeMode::kAve;
+  if (name == "none") return MergeMode::kNone;
+  return Invalid(where, absl::StrCat("merge_mode: invalid merge mode '", name,
+                                     "'; expected one of concat, sum, mul, "
+                                     "ave, none"));
+}
+
+// Builds one direction from its configuration (`config`) and weights.
+// `where` names the direction for messages.
+absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
+                                            const RnnWeightsSpec& weights,
+                                            bool go_backwards, int input_size,
+                                            absl::string_view where) {
+  RnnDirection d;
+  d.name = config.name;
+  d.cell = config.cell;
+  d.units = config.units;
+  d.input_size = input_size;
+  d.go_backwards = go_backwards;
+  if (config.cell == CellType::kUnspecified) {
+    return Invalid(where, "cell is not set; expected SIMPLE_RNN, LSTM or GRU");
+  }
+  if (config.units <= 0) {
+    return Invalid(where,
+                   absl::StrCat("units must be positive; was ", config.units));
+  }
+  const absl::string_view cell_name = CellTypeName(config.cell);
+  if (config.cell == CellType::kSimpleRnn &&
+      config.recurrent_activation.has_value()) {
+    return Invalid(where,
+                   "recurrent_activation is set but SimpleRNN has no gates; "
+                   "remove it");
+  }
+  if (config.cell != CellType::kGru && config.reset_after.has_value()) {
+    return Invalid(where, absl::StrCat("reset_after is set but only GRU has "
+                                       "it; this layer is ",
+                                       cell_name));
+  }
+  absl::StatusOr<Activation> activation = ActivationField(
+      config.activation, Activation::kTanh, where, "activation");
+  if (!activation.ok()) return activation.status();
+  d.activation = *activation;
+  absl::StatusOr<Activation> recurrent_activation =
+      ActivationField(config.recurrent_activation, Activation::kSigmoid, where,
+                      "recurrent_activation");
+  if (!recurrent_activation.ok()) return recurrent_activation.status();
+  d.recurrent_activation = *recurrent_activation;
+  d.reset_after =
+      config.cell == CellType::kGru && config.reset_after.value_or(true);
+
+  const int64_t g = GateCount(config.cell);
+  const int64_t u = config.units;
+  const std::string gates = absl::StrCat(g, " * units");
+  absl::StatusOr<RowMatrix> kernel =
+      ToMatrix(weights.kernel, {input_size, g * u}, where, "weights.kernel",
+               absl::StrCat("[input_size, ", gates, "] for ", cell_name));
+  if (!kernel.ok()) return kernel.status();
+  d.kernel = *std::move(kernel);
+  absl::StatusOr<RowMatrix> recurrent = ToMatrix(
+      weights.recurrent_kernel, {u, g * u}, where, "weights.recurrent_kernel",
+      absl::StrCat("[units, ", gates, "] for ", cell_name));
+  if (!recurrent.ok()) return recurrent.status();
+  d.recurrent_kernel = *std::move(recurrent);
+
+  d.input_bias = RowVector::Zero(g * u);
+  if (!config.use_bias.value_or(true)) {
+    absl::Status absent =
+        ExpectAbsent(weights.bias, where, "weights.bias", "use_bias is false");
+    if (!absent.ok()) return absent;
+  } else if (d.reset_after) {
+    absl::StatusOr<RowMatrix> bias =
+        ToMatrix(weights.bias, {2, g * u}, where, "weights.bias",
+                 "[2, 3 * units] for GRU with reset_after: input bias row, "
+                 "then recurrent bias row");
+    if (!bias.ok()) return bias.status();
+    d.input_bias = bias->row(0);
+    d.recurrent_bias = bias->row(1);
+  } else {
+    absl::StatusOr<RowMatrix> bias = ToMatrix(
+        weights.bias, {g * u}, where, "weights.bias",
+        absl::StrCat(
+            "[", gates, "] for ", cell_name,
+            config.cell == CellType::kGru ? " with reset_after = false" : ""));
+    if (!bias.ok()) return bias.status();
+    d.input_bias = bias->row(0);
+  }
+  if (d.reset_after && d.recurrent_bias.size() == 0) {
+    // use_bias = false: the recurrent bias is zero too.
+    d.recurrent_bias = RowVector::Zero(g * u);
+  }
+  // The packed kernels add the biases as they multiply.
+  if (PackedGemmForProjections()) {
+    d.kernel_packed = PackedMatrix(d.kernel, d.input_bias);
+  }
+  if (PackedGemmAvailable() &&
+      !(config.cell == CellType::kGru && !d.reset_after)) {
+    d.recurrent_packed =
+        d.reset_after ? PackedMatrix(d.recurrent_kernel, d.recurrent_bias)
+                      : PackedMatrix(d.recurrent_kernel);
+  }
+  return d;
+}
+
+// Keras' Bidirectional rules for an explicit backward layer.
+absl::Status CheckBackwardLayer(const RnnLayerSpec& forward,
+                                const RnnLayerSpec& backward,
+                                absl::string_view where) {
+  if (forward.go_backwards == backward.go_backwards) {
+    return Invalid(where,
+                   absl::StrCat("forward and backward layers must have "
+                                "different go_backwards values; both are ",
+                                forward.go_backwards ? "true" : "false"));
+  }
+  const std::pair<const char*, std::pair<bool, bool>> attributes[] = {
+      {"return_sequences",
+       {forward.return_sequences, backward.return_sequences}},
+      {"return_state", {forward.return_state, backward.return_state}},
+      {"stateful", {forward.stateful, backward.stateful}},
+  };
+  for (const auto& [attribute, values] : attributes) {
+    if (values.first != values.second) {
+      return Invalid(
+          where,
+          absl::StrCat("forward and backward layers must have the same "
+                       "value for ",
+                       attribute, "; got ", values.first ? "true" : "false",
+                       " for the forward layer and ",
+                       values.second ? "true" : "false",
+                       " for the backward layer"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BidirectionalLayer> BuildBidirectional(
+    const BidirectionalSpec& spec, int input_size, absl::string_view where) {
+  BidirectionalLayer layer;
+  layer.name = spec.name;
+  const RnnLayerSpec& forward = spec.layer;
+  if (spec.backward_layer.has_value()) {
+    absl::Status rules =
+        CheckBackwardLayer(forward, *spec.backward_layer, where);
+    if (!rules.ok()) return rules;
+  } else if (!spec.backward_weights.has_value()) {
+    return Invalid(where,
+                   "the backward direction is missing: set backward_weights "
+                   "(the backward copy of `layer`) or backward_layer (an "
+                   "explicit backward layer)");
+  }
+  if (forward.stateful) {
+    return Invalid(where,
+                   "stateful = true is not supported: biserve evaluates each "
+                   "request independently, so no state carries over between "
+                   "requests; save the model with stateful = false");
+  }
+  absl::StatusOr<MergeMode> merge = ParseMergeMode(spec.merge_mode, where);
+  if (!merge.ok()) return merge.status();
+  layer.merge_mode = *merge;
+  layer.masked_step_output = spec.masked_step_output;
+  layer.return_sequences = forward.return_sequences;
+  layer.return_state = forward.return_state;
+
+  absl::StatusOr<RnnDirection> fw =
+      BuildDirection(forward, forward.weights, forward.go_backwards, input_size,
+                     absl::StrCat(where, " layer"));
+  if (!fw.ok()) return fw.status();
+  layer.forward = *std::move(fw);
+
+  absl::StatusOr<RnnDirection> bw =
+      spec.backward_layer.has_value()
+          ? BuildDirection(*spec.backward_layer, spec.backward_layer->weights,
+                           spec.backward_layer->go_backwards, input_size,
+                           absl::StrCat(where, " backward_layer"))
+          // Keras' default backward layer: the forward configuration with
+          // go_backwards flipped.
+          : BuildDirection(forward, *spec.backward_weights,
+                           !forward.go_backwards, input_size,
+                           absl::StrCat(where, " backward_weights"));
+  if (!bw.ok()) return bw.status();
+  layer.backward = *std::move(bw);
+
+  if (layer.merge_mode != MergeMode::kConcat &&
+      layer.merge_mode != MergeMode::kNone &&
+      layer.forward.units != layer.backward.units) {
+    return Invalid(
+        where, absl::StrCat("merge_mode '", MergeModeName(layer.merge_mode),
+                            "' needs directions of the same size; forward has ",
+                            layer.forward.units, " units, backward has ",
+                            layer.backward.units, " (use concat or none)"));
+  }
+  return layer;
+}
+
+absl::StatusOr<DenseLayer> BuildDense(const DenseSpec& spec, int input_size,
+                                      absl::string_view where) {
+  DenseLayer layer;
+  layer.name = spec.name;
+  if (spec.units <= 0) {
+    return Invalid(where,
+                   absl::StrCat("units must be positive; was ", spec.units));
+  }
+  absl::StatusOr<Activation> activation = ActivationField(
+      spec.activation, Activation::kLinear, where, "activation");
+  if (!activation.ok()) return activation.status();
+  layer.activation = *activation;
+  absl::StatusOr<RowMatrix> kernel =
+      ToMatrix(spec.kernel, {input_size, spec.units}, where, "kernel",
+               "[input_size, units]");
+  if (!kernel.ok()) return kernel.status();
+  layer.kernel = *std::move(kernel);
+  if (spec.use_bias.value_or(true)) {
+    absl::StatusOr<RowMatrix> bias =
+        ToMatrix(spec.bias, {spec.units}, where, "bias", "[units]");
+    if (!bias.ok()) return bias.status();
+    layer.bias = bias->row(0);
+  } else {
+    absl::Status absent =
+        ExpectAbsent(spec.bias, where, "bias", "use_bias is false");
+    if (!absent.ok()) return absent;
+    layer.bias = RowVector::Zero(spec.units);
+  }
+  return layer;
+}
+
+absl::StatusOr<EmbeddingLayer> BuildEmbedding(const EmbeddingSpec& spec,
+                                              absl::string_view where) {
+  if (spec.input_dim <= 0 || spec.output_dim <= 0) {
+    return Invalid(where,
+                   absl::StrCat("input_dim (vocabulary) and output_dim "
+                                "must be positive; were ",
+                                spec.input_dim, " and ", spec.output_dim));
+  }
+  absl::StatusOr<RowMatrix> embeddings =
+      ToMatrix(spec.embeddings, {spec.input_dim, spec.output_dim}, where,
+               "embeddings", "[input_dim, output_dim]");
+  if (!embeddings.ok()) return embeddings.status();
+  return EmbeddingLayer{spec.name, *std::move(embeddings), spec.mask_zero};
+}
+
+}  // namespace
+
+absl::string_view MergeModeName(MergeMode mode) {
+  switch (mode) {
+    case MergeMode::kConcat:
+      return "concat";
+    case MergeMode::kSum:
+      return "sum";
+    case MergeMode::kMul:
+      return "mul";
+    case MergeMode::kAve:
+      return "ave";
+    case MergeMode::kNone:
+      return "none";
+  }
+  return "unknown";
+}
+
+int GateCount(CellType cell) {
+  switch (cell) {
+    case CellType::kLstm:
+      return 4;
+    case CellType::kGru:
+      return 3;
+    default:
+      return 1;
+  }
+}
+
+int StateCount(CellType cell) { return cell == CellType::kLstm ? 2 : 1; }
+
+absl::string_view CellTypeName(CellType cell) {
+  switch (cell) {
+    case CellType::kSimpleRnn:
+      return "SimpleRNN";
+    case CellType::kLstm:
+      return "LSTM";
+    case CellType::kGru:
+      return "GRU";
+    case CellType::kUnspecified:
+      break;
+  }
+  return "unspecified";
+}
+
+int BidirectionalLayer::output_size() const {
+  return merge_mode == MergeMode::kConcat || merge_mode == MergeMode::kNone
+             ? forward.units + backward.units
+             : forward.units;
+}
+
+int BidirectionalLayer::state_count() const {
+  return forward.state_count() + backward.state_count();
+}
+
+absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
+    const ModelSpec& spec) {
+  auto model = std::shared_ptr<Model>(new Model());
+  model->name_ = spec.name;
+  const std::string model_label = spec.name.empty()
+                                      ? std::string("model")
+                                      : absl::StrCat("model '", spec.name, "'");
+  if (spec.layers.empty()) {
+    return Invalid(model_label,
+                   "has no layers; expected at least one "
+                   "Bidirectional layer");
+  }
+
+  int width = 0;            // values per step (or per sequence) so far
+  bool is_sequence = true;  // whether the current value has a time axis
+  const bool token_input =
+      std::holds_alternative<EmbeddingSpec>(spec.layers.front());
+  if (token_input) {
+    if (spec.input_dim != 0) {
+      return Invalid(model_label,
+                     absl::StrCat("input_dim must be 0 when the first layer "
+                                  "is an Embedding (inputs are token ids); "
+                                  "was ",
+                                  spec.input_dim));
+    }
+  } else if (spec.input_dim <= 0) {
+    return Invalid(model_label,
+                   absl::StrCat("input_dim must be positive (float features "
+                                "per time step); was ",
+                                spec.input_dim));
+  }
+  model->input_dim_ = spec.input_dim;
+  width = spec.input_dim;
+
+  for (int i = 0; i < static_cast<int>(spec.layers.size()); ++i) {
+    const LayerSpec& layer_spec = spec.layers[i];
+    if (const auto* embedding = std::get_if<EmbeddingSpec>(&layer_spec)) {
+      const std::string where = LayerLabel(i, embedding->name);
+      if (i != 0) {
+        return Invalid(where, "an Embedding layer must be the first layer");
+      }
+      absl::StatusOr<EmbeddingLayer> built = BuildEmbedding(*embedding, where);
+      if (!built.ok()) return built.status();
+      width = embedding->output_dim;
+      model->embedding_ = *std::move(built);
+    } else if (const auto* masking = std::get_if<MaskingSpec>(&layer_spec)) {
+      const std::string where = LayerLabel(i, masking->name);
+      if (i != 0 || token_input) {
+        return Invalid(where,
+                       "a Masking layer must be the first layer, on float "
+                       "features (for token ids, use the Embedding's "
+                       "mask_zero)");
+      }
+      if (!std::isfinite(masking->mask_value)) {
+        return Invalid(where, "mask_value must be finite");
+      }
+      model->mask_value_ = masking->mask_value;
+    } else if (const auto* bidi = std::get_if<BidirectionalSpec>(&layer_spec)) {
+      const std::string where = LayerLabel(i, bidi->name);
+      if (!is_sequence) {
+        return Invalid(where,
+                       "a Bidirectional layer needs a sequence input, but the "
+                       "layer before it has return_sequences = false");
+      }
+      absl::StatusOr<BidirectionalLayer> built =
+          BuildBidirectional(*bidi, width, where);
+      if (!built.ok()) return built.status();
+      if (built->merge_mode == MergeMode::kNone &&
+          i + 1 != static_cast<int>(spec.layers.size())) {
+        return Invalid(where,
+                       "merge_mode 'none' returns the two directions "
+                       "separately, so it must be the last layer; the layers "
+                       "after it need one input");
+      }
+      width = built->output_size();
+      is_sequence = built->return_sequences;
+      const int index = static_cast<int>(model->layers_.size());
+      if (model->first_bidirectional_ < 0) model->first_bidirectional_ = index;
+      model->last_bidirectional_ = index;
+      ++model->bidirectional_count_;
+      model->layers_.push_back(*std::move(built));
+    } else if (const auto* dense = std::get_if<DenseSpec>(&layer_spec)) {
+      const std::string where = LayerLabel(i, dense->name);
+      absl::StatusOr<DenseLayer> built = BuildDense(*dense, width, where);
+      if (!built.ok()) return built.status();
+      width = built->units();
+      model->layers_.push_back(*std::move(built));
+    } else {
+      return Invalid(LayerLabel(i, ""),
+                     "layer kind is not set; expected embedding, masking, "
+                     "bidirectional or dense");
+    }
+  }
+  if (model->bidirectional_count_ == 0) {
+    return Invalid(model_label, "has no Bidirectional layer");
+  }
+  model->returns_sequences_ = is_sequence;
+  const auto* last = std::get_if<BidirectionalLayer>(&model->layers_.back());
+  model->output_size_ =
+      last != nullptr && last->merge_mode == MergeMode::kNone ? 0 : width;
+  return std::shared_ptr<const Model>(std::move(model));
+}
+
+}  // namespace biserve

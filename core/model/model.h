@@ -1,0 +1,154 @@
+// Model: an immutable, validated bidirectional RNN model ready to evaluate.
+//
+// Thread-safety: a Model never changes after Create, so any number of threads
+// may evaluate it at once; it is shared as std::shared_ptr<const Model>.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/kernels/activation.h"
+#include "core/common/eigen_types.h"
+#include "core/model/model_spec.h"
+#include "core/kernels/packed_gemm.h"
+
+namespace biserve {
+
+enum class MergeMode { kConcat, kSum, kMul, kAve, kNone };
+
+absl::string_view MergeModeName(MergeMode mode);
+
+// Gates per cell: SimpleRNN 1, LSTM 4 (i, f, c, o), GRU 3 (z, r, h).
+int GateCount(CellType cell);
+// State tensors per cell: LSTM 2 (h, c), others 1 (h).
+int StateCount(CellType cell);
+absl::string_view CellTypeName(CellType cell);
+
+// One direction of a Bidirectional layer: a Keras SimpleRNN, LSTM or GRU.
+struct RnnDirection {
+  std::string name;
+  CellType cell = CellType::kUnspecified;
+  int units = 0;
+  int input_size = 0;
+  Activation activation = Activation::kTanh;
+  Activation recurrent_activation = Activation::kSigmoid;  // LSTM, GRU
+  bool reset_after = false;                                // GRU only
+  // Keras' go_backwards: the layer reads its input from the last step to the
+  // first, and (with return_sequences) emits outputs in that order.
+  bool go_backwards = false;
+
+  RowMatrix kernel;            // [input_size, G * units]
+  RowMatrix recurrent_kernel;  // [units, G * units]
+  // Bias added to the input projection, [G * units]; zeros without use_bias.
+  // A GRU with reset_after = false keeps its only bias here.
+  RowVector input_bias;
+  // GRU with reset_after = true: the recurrent bias, [3 * units], added to
+  // h * U before the reset gate scales it. Empty otherwise.
+  RowVector recurrent_bias;
+  // recurrent_kernel packed for PackedGemm, when this CPU runs it and the
+  // cell does one GEMM per step (all but GRU with reset_after = false), with
+  // recurrent_bias as its bias row for GRU with reset_after. Empty
+  // otherwise.
+  PackedMatrix recurrent_packed;
+  // kernel packed with input_bias as its bias row, when
+  // PackedGemmForProjections(); empty otherwise.
+  PackedMatrix kernel_packed;
+
+  int gates() const { return GateCount(cell); }
+  int state_count() const { return StateCount(cell); }
+};
+
+struct BidirectionalLayer {
+  std::string name;
+  RnnDirection forward;
+  RnnDirection backward;
+  MergeMode merge_mode = MergeMode::kConcat;
+  MaskedStepOutput masked_step_output = MaskedStepOutput::kZeros;
+  bool return_sequences = false;
+  bool return_state = false;
+
+  // Width of the merged output; for kNone, the two widths added (what a
+  // concat would give), used only for shape checks.
+  int output_size() const;
+  // forward.state_count() + backward.state_count(): the length of an
+  // initial_state list.
+  int state_count() const;
+};
+
+struct DenseLayer {
+  std::string name;
+  Activation activation = Activation::kLinear;
+  RowMatrix kernel;  // [input_size, units]
+  RowVector bias;    // [units]; zeros without use_bias
+  int units() const { return static_cast<int>(kernel.cols()); }
+};
+
+struct EmbeddingLayer {
+  std::string name;
+  RowMatrix embeddings;    // [vocabulary, output_dim]
+  bool mask_zero = false;  // token id 0 marks a step to skip
+};
+
+// A layer after the optional Masking or Embedding.
+using StackLayer = std::variant<BidirectionalLayer, DenseLayer>;
+
+class Model {
+ public:
+  // Validates `spec` the way Keras builds the same layers and returns the
+  // model, or INVALID_ARGUMENT naming the layer, the field, and what was
+  // expected and found.
+  static absl::StatusOr<std::shared_ptr<const Model>> Create(
+      const ModelSpec& spec);
+
+  const std::string& name() const { return name_; }
+  // True when inputs are token ids (the first layer is an Embedding).
+  bool takes_token_ids() const { return embedding_.has_value(); }
+  // Values per time step of a feature input; 0 for token-id models.
+  int input_dim() const { return input_dim_; }
+  const std::optional<EmbeddingLayer>& embedding() const { return embedding_; }
+  // Keras' Masking layer's mask_value, when the model starts with one: a
+  // step whose features all equal it is skipped by every recurrent layer.
+  const std::optional<float>& mask_value() const { return mask_value_; }
+  // Whether some input steps may be skipped (Masking, or Embedding with
+  // mask_zero), as Keras' masks make recurrent layers do.
+  bool masks_steps() const {
+    return mask_value_.has_value() || (embedding_ && embedding_->mask_zero);
+  }
+  const std::vector<StackLayer>& layers() const { return layers_; }
+
+  // Index into layers() of the first and last Bidirectional layer. The first
+  // takes the request's initial_state; the last gives per-direction outputs.
+  int first_bidirectional() const { return first_bidirectional_; }
+  int last_bidirectional() const { return last_bidirectional_; }
+  const BidirectionalLayer& bidirectional(int index) const {
+    return std::get<BidirectionalLayer>(layers_[index]);
+  }
+  int bidirectional_count() const { return bidirectional_count_; }
+
+  // Whether the model's output has a time axis ([T, D]) or not ([D]).
+  bool returns_sequences() const { return returns_sequences_; }
+  // Width D of the model's output; 0 when the last layer is a Bidirectional
+  // with merge mode none (its two directions are the outputs).
+  int output_size() const { return output_size_; }
+
+ private:
+  Model() = default;
+
+  std::string name_;
+  int input_dim_ = 0;
+  std::optional<EmbeddingLayer> embedding_;
+  std::optional<float> mask_value_;
+  std::vector<StackLayer> layers_;
+  int first_bidirectional_ = -1;
+  int last_bidirectional_ = -1;
+  int bidirectional_count_ = 0;
+  bool returns_sequences_ = true;
+  int output_size_ = 0;
+};
+
+}  // namespace biserve

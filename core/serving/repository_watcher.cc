@@ -1,0 +1,354 @@
+#include "core/serving/repository_watcher.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/common/log.h"
+#include "core/common/process_tuning.h"
+
+namespace biserve {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The size and modification time of `path`, or nullopt if it is not a
+// regular file.
+std::optional<std::pair<int64_t, int64_t>> Stat(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return std::nullopt;
+  }
+  return std::make_pair(static_cast<int64_t>(st.st_size),
+                        static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                            st.st_mtim.tv_nsec);
+}
+
+// Sub-folders of `dir`, sorted; hidden ones skipped.
+std::vector<std::string> SubFolders(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::error_code type_ec;
+    if (!entry.is_directory(type_ec)) continue;
+    std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    names.push_back(std::move(name));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A version folder's name: digits only, value >= 1.
+std::optional<int64_t> ParseVersion(const std::string& name) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isdigit(c);
+      })) {
+    return std::nullopt;
+  }
+  int64_t version;
+  if (!absl::SimpleAtoi(name, &version) || version < 1) return std::nullopt;
+  return version;
+}
+
+}  // namespace
+
+std::string RepositoryRelative(absl::string_view message,
+                               absl::string_view repository_path) {
+  if (repository_path.empty()) return std::string(message);
+  const std::string prefix = absl::EndsWith(repository_path, "/")
+                                 ? std::string(repository_path)
+                                 : absl::StrCat(repository_path, "/");
+  // A path character before the prefix means it is inside another path
+  // ("othermodels/" for "models/"), which stays as it is.
+  auto in_path = [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '/' ||
+           c == '.' || c == '_' || c == '-';
+  };
+  std::string relative;
+  size_t from = 0;
+  for (size_t at = message.find(prefix); at != absl::string_view::npos;) {
+    if (at > 0 && in_path(message[at - 1])) {
+      at = message.find(prefix, at + 1);
+      continue;
+    }
+    absl::StrAppend(&relative, message.substr(from, at - from));
+    from = at + prefix.size();
+    at = message.find(prefix, from);
+  }
+  absl::StrAppend(&relative, message.substr(from));
+  return relative;
+}
+
+absl::StatusOr<std::unique_ptr<RepositoryWatcher>> RepositoryWatcher::Create(
+    Options options, ModelRegistry* registry) {
+  if (options.repository_path.empty()) {
+    return absl::InvalidArgumentError("repository_path is empty");
+  }
+  if (!options.load_model || !options.load_config) {
+    return absl::InvalidArgumentError(
+        "load_model and load_config must be given");
+  }
+  if (options.poll_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("poll_interval must be positive; was ",
+                     absl::FormatDuration(options.poll_interval)));
+  }
+  if (registry == nullptr) {
+    return absl::InvalidArgumentError("registry is null");
+  }
+  return std::unique_ptr<RepositoryWatcher>(
+      new RepositoryWatcher(std::move(options), registry));
+}
+
+RepositoryWatcher::~RepositoryWatcher() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void RepositoryWatcher::Start() {
+  thread_ = std::thread([this] { PollLoop(); });
+}
+
+void RepositoryWatcher::PollLoop() {
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  while (true) {
+    stop_cv_.wait_for(lock, absl::ToChronoMicroseconds(options_.poll_interval),
+                      [this] { return stop_; });
+    if (stop_) return;
+    lock.unlock();
+    PollOnce();
+    lock.lock();
+  }
+}
+
+void RepositoryWatcher::PollOnce() {
+  std::lock_guard<std::mutex> lock(scan_mu_);
+  const std::string& root = options_.repository_path;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    // Keep serving what is loaded: a repository that vanished is more often
+    // an unmounted volume than a request to unload everything.
+    if (!repository_missing_logged_) {
+      LogError(absl::StrCat("model repository ", root,
+                            " is not a readable folder; keeping the models "
+                            "already loaded"));
+      repository_missing_logged_ = true;
+    }
+    return;
+  }
+  repository_missing_logged_ = false;
+
+  std::vector<std::string> names = SubFolders(root);
+  bool released = false;
+  for (auto it = models_.begin(); it != models_.end();) {
+    if (std::binary_search(names.begin(), names.end(), it->first)) {
+      ++it;
+      continue;
+    }
+    LogInfo(absl::StrCat("model ", it->first,
+                         ": folder removed; unloading every version"));
+    registry_->RemoveModel(it->first);
+    it = models_.erase(it);
+    released = true;
+  }
+  for (const std::string& name : names) {
+    released |= ScanModel(name, models_[name]);
+  }
+  if (registry_->CollectUnloaded() > 0) released = true;
+  // Freed weights go back to the system, not just to malloc's free lists.
+  if (released) ReleaseFreeMemory();
+}
+
+bool RepositoryWatcher::ScanModel(const std::string& name,
+                                  WatchedModel& model) {
+  const std::string dir = absl::StrCat(options_.repository_path, "/", name);
+
+  // Settings first: they decide which versions serve.
+  const std::string config_path = dir + "/config.pbtxt";
+  std::optional<FileSignature> config_signature;
+  if (auto st = Stat(config_path)) {
+    config_signature = FileSignature{config_path, st->first, st->second};
+  }
+  if (config_signature != model.config_signature || !model.settings_applied) {
+    std::string config_error;
+    if (!config_signature) {
+      model.config = ModelConfig();
+    } else if (absl::StatusOr<ModelConfig> config =
+                   options_.load_config(config_path);
+               config.ok()) {
+      model.config = *std::move(config);
+      LogInfo(absl::StrCat("model ", name, ": read ", config_path,
+                           " (version policy ",
+                           model.config.version_policy.ToString(), ")"));
+    } else {
+      LogError(absl::StrCat("model ", name, ": ", config.status().message(),
+                            "; keeping the previous settings"));
+      // Clients see it (ListModels): no server paths.
+      config_error = RepositoryRelative(config.status().message(),
+                                        options_.repository_path);
+    }
+    model.config_signature = config_signature;
+    model.settings_applied = true;
+    registry_->SetModelSettings(name, model.config, config_error);
+  }
+
+  // Versions on disk and the file each would load from.
+  std::map<int64_t, FileSignature> on_disk;
+  for (const std::string& folder : SubFolders(dir)) {
+    std::optional<int64_t> version = ParseVersion(folder);
+    if (!version) continue;
+    FileSignature signature;
+    for (const char* file : {"model.pb", "model.pbtxt"}) {
+      std::string path = absl::StrCat(dir, "/", folder, "/", file);
+      if (auto st = Stat(path)) {
+        signature = FileSignature{path, st->first, st->second};
+        break;
+      }
+    }
+    on_disk[*version] = signature;
+  }
+  std::vector<int64_t> versions;
+  for (const auto& [v, signature] : on_disk) versions.push_back(v);
+
+  const VersionPolicy& policy = model.config.version_policy;
+  std::vector<int64_t> selected = policy.Select(versions);
+  std::set<int64_t> keep(selected.begin(), selected.end());
+  bool any_serving = false;
+  bool replaced = false;
+  for (int64_t v : selected) {
+    auto watched = model.versions.find(v);
+    bool reload = watched != model.versions.end() &&
+                  watched->second.available &&
+                  !(watched->second.signature == on_disk[v]);
+    any_serving |= LoadVersion(name, v, on_disk[v], model);
+    replaced |= reload;
+  }
+  // While no selected version serves, one other version keeps the model
+  // answering: the newest that serves, as TF Serving's availability-
+  // preserving policy keeps one. Under the latest policy it may be loaded
+  // for that (a fresh start whose newest version is broken); the others
+  // never load a version they do not select. The registry serves it only
+  // to requests that name no version: the policy decides which versions a
+  // client may name.
+  int64_t fallback = 0;
+  if (!any_serving) {
+    const bool may_load = policy.kind == VersionPolicy::Kind::kLatest;
+    for (auto v = versions.rbegin(); v != versions.rend() && fallback == 0;
+         ++v) {
+      if (keep.count(*v)) continue;
+      if (may_load) {
+        keep.insert(*v);  // a failure stays recorded, not retried
+        // Marked before it loads, so that no request naming it is served
+        // between its load and the marking.
+        registry_->SetSelection(name, selected, *v);
+        if (LoadVersion(name, *v, on_disk[*v], model)) fallback = *v;
+      } else if (auto w = model.versions.find(*v);
+                 w != model.versions.end() && w->second.available) {
+        keep.insert(*v);
+        fallback = *v;
+      }
+    }
+  }
+
+  bool unloaded = false;
+  for (auto it = model.versions.begin(); it != model.versions.end();) {
+    const int64_t v = it->first;
+    bool gone = on_disk.count(v) == 0;
+    if (keep.count(v) && !gone) {
+      ++it;
+      continue;
+    }
+    // Not selected (nor the fallback): unload once a selected version or
+    // the fallback serves, or at once if its folder is gone; failed entries
+    // are simply forgotten.
+    if (gone || any_serving || fallback != 0 || !it->second.available) {
+      if (it->second.available) {
+        LogInfo(
+            absl::StrCat("model ", name, " version ", v, ": unloading (",
+                         gone ? "folder removed" : "not selected by policy ",
+                         gone ? "" : policy.ToString(), ")"));
+        unloaded = true;
+      }
+      registry_->Unload(name, v);
+      it = model.versions.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // After the unloads: a fallback no longer needed stays marked until it
+  // has unloaded (Unload clears the mark), so that it never answers
+  // requests that name it meanwhile; one the policy selects again is
+  // unmarked here.
+  registry_->SetSelection(name, std::move(selected), fallback);
+  return unloaded || replaced;
+}
+
+bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
+                                    const FileSignature& signature,
+                                    WatchedModel& model) {
+  auto watched = model.versions.find(version);
+  if (watched != model.versions.end() &&
+      watched->second.signature == signature) {
+    return watched->second.available;  // unchanged since its last load
+  }
+  bool reload = watched != model.versions.end() && watched->second.available;
+  const std::string what =
+      absl::StrCat("model ", name, " version ", version, ": ");
+  WatchedVersion& entry = model.versions[version];
+  entry.signature = signature;
+  if (signature.path.empty()) {
+    const std::string folder = absl::StrCat(name, "/", version);
+    LogError(absl::StrCat(what, "no model.pb or model.pbtxt in ",
+                          options_.repository_path, "/", folder));
+    // Reasons reach clients (ListModels, FAILED_PRECONDITION): paths in them
+    // are relative to the repository.
+    registry_->SetFailed(
+        name, version, absl::StrCat("no model.pb or model.pbtxt in ", folder));
+    return entry.available;  // a serving copy keeps serving
+  }
+  LogInfo(absl::StrCat(what, reload ? "file changed; reloading " : "loading ",
+                       signature.path));
+  registry_->SetLoading(name, version);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::shared_ptr<const Model>> loaded =
+      options_.load_model(signature.path);
+  absl::Status status = loaded.status();
+  if (status.ok() && options_.warm_up) {
+    status = options_.warm_up(**loaded);
+    if (!status.ok()) {
+      status = absl::Status(status.code(),
+                            absl::StrCat("warm-up failed: ", status.message()));
+    }
+  }
+  if (!status.ok()) {
+    LogError(
+        absl::StrCat(what, "failed to load: ", status.message(),
+                     entry.available ? "; the loaded copy keeps serving" : ""));
+    registry_->SetFailed(
+        name, version,
+        RepositoryRelative(status.message(), options_.repository_path));
+    return entry.available;
+  }
+  registry_->SetAvailable(name, version, *std::move(loaded));
+  entry.available = true;
+  LogInfo(absl::StrCat(what, "serving (loaded and warmed up in ",
+                       absl::ToInt64Milliseconds(absl::Now() - start), " ms)"));
+  return true;
+}
+
+}  // namespace biserve

@@ -1,0 +1,129 @@
+// RepositoryWatcher: keeps a ModelRegistry in step with a model repository
+// on disk.
+//
+//   <repository>/<name>/config.pbtxt          optional ModelConfig
+//   <repository>/<name>/<version>/model.pb    or model.pbtxt
+//
+// Each scan loads the versions the model's VersionPolicy selects that are
+// new or whose file changed (size or modification time), warms each up,
+// and only then lets it serve. A version that fails stays failed (with its
+// reason in the registry, files named relative to the repository) until
+// its file changes. While no selected version serves, exactly one other
+// version keeps the model answering (as TF Serving's availability-
+// preserving policy does): the newest one serving, or under the latest
+// policy the newest one that loads. It answers only requests that name no
+// version (ModelRegistry::SetSelection): the policy decides which versions
+// a client may name. Every other version no longer selected unloads once a
+// selected version or that fallback serves, or at once when its folder is
+// gone. Loading happens on the scanning thread, one version at a time.
+//
+// Thread-safety: PollOnce may be called from any thread; scans never
+// overlap. Start runs scans on an owned thread that the destructor stops.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "core/model/model.h"
+#include "core/model/model_config.h"
+#include "core/serving/model_registry.h"
+
+namespace biserve {
+
+// `message` with `repository_path` taken off the paths in it, so that a
+// load error a client sees names "brackets/2/model.pb", not where the
+// server keeps its files. Only the paths that start with it change
+// ("models/" is kept in "othermodels/x").
+std::string RepositoryRelative(absl::string_view message,
+                               absl::string_view repository_path);
+
+class RepositoryWatcher {
+ public:
+  struct Options {
+    std::string repository_path;
+    // Time between scans of the polling thread.
+    absl::Duration poll_interval = absl::Seconds(5);
+    // Reads and validates one model file. Required.
+    std::function<absl::StatusOr<std::shared_ptr<const Model>>(
+        const std::string& path)>
+        load_model;
+    // Reads one config.pbtxt. Required.
+    std::function<absl::StatusOr<ModelConfig>(const std::string& path)>
+        load_config;
+    // Evaluates a freshly loaded model once before it serves, so that its
+    // first request does not pay for page faults and lazy set-up. Optional.
+    std::function<absl::Status(const Model&)> warm_up;
+  };
+
+  // INVALID_ARGUMENT if a required option is missing or poll_interval is not
+  // positive. `registry` is not owned and must outlive the watcher.
+  static absl::StatusOr<std::unique_ptr<RepositoryWatcher>> Create(
+      Options options, ModelRegistry* registry);
+
+  // Stops the polling thread, if started, after its current scan.
+  ~RepositoryWatcher();
+
+  // Scans the repository once and returns when every load has finished.
+  void PollOnce();
+
+  // Starts scanning every poll_interval on an owned thread.
+  // REQUIRES: called at most once.
+  void Start();
+
+ private:
+  struct FileSignature {
+    std::string path;  // empty: no model file in the version folder
+    int64_t size = 0;
+    int64_t mtime_ns = 0;
+    bool operator==(const FileSignature&) const = default;
+  };
+  struct WatchedVersion {
+    FileSignature signature;
+    bool available = false;  // false: its last load failed
+  };
+  struct WatchedModel {
+    bool settings_applied = false;
+    std::optional<FileSignature> config_signature;
+    ModelConfig config;
+    std::map<int64_t, WatchedVersion> versions;
+  };
+
+  RepositoryWatcher(Options options, ModelRegistry* registry)
+      : options_(std::move(options)), registry_(registry) {}
+
+  // Returns whether anything was unloaded or replaced.
+  bool ScanModel(const std::string& name, WatchedModel& model)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(scan_mu_);
+  // Loads (or reloads) one version; returns whether it now serves.
+  bool LoadVersion(const std::string& name, int64_t version,
+                   const FileSignature& signature, WatchedModel& model)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(scan_mu_);
+  void PollLoop();
+
+  // Immutable after construction.
+  const Options options_;
+  ModelRegistry* const registry_;
+
+  // Held for a whole scan.
+  std::mutex scan_mu_;
+  std::map<std::string, WatchedModel> models_ ABSL_GUARDED_BY(scan_mu_);
+  bool repository_missing_logged_ ABSL_GUARDED_BY(scan_mu_) = false;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stop_ ABSL_GUARDED_BY(stop_mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace biserve
