@@ -21,10 +21,10 @@
 #include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/core/fake_clock.h"
-#include "tests/core/notification.h"
-#include "tests/core/random_model.h"
-#include "tests/core/scheduler_test_util.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/notification.h"
+#include "tests/support/random_model.h"
+#include "tests/support/scheduler_test_util.h"
 
 namespace biserve {
 namespace {

@@ -7,9 +7,9 @@
 #include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/core/random_model.h"
-#include "tests/core/reference_model.h"
-#include "tests/core/test_util.h"
+#include "tests/support/random_model.h"
+#include "tests/support/reference_model.h"
+#include "tests/support/test_util.h"
 
 namespace biserve {
 namespace {

@@ -14,8 +14,8 @@
 #include "core/model/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/core/random_model.h"
-#include "tests/core/registry_test_util.h"
+#include "tests/support/random_model.h"
+#include "tests/support/registry_test_util.h"
 
 namespace biserve {
 namespace {

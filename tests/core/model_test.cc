@@ -4,7 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/core/random_model.h"
+#include "tests/support/random_model.h"
 
 namespace biserve {
 namespace {

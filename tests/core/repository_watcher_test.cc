@@ -31,9 +31,9 @@
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
 #include "proto/model_config_codec.h"
-#include "tests/core/notification.h"
-#include "tests/core/random_model.h"
-#include "tests/core/registry_test_util.h"
+#include "tests/support/notification.h"
+#include "tests/support/random_model.h"
+#include "tests/support/registry_test_util.h"
 
 namespace biserve {
 namespace {

@@ -11,7 +11,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
-#include "tests/core/test_util.h"
+#include "tests/support/test_util.h"
 
 namespace biserve::testing {
 std::vector<std::string> ListCases(const std::string& folder,

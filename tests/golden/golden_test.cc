@@ -10,7 +10,7 @@
 #include "golden/golden_case.pb.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
-#include "tests/core/test_util.h"
+#include "tests/support/test_util.h"
 #include "tests/golden/golden_check.h"
 
 namespace biserve {

@@ -12,7 +12,7 @@
 #include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/core/random_model.h"
+#include "tests/support/random_model.h"
 
 namespace biserve {
 namespace {

@@ -13,7 +13,7 @@
 #include "core/model/model_spec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/core/random_model.h"
+#include "tests/support/random_model.h"
 
 namespace biserve {
 namespace {

@@ -1,4 +1,4 @@
-#include "tests/core/random_model.h"
+#include "tests/support/random_model.h"
 
 #include <cmath>
 #include <string>

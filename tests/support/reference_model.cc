@@ -1,4 +1,4 @@
-#include "tests/core/reference_model.h"
+#include "tests/support/reference_model.h"
 
 #include <algorithm>
 #include <vector>
