@@ -21,12 +21,12 @@
 #include "client/connection_flags.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/eval_json.h"
-#include "proto/read_file.h"
+#include "proto/input_file.h"
 
 ABSL_FLAG(double, timeout_s, 30, "Deadline of the call, in seconds.");
 ABSL_FLAG(std::string, model, "", "Model name (predict, metadata, health).");
 ABSL_FLAG(int64_t, version, 0, "Model version; 0 for the newest available.");
-ABSL_FLAG(std::string, input, "-",
+ABSL_FLAG(biserve::InputFile, input, {"-"},
           "predict: JSON request file, or - for standard input. Either "
           "biserve_eval's form {\"sequences\": [[[f, ...], ...], ...]} (token "
           "ids: [[id, ...], ...]), or a biserve.v1.PredictRequest in protobuf "
@@ -66,11 +66,6 @@ std::string ToJson(const google::protobuf::Message& message) {
   options.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(message, &json, options);
   return json;
-}
-
-absl::StatusOr<std::string> ReadInput(const std::string& path) {
-  if (path != "-") return ReadFile(path, "the input");
-  return std::string(std::istreambuf_iterator<char>(std::cin), {});
 }
 
 // The JSON in protobuf's form names fields of PredictRequest; biserve_eval's

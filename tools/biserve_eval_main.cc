@@ -12,16 +12,17 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "core/eval/evaluator.h"
 #include "core/common/process_tuning.h"
 #include "core/common/thread_pool.h"
+#include "core/eval/evaluator.h"
 #include "proto/eval_json.h"
+#include "proto/input_file.h"
 #include "proto/model_codec.h"
-#include "proto/read_file.h"
 
 ABSL_FLAG(std::string, model, "",
           "Model file: binary .pb, text .pbtxt or JSON .json.");
-ABSL_FLAG(std::string, input, "-", "JSON input file, or - for standard input.");
+ABSL_FLAG(biserve::InputFile, input, {"-"},
+          "JSON input file, or - for standard input.");
 ABSL_FLAG(std::string, outputs, "merged",
           "merged (the model's output), directions (the last Bidirectional "
           "layer's forward and backward outputs) or both.");
@@ -31,13 +32,6 @@ ABSL_FLAG(int, threads, 2, "Evaluation threads.");
 
 namespace biserve {
 namespace {
-
-absl::StatusOr<std::string> ReadInput(const std::string& path) {
-  if (path == "-") {
-    return std::string(std::istreambuf_iterator<char>(std::cin), {});
-  }
-  return ReadFile(path, "the input");
-}
 
 absl::Status Run() {
   const std::string model_path = absl::GetFlag(FLAGS_model);

@@ -14,6 +14,7 @@ using ::biserve::testing::BundledModelsServerTest;
 using ::biserve::testing::RunCommand;
 using ::biserve::testing::WriteTestFile;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class BiserveCliTest : public BundledModelsServerTest {
  protected:
@@ -29,6 +30,20 @@ TEST_F(BiserveCliTest, PredictsTheBracketsSampleFromProtobufJson) {
   EXPECT_THAT(result.out, HasSubstr("\"model_name\": \"brackets\""));
   EXPECT_THAT(result.out, HasSubstr("\"model_version\": 1"));
   EXPECT_THAT(result.out, HasSubstr("\"results\""));
+}
+
+TEST_F(BiserveCliTest, InputDashIsStandardInputWithoutAWarning) {
+  // Reported: "--input -" printed Abseil's "Did you really mean to set flag
+  // 'input' to the value '-'?" (a check of std::string flags).
+  const std::string input =
+      BISERVE_SOURCE_DIR "/models/example/sample_input.json";
+  auto dash = RunCommand(
+      Cli(absl::StrCat("predict --model=example --input - < ", input)));
+  ASSERT_EQ(dash.exit_code, 0) << dash.out;
+  EXPECT_THAT(dash.out, Not(HasSubstr("Did you really mean")));
+  auto file =
+      RunCommand(Cli(absl::StrCat("predict --model=example --input ", input)));
+  EXPECT_EQ(dash.out, file.out);
 }
 
 TEST_F(BiserveCliTest,

@@ -9,6 +9,7 @@
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 using ProcessResult = biserve::testing::CommandResult;
 
@@ -48,6 +49,18 @@ TEST(BiserveEvalTest, PrintsOneResultPerSequenceShapedLikeTheTensors) {
   }
   EXPECT_EQ(rows, 3);
   EXPECT_EQ(std::count(run.out.begin(), run.out.end(), '{'), 3);
+}
+
+TEST(BiserveEvalTest, InputDashReadsStandardInputWithoutAWarning) {
+  // Reported: "--input -" printed Abseil's "Did you really mean to set flag
+  // 'input' to the value '-'?" (a check of std::string flags).
+  const std::string file = WriteInput("in.json", kInput);
+  ProcessResult dash = Execute("--model " + kExample + " --input - < " + file);
+  ASSERT_EQ(dash.exit_code, 0) << dash.out;
+  EXPECT_THAT(dash.out, StartsWith("{\"results\": ["));
+  EXPECT_THAT(dash.out, Not(HasSubstr("Did you really mean")));
+  EXPECT_EQ(dash.out, Execute("--model " + kExample + " --input " + file).out);
+  EXPECT_EQ(dash.out, Execute("--model " + kExample + " < " + file).out);
 }
 
 TEST(BiserveEvalTest, DirectionsAndStatesOnRequest) {
