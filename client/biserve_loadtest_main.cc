@@ -47,7 +47,8 @@ ABSL_FLAG(double, rate, 0,
           "Open loop: requests per second, Poisson arrivals. 0: closed loop.");
 ABSL_FLAG(double, duration_s, 10, "Measured seconds (after --warmup_s).");
 ABSL_FLAG(int64_t, requests, 0,
-          "Stop after this many measured requests instead of --duration_s.");
+          "Send exactly this many measured requests (after --warmup_s) "
+          "instead of running for --duration_s.");
 ABSL_FLAG(double, warmup_s, 1, "Seconds of load before measuring; excluded.");
 ABSL_FLAG(std::string, seq_len, "50",
           "Time steps per sequence: a number (50) or a uniform range (1:200).");
@@ -76,14 +77,14 @@ struct Sample {
 // Results of one run; thread-safe.
 class Recorder {
  public:
-  void Start(Clock::time_point measure_from) { measure_from_ = measure_from; }
-
-  void Record(Clock::time_point sent, Clock::time_point done,
+  // One answer. `measured`: whether the request counts in the report (it
+  // was issued after the warm-up); every answer counts in the totals.
+  void Record(bool measured, Clock::time_point sent, Clock::time_point done,
               const absl::Status& status, int64_t steps) {
     std::lock_guard<std::mutex> lock(mu_);
     ++total_;
     if (!status.ok()) ++total_errors_;
-    if (sent < measure_from_) return;  // warm-up
+    if (!measured) return;
     if (status.ok()) {
       samples_.push_back(
           {std::chrono::duration<double, std::milli>(done - sent).count(),
@@ -94,12 +95,6 @@ class Recorder {
     }
   }
 
-  int64_t measured() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    int64_t n = static_cast<int64_t>(samples_.size());
-    for (const auto& [code, count] : errors_) n += count;
-    return n;
-  }
   std::pair<int64_t, int64_t> totals() const {
     std::lock_guard<std::mutex> lock(mu_);
     return {total_, total_errors_};
@@ -119,7 +114,6 @@ class Recorder {
   }
 
  private:
-  Clock::time_point measure_from_;
   mutable std::mutex mu_;
   std::vector<Sample> samples_;
   std::map<std::string, int64_t> errors_;
@@ -234,28 +228,67 @@ absl::StatusOr<Workload> MakeWorkload(BiserveClient& client) {
   return workload;
 }
 
-// Shared by the senders of one run.
-struct RunState {
-  const Workload* workload;
-  Recorder recorder;
-  std::atomic<bool> stop{false};
-  std::atomic<int64_t> next{0};
-  Clock::time_point measure_from;
-  Clock::time_point end;  // when --requests is 0
-  int64_t max_requests = 0;
+// One request a sender may send: which of the workload, and whether it
+// counts in the report.
+struct Ticket {
+  int64_t index = 0;
+  bool measured = false;
+};
 
-  // The next request to send; false when the run is over.
-  bool Take(int64_t* index) {
-    if (stop.load()) return false;
-    if (max_requests == 0 && Clock::now() >= end) return false;
-    if (max_requests > 0 && recorder.measured() >= max_requests &&
-        Clock::now() >= measure_from) {
+// Shared by the senders of one run. Whether a request is sent, and whether
+// it is measured, is decided once, before it is sent, so --requests N sends
+// exactly N measured requests whatever the concurrency, and no request
+// leaves after --duration_s.
+class RunState {
+ public:
+  // A run of `workload` starting now: --warmup_s of warm-up, then
+  // `max_requests` measured requests, or when that is 0 --duration_s.
+  RunState(const Workload& workload, double warmup_s, double duration_s,
+           int64_t max_requests)
+      : workload_(workload),
+        start_(Clock::now()),
+        measure_from_(start_ + Seconds(warmup_s)),
+        end_(measure_from_ + Seconds(duration_s)),
+        max_requests_(max_requests) {}
+
+  // The request to send at `send_at` (now, or a later arrival time); false
+  // when the run is over by then.
+  bool Take(Clock::time_point send_at, Ticket* ticket) {
+    ticket->measured = send_at >= measure_from_;
+    if (ticket->measured && max_requests_ > 0) {
+      if (issued_.fetch_add(1) >= max_requests_) return false;
+    } else if (ticket->measured && send_at >= end_) {
       return false;
     }
-    *index =
-        next.fetch_add(1) % static_cast<int64_t>(workload->requests.size());
+    ticket->index = next_.fetch_add(1) % size();
     return true;
   }
+
+  const v1::PredictRequest& request(const Ticket& t) const {
+    return workload_.requests[t.index];
+  }
+  int64_t steps(const Ticket& t) const { return workload_.steps[t.index]; }
+  Clock::time_point start() const { return start_; }
+  Clock::time_point measure_from() const { return measure_from_; }
+  Recorder& recorder() { return recorder_; }
+
+ private:
+  static Clock::duration Seconds(double s) {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(s));
+  }
+  int64_t size() const {
+    return static_cast<int64_t>(workload_.requests.size());
+  }
+
+  const Workload& workload_;
+  const Clock::time_point start_;
+  const Clock::time_point measure_from_;
+  const Clock::time_point end_;  // when max_requests_ is 0
+  const int64_t max_requests_;
+  std::atomic<int64_t> next_{0};    // requests taken, for the workload index
+  std::atomic<int64_t> issued_{0};  // measured tickets asked for
+  Recorder recorder_;
 };
 
 void SetDeadline(grpc::ClientContext& context) {
@@ -274,16 +307,16 @@ absl::Status ResponseStatus(const v1::PredictResponse& response) {
 
 // Closed loop, unary: one worker thread per request in flight.
 void ClosedUnary(BiserveClient& client, RunState& state) {
-  int64_t index;
-  while (state.Take(&index)) {
+  Ticket ticket;
+  while (state.Take(Clock::now(), &ticket)) {
     grpc::ClientContext context;
     SetDeadline(context);
     v1::PredictResponse response;
     const auto sent = Clock::now();
-    grpc::Status status = client.stub().Predict(
-        &context, state.workload->requests[index], &response);
-    state.recorder.Record(sent, Clock::now(), FromGrpcStatus(status),
-                          state.workload->steps[index]);
+    grpc::Status status =
+        client.stub().Predict(&context, state.request(ticket), &response);
+    state.recorder().Record(ticket.measured, sent, Clock::now(),
+                            FromGrpcStatus(status), state.steps(ticket));
   }
 }
 
@@ -291,19 +324,17 @@ void ClosedUnary(BiserveClient& client, RunState& state) {
 void ClosedStream(BiserveClient& client, RunState& state) {
   grpc::ClientContext context;
   auto stream = client.stub().PredictStream(&context);
-  int64_t index;
-  v1::PredictRequest request;
-  while (state.Take(&index)) {
-    request = state.workload->requests[index];
+  Ticket ticket;
+  while (state.Take(Clock::now(), &ticket)) {
     const auto sent = Clock::now();
     v1::PredictResponse response;
-    if (!stream->Write(request) || !stream->Read(&response)) {
-      state.recorder.Record(sent, Clock::now(),
-                            FromGrpcStatus(stream->Finish()), 0);
+    if (!stream->Write(state.request(ticket)) || !stream->Read(&response)) {
+      state.recorder().Record(ticket.measured, sent, Clock::now(),
+                              FromGrpcStatus(stream->Finish()), 0);
       return;
     }
-    state.recorder.Record(sent, Clock::now(), ResponseStatus(response),
-                          state.workload->steps[index]);
+    state.recorder().Record(ticket.measured, sent, Clock::now(),
+                            ResponseStatus(response), state.steps(ticket));
   }
   stream->WritesDone();
   v1::PredictResponse rest;
@@ -312,102 +343,116 @@ void ClosedStream(BiserveClient& client, RunState& state) {
   stream->Finish();
 }
 
-// Open loop: one thread sends at Poisson arrival times through gRPC's
-// callback API (or round robin over streams); answers are recorded as they
-// come.
-void OpenLoop(BiserveClient& client, RunState& state, double rate,
-              int streams_count, bool use_stream) {
-  std::mt19937 rng(absl::GetFlag(FLAGS_seed) + 17);
-  std::exponential_distribution<double> gap(rate);
-  std::mutex mu;
-  std::condition_variable cv;
-  int64_t outstanding = 0;
+// Requests sent and not yet answered, in the open loop.
+class Outstanding {
+ public:
+  void Add() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++count_;
+  }
+  void Done() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --count_;
+    cv_.notify_all();
+  }
+  // Waits until every request is answered, or `timeout`.
+  void WaitForNone(std::chrono::duration<double> timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return count_ == 0; });
+  }
 
-  struct Stream {
-    grpc::ClientContext context;
-    std::unique_ptr<
-        grpc::ClientReaderWriter<v1::PredictRequest, v1::PredictResponse>>
-        rw;
-    std::mutex write_mu;
-    std::mutex sent_mu;
-    std::map<std::string, std::pair<Clock::time_point, int64_t>> sent;
-    std::thread reader;
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t count_ = 0;
+};
+
+// One stream of the open loop: requests written by the sender, answers
+// matched by request id on its reader thread.
+struct OpenStream {
+  struct Sent {
+    Clock::time_point at;
+    int64_t steps;
+    bool measured;
   };
-  std::vector<std::unique_ptr<Stream>> streams;
-  if (use_stream) {
-    for (int i = 0; i < streams_count; ++i) {
-      auto s = std::make_unique<Stream>();
-      s->rw = client.stub().PredictStream(&s->context);
-      Stream* raw = s.get();
-      s->reader = std::thread([raw, &state, &mu, &cv, &outstanding] {
-        v1::PredictResponse response;
-        while (raw->rw->Read(&response)) {
-          std::pair<Clock::time_point, int64_t> sent;
-          {
-            std::lock_guard<std::mutex> lock(raw->sent_mu);
-            auto it = raw->sent.find(response.request_id());
-            if (it == raw->sent.end()) continue;
-            sent = it->second;
-            raw->sent.erase(it);
-          }
-          state.recorder.Record(sent.first, Clock::now(),
-                                ResponseStatus(response), sent.second);
-          std::lock_guard<std::mutex> lock(mu);
-          --outstanding;
-          cv.notify_all();
-        }
-      });
-      streams.push_back(std::move(s));
-    }
-  }
+  grpc::ClientContext context;
+  std::unique_ptr<
+      grpc::ClientReaderWriter<v1::PredictRequest, v1::PredictResponse>>
+      rw;
+  std::mutex write_mu;
+  std::mutex sent_mu;
+  std::map<std::string, Sent> sent;  // by request id, guarded by sent_mu
+  std::thread reader;
+};
 
-  auto next_time = Clock::now();
-  int64_t sent_count = 0;
-  int64_t index;
-  while (state.Take(&index)) {
-    next_time += std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(gap(rng)));
-    std::this_thread::sleep_until(next_time);
+// Records the answers of `stream` until it ends.
+void ReadAnswers(OpenStream& stream, RunState& state,
+                 Outstanding& outstanding) {
+  v1::PredictResponse response;
+  while (stream.rw->Read(&response)) {
+    OpenStream::Sent sent;
     {
-      std::lock_guard<std::mutex> lock(mu);
-      ++outstanding;
+      std::lock_guard<std::mutex> lock(stream.sent_mu);
+      auto it = stream.sent.find(response.request_id());
+      if (it == stream.sent.end()) continue;
+      sent = it->second;
+      stream.sent.erase(it);
     }
-    const int64_t steps = state.workload->steps[index];
-    if (use_stream) {
-      Stream& s = *streams[sent_count % streams.size()];
-      v1::PredictRequest request = state.workload->requests[index];
-      request.set_request_id(absl::StrCat(sent_count));
-      {
-        std::lock_guard<std::mutex> lock(s.sent_mu);
-        s.sent[request.request_id()] = {Clock::now(), steps};
-      }
-      std::lock_guard<std::mutex> lock(s.write_mu);
-      s.rw->Write(request);
-    } else {
-      auto context = std::make_shared<grpc::ClientContext>();
-      SetDeadline(*context);
-      auto response = std::make_shared<v1::PredictResponse>();
-      const auto sent = Clock::now();
-      client.stub().async()->Predict(
-          context.get(), &state.workload->requests[index], response.get(),
-          [context, response, sent, steps, &state, &mu, &cv,
-           &outstanding](grpc::Status status) {
-            state.recorder.Record(sent, Clock::now(), FromGrpcStatus(status),
-                                  steps);
-            std::lock_guard<std::mutex> lock(mu);
-            --outstanding;
-            cv.notify_all();
-          });
-    }
-    ++sent_count;
+    state.recorder().Record(sent.measured, sent.at, Clock::now(),
+                            ResponseStatus(response), sent.steps);
+    outstanding.Done();
   }
-  // Wait for the answers of what was sent (bounded by the call deadline).
+}
+
+// `count` streams, each with its reader running.
+std::vector<std::unique_ptr<OpenStream>> OpenStreams(BiserveClient& client,
+                                                     int count, RunState& state,
+                                                     Outstanding& outstanding) {
+  std::vector<std::unique_ptr<OpenStream>> streams;
+  for (int i = 0; i < count; ++i) {
+    auto s = std::make_unique<OpenStream>();
+    s->rw = client.stub().PredictStream(&s->context);
+    s->reader = std::thread(ReadAnswers, std::ref(*s), std::ref(state),
+                            std::ref(outstanding));
+    streams.push_back(std::move(s));
+  }
+  return streams;
+}
+
+// Writes request `ticket` on `stream` as request id `id`.
+void SendOnStream(OpenStream& stream, RunState& state, const Ticket& ticket,
+                  int64_t id) {
+  v1::PredictRequest request = state.request(ticket);
+  request.set_request_id(absl::StrCat(id));
   {
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait_for(
-        lock, std::chrono::duration<double>(absl::GetFlag(FLAGS_timeout_s) + 5),
-        [&] { return outstanding == 0; });
+    std::lock_guard<std::mutex> lock(stream.sent_mu);
+    stream.sent[request.request_id()] = {Clock::now(), state.steps(ticket),
+                                         ticket.measured};
   }
+  std::lock_guard<std::mutex> lock(stream.write_mu);
+  stream.rw->Write(request);
+}
+
+// Sends request `ticket` with gRPC's callback API; the answer is recorded
+// when it comes.
+void SendAsync(BiserveClient& client, RunState& state, const Ticket& ticket,
+               Outstanding& outstanding) {
+  auto context = std::make_shared<grpc::ClientContext>();
+  SetDeadline(*context);
+  auto response = std::make_shared<v1::PredictResponse>();
+  const auto sent = Clock::now();
+  client.stub().async()->Predict(
+      context.get(), &state.request(ticket), response.get(),
+      [context, response, sent, ticket, steps = state.steps(ticket), &state,
+       &outstanding](grpc::Status status) {
+        state.recorder().Record(ticket.measured, sent, Clock::now(),
+                                FromGrpcStatus(status), steps);
+        outstanding.Done();
+      });
+}
+
+// Ends the streams once their answers are in.
+void CloseStreams(std::vector<std::unique_ptr<OpenStream>>& streams) {
   for (auto& s : streams) {
     {
       std::lock_guard<std::mutex> lock(s->write_mu);
@@ -418,68 +463,96 @@ void OpenLoop(BiserveClient& client, RunState& state, double rate,
   }
 }
 
-Report RunOnce(BiserveClient& client, const Workload& workload, int concurrency,
-               double rate) {
-  RunState state;
-  state.workload = &workload;
-  const auto start = Clock::now();
-  state.measure_from =
-      start + std::chrono::duration_cast<Clock::duration>(
-                  std::chrono::duration<double>(absl::GetFlag(FLAGS_warmup_s)));
-  state.end =
-      state.measure_from +
-      std::chrono::duration_cast<Clock::duration>(
-          std::chrono::duration<double>(absl::GetFlag(FLAGS_duration_s)));
-  state.max_requests = absl::GetFlag(FLAGS_requests);
-  state.recorder.Start(state.measure_from);
-  const double cpu_start = CpuSeconds();
-  const bool use_stream = absl::GetFlag(FLAGS_stream);
+// Open loop: one thread sends at Poisson arrival times through gRPC's
+// callback API (or round robin over streams); answers are recorded as they
+// come. A request whose arrival falls after the run's end is not sent.
+void OpenLoop(BiserveClient& client, RunState& state, double rate,
+              int streams_count, bool use_stream) {
+  std::mt19937 rng(absl::GetFlag(FLAGS_seed) + 17);
+  std::exponential_distribution<double> gap(rate);
+  Outstanding outstanding;
+  std::vector<std::unique_ptr<OpenStream>> streams;
+  if (use_stream) {
+    streams = OpenStreams(client, streams_count, state, outstanding);
+  }
+  auto next_time = Clock::now();
+  int64_t sent_count = 0;
+  Ticket ticket;
+  while (true) {
+    next_time += std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(gap(rng)));
+    if (!state.Take(next_time, &ticket)) break;
+    std::this_thread::sleep_until(next_time);
+    outstanding.Add();
+    if (use_stream) {
+      SendOnStream(*streams[sent_count % streams.size()], state, ticket,
+                   sent_count);
+    } else {
+      SendAsync(client, state, ticket, outstanding);
+    }
+    ++sent_count;
+  }
+  // Wait for the answers of what was sent (bounded by the call deadline).
+  outstanding.WaitForNone(
+      std::chrono::duration<double>(absl::GetFlag(FLAGS_timeout_s) + 5));
+  CloseStreams(streams);
+}
 
-  std::atomic<bool> done{false};
-  std::thread progress;
-  if (isatty(STDERR_FILENO)) {
-    progress = std::thread([&] {
-      while (!done.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        const auto [total, errors] = state.recorder.totals();
-        const double t =
-            std::chrono::duration<double>(Clock::now() - start).count();
-        std::fprintf(stderr,
-                     "\r[%5.1fs] %s%lld sent, %lld errors, %.0f req/s   ", t,
-                     Clock::now() < state.measure_from ? "warm-up " : "",
-                     static_cast<long long>(total),
-                     static_cast<long long>(errors), t > 0 ? total / t : 0.0);
+// Closed loop: `concurrency` workers, each sending its next request when
+// the last is answered.
+void ClosedLoop(BiserveClient& client, RunState& state, int concurrency,
+                bool use_stream) {
+  std::vector<std::thread> workers;
+  for (int i = 0; i < concurrency; ++i) {
+    workers.emplace_back([&] {
+      if (use_stream) {
+        ClosedStream(client, state);
+      } else {
+        ClosedUnary(client, state);
       }
-      std::fprintf(stderr, "\r%70s\r", "");
     });
   }
+  for (std::thread& t : workers) t.join();
+}
 
-  if (rate > 0) {
-    OpenLoop(client, state, rate, std::max(1, concurrency), use_stream);
-  } else {
-    std::vector<std::thread> workers;
-    for (int i = 0; i < concurrency; ++i) {
-      workers.emplace_back([&] {
-        if (use_stream) {
-          ClosedStream(client, state);
-        } else {
-          ClosedUnary(client, state);
-        }
-      });
+// A line on the terminal (when standard error is one) with what was sent
+// so far, every half second until destroyed.
+class ProgressLine {
+ public:
+  explicit ProgressLine(RunState& state) {
+    if (isatty(STDERR_FILENO)) {
+      thread_ = std::thread([this, run = &state] { Show(*run); });
     }
-    for (std::thread& t : workers) t.join();
   }
-  const auto finished = Clock::now();
-  done.store(true);
-  if (progress.joinable()) progress.join();
+  ~ProgressLine() {
+    done_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
 
-  Report report;
-  report.concurrency = concurrency;
-  report.rate = rate;
-  report.seconds = std::chrono::duration<double>(
-                       finished - std::max(state.measure_from, start))
-                       .count();
-  std::vector<Sample> samples = state.recorder.samples();
+ private:
+  void Show(RunState& state) {
+    while (!done_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      const auto [total, errors] = state.recorder().totals();
+      const double t =
+          std::chrono::duration<double>(Clock::now() - state.start()).count();
+      std::fprintf(stderr, "\r[%5.1fs] %s%lld sent, %lld errors, %.0f req/s   ",
+                   t, Clock::now() < state.measure_from() ? "warm-up " : "",
+                   static_cast<long long>(total),
+                   static_cast<long long>(errors), t > 0 ? total / t : 0.0);
+    }
+    std::fprintf(stderr, "\r%70s\r", "");
+  }
+
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// Throughput and latency of the measured answers in `recorder`, over
+// `seconds`.
+void Summarize(const Recorder& recorder, double seconds, Report& report) {
+  report.seconds = seconds;
+  std::vector<Sample> samples = recorder.samples();
   std::vector<double> latencies;
   int64_t steps = 0;
   double sum = 0;
@@ -500,10 +573,38 @@ Report RunOnce(BiserveClient& client, const Workload& workload, int concurrency,
   report.p999 = Percentile(latencies, 0.999);
   report.max = latencies.empty() ? 0 : latencies.back();
   report.mean = latencies.empty() ? 0 : sum / latencies.size();
-  report.errors = state.recorder.errors();
-  report.first_error = state.recorder.first_error();
+  report.errors = recorder.errors();
+  report.first_error = recorder.first_error();
+}
+
+Report RunOnce(BiserveClient& client, const Workload& workload, int concurrency,
+               double rate) {
+  RunState state(workload, absl::GetFlag(FLAGS_warmup_s),
+                 absl::GetFlag(FLAGS_duration_s),
+                 absl::GetFlag(FLAGS_requests));
+  const double cpu_start = CpuSeconds();
+  const bool use_stream = absl::GetFlag(FLAGS_stream);
+  Clock::time_point finished;
+  {
+    ProgressLine progress(state);
+    if (rate > 0) {
+      OpenLoop(client, state, rate, std::max(1, concurrency), use_stream);
+    } else {
+      ClosedLoop(client, state, concurrency, use_stream);
+    }
+    finished = Clock::now();
+  }
+  Report report;
+  report.concurrency = concurrency;
+  report.rate = rate;
+  Summarize(state.recorder(),
+            std::chrono::duration<double>(
+                finished - std::max(state.measure_from(), state.start()))
+                .count(),
+            report);
   report.client_cpu_s = CpuSeconds() - cpu_start;
-  report.wall_s = std::chrono::duration<double>(finished - start).count();
+  report.wall_s =
+      std::chrono::duration<double>(finished - state.start()).count();
   return report;
 }
 
