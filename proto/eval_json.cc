@@ -76,6 +76,116 @@ void AppendTensor(std::string& out, const Tensor& tensor) {
   if (tensor.shape.size() == 2) out += "]";
 }
 
+// The values of the input's two keys; initial_state is null when absent.
+struct TopLevel {
+  const Value* sequences = nullptr;
+  const Value* initial_state = nullptr;
+};
+
+// Parses `json` into `root` (which the result points into): an object with
+// "sequences" and optionally "initial_state", and no other key.
+absl::StatusOr<TopLevel> ParseTopLevel(absl::string_view json, Value& root) {
+  auto parsed =
+      google::protobuf::util::JsonStringToMessage(std::string(json), &root);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input is not valid JSON: ", std::string(parsed.message())));
+  }
+  if (root.kind_case() != Value::kStructValue) {
+    return absl::InvalidArgumentError(
+        "input must be a JSON object with a \"sequences\" list");
+  }
+  // One pass over the keys (rather than Map::find, whose inline code
+  // crashes under ThreadSanitizer against Debian's uninstrumented
+  // libprotobuf).
+  TopLevel top;
+  for (const auto& [key, value] : root.struct_value().fields()) {
+    if (key == "sequences") {
+      top.sequences = &value;
+    } else if (key == "initial_state") {
+      top.initial_state = &value;
+    } else {
+      return Invalid(key,
+                     "unknown key; expected \"sequences\" and optionally "
+                     "\"initial_state\"");
+    }
+  }
+  if (top.sequences == nullptr) {
+    return absl::InvalidArgumentError(
+        "input has no \"sequences\" list (a list of sequences, each a list "
+        "of time steps)");
+  }
+  return top;
+}
+
+// A sequence of token ids at `path`: a list of 32-bit integers.
+absl::Status ParseTokenIds(const Value& value, const std::string& path,
+                           OwnedSequence& seq) {
+  std::vector<float> ids;
+  absl::Status status = AppendNumbers(value, path, -1, ids);
+  if (!status.ok()) return status;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    if (ids[t] != std::floor(ids[t])) {
+      return Invalid(absl::StrCat(path, "[", t, "]"),
+                     "token ids must be integers");
+    }
+    // The cast below is undefined outside int32 (found by fuzz_eval_json).
+    if (!(ids[t] >= -2147483648.0f && ids[t] < 2147483648.0f)) {
+      return Invalid(
+          absl::StrCat(path, "[", t, "]"),
+          absl::StrCat("token ids must be 32-bit integers; got ", ids[t]));
+    }
+    seq.token_ids.push_back(static_cast<int32_t>(ids[t]));
+  }
+  seq.length = static_cast<int64_t>(seq.token_ids.size());
+  return absl::OkStatus();
+}
+
+// A sequence of features at `path`: a list of steps of `input_dim` numbers.
+absl::Status ParseFeatures(const Value& value, const std::string& path,
+                           int input_dim, OwnedSequence& seq) {
+  absl::StatusOr<const ListValue*> steps =
+      AsList(value, path,
+             absl::StrCat("a list of time steps, each a list of ", input_dim,
+                          " numbers"));
+  if (!steps.ok()) return steps.status();
+  seq.length = (*steps)->values_size();
+  for (int t = 0; t < (*steps)->values_size(); ++t) {
+    absl::Status status =
+        AppendNumbers((*steps)->values(t), absl::StrCat(path, "[", t, "]"),
+                      input_dim, seq.features);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// "initial_state": one list of state vectors per sequence of `out`.
+absl::Status ParseInitialStates(const Value& value,
+                                std::vector<OwnedSequence>& out) {
+  absl::StatusOr<const ListValue*> states = AsList(
+      value, "initial_state",
+      "a list with one entry per sequence, each a list of state vectors");
+  if (!states.ok()) return states.status();
+  if ((*states)->values_size() != static_cast<int>(out.size())) {
+    return Invalid("initial_state",
+                   absl::StrCat("expected one entry per sequence (", out.size(),
+                                "), got ", (*states)->values_size()));
+  }
+  for (int i = 0; i < (*states)->values_size(); ++i) {
+    const std::string path = absl::StrCat("initial_state[", i, "]");
+    absl::StatusOr<const ListValue*> list =
+        AsList((*states)->values(i), path, "a list of state vectors");
+    if (!list.ok()) return list.status();
+    for (int s = 0; s < (*list)->values_size(); ++s) {
+      absl::Status status =
+          AppendNumbers((*list)->values(s), absl::StrCat(path, "[", s, "]"), -1,
+                        out[i].initial_state.emplace_back());
+      if (!status.ok()) return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 SequenceInput OwnedSequence::View() const {
@@ -98,103 +208,23 @@ absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
 absl::StatusOr<std::vector<OwnedSequence>> ParseEvalInput(
     absl::string_view json, const InputKind& kind) {
   Value root;
-  auto parsed =
-      google::protobuf::util::JsonStringToMessage(std::string(json), &root);
-  if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input is not valid JSON: ", std::string(parsed.message())));
-  }
-  if (root.kind_case() != Value::kStructValue) {
-    return absl::InvalidArgumentError(
-        "input must be a JSON object with a \"sequences\" list");
-  }
-  // One pass over the keys (rather than Map::find, whose inline code
-  // crashes under ThreadSanitizer against Debian's uninstrumented
-  // libprotobuf).
-  const Value* sequences_value = nullptr;
-  const Value* states_value = nullptr;
-  for (const auto& [key, value] : root.struct_value().fields()) {
-    if (key == "sequences") {
-      sequences_value = &value;
-    } else if (key == "initial_state") {
-      states_value = &value;
-    } else {
-      return Invalid(key,
-                     "unknown key; expected \"sequences\" and optionally "
-                     "\"initial_state\"");
-    }
-  }
-  if (sequences_value == nullptr) {
-    return absl::InvalidArgumentError(
-        "input has no \"sequences\" list (a list of sequences, each a list "
-        "of time steps)");
-  }
+  absl::StatusOr<TopLevel> top = ParseTopLevel(json, root);
+  if (!top.ok()) return top.status();
   absl::StatusOr<const ListValue*> sequences =
-      AsList(*sequences_value, "sequences", "a list of sequences");
+      AsList(*top->sequences, "sequences", "a list of sequences");
   if (!sequences.ok()) return sequences.status();
-
   std::vector<OwnedSequence> out((*sequences)->values_size());
   for (int i = 0; i < (*sequences)->values_size(); ++i) {
     const std::string path = absl::StrCat("sequences[", i, "]");
-    OwnedSequence& seq = out[i];
-    if (kind.token_ids) {
-      std::vector<float> ids;
-      absl::Status status =
-          AppendNumbers((*sequences)->values(i), path, -1, ids);
-      if (!status.ok()) return status;
-      for (size_t t = 0; t < ids.size(); ++t) {
-        if (ids[t] != std::floor(ids[t])) {
-          return Invalid(absl::StrCat(path, "[", t, "]"),
-                         "token ids must be integers");
-        }
-        // The cast below is undefined outside int32 (found by fuzz_eval_json).
-        if (!(ids[t] >= -2147483648.0f && ids[t] < 2147483648.0f)) {
-          return Invalid(
-              absl::StrCat(path, "[", t, "]"),
-              absl::StrCat("token ids must be 32-bit integers; got ", ids[t]));
-        }
-        seq.token_ids.push_back(static_cast<int32_t>(ids[t]));
-      }
-      seq.length = static_cast<int64_t>(seq.token_ids.size());
-      continue;
-    }
-    absl::StatusOr<const ListValue*> steps =
-        AsList((*sequences)->values(i), path,
-               absl::StrCat("a list of time steps, each a list of ",
-                            kind.input_dim, " numbers"));
-    if (!steps.ok()) return steps.status();
-    seq.length = (*steps)->values_size();
-    for (int t = 0; t < (*steps)->values_size(); ++t) {
-      absl::Status status =
-          AppendNumbers((*steps)->values(t), absl::StrCat(path, "[", t, "]"),
-                        kind.input_dim, seq.features);
-      if (!status.ok()) return status;
-    }
+    absl::Status status =
+        kind.token_ids ? ParseTokenIds((*sequences)->values(i), path, out[i])
+                       : ParseFeatures((*sequences)->values(i), path,
+                                       kind.input_dim, out[i]);
+    if (!status.ok()) return status;
   }
-
-  if (states_value != nullptr) {
-    absl::StatusOr<const ListValue*> states = AsList(
-        *states_value, "initial_state",
-        "a list with one entry per sequence, each a list of state vectors");
-    if (!states.ok()) return states.status();
-    if ((*states)->values_size() != static_cast<int>(out.size())) {
-      return Invalid(
-          "initial_state",
-          absl::StrCat("expected one entry per sequence (", out.size(),
-                       "), got ", (*states)->values_size()));
-    }
-    for (int i = 0; i < (*states)->values_size(); ++i) {
-      const std::string path = absl::StrCat("initial_state[", i, "]");
-      absl::StatusOr<const ListValue*> list =
-          AsList((*states)->values(i), path, "a list of state vectors");
-      if (!list.ok()) return list.status();
-      for (int s = 0; s < (*list)->values_size(); ++s) {
-        absl::Status status =
-            AppendNumbers((*list)->values(s), absl::StrCat(path, "[", s, "]"),
-                          -1, out[i].initial_state.emplace_back());
-        if (!status.ok()) return status;
-      }
-    }
+  if (top->initial_state != nullptr) {
+    absl::Status status = ParseInitialStates(*top->initial_state, out);
+    if (!status.ok()) return status;
   }
   return out;
 }
