@@ -22,13 +22,13 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/batching/dynamic_batch_scheduler.h"
-#include "core/eval/evaluator.h"
-#include "core/common/log.h"
-#include "core/serving/model_registry.h"
-#include "core/common/process_tuning.h"
-#include "core/serving/repository_watcher.h"
-#include "core/common/thread_pool.h"
 #include "core/batching/unbatched_scheduler.h"
+#include "core/common/log.h"
+#include "core/common/process_tuning.h"
+#include "core/common/thread_pool.h"
+#include "core/eval/evaluator.h"
+#include "core/serving/model_registry.h"
+#include "core/serving/repository_watcher.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/server_builder_option.h"
@@ -328,74 +328,54 @@ RequestLimits LimitsFromFlags() {
           .allow_non_finite = absl::GetFlag(FLAGS_allow_non_finite)};
 }
 
-int Run() {
-  // TLS files are checked before anything listens: a bad one stops the
-  // server (exit 1) rather than serving plaintext or failing every
-  // handshake.
-  const TlsOptions tls = TlsFromFlags();
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      MakeServerCredentials(tls);
-  if (!credentials.ok()) {
-    LogError(absl::StrCat("TLS: ", credentials.status().message()));
-    return 1;
-  }
-
+// Evaluation threads (--threads, 0: one per core) and batches computed at
+// once (--batch_threads, 0: one per two evaluation threads; without
+// batching, one executor per evaluation thread).
+struct ThreadCounts {
+  int threads = 1;
+  int batch_threads = 1;
+};
+ThreadCounts ThreadCountsFromFlags(bool batching_enabled) {
   const int threads_flag = absl::GetFlag(FLAGS_threads);
   const int threads =
       threads_flag > 0
           ? threads_flag
           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-
-  const bool batching_enabled = absl::GetFlag(FLAGS_enable_batching);
-  // Batches at once; without batching, executors taking one request each.
   const int batch_threads = !batching_enabled ? threads
                             : absl::GetFlag(FLAGS_batch_threads) > 0
                                 ? absl::GetFlag(FLAGS_batch_threads)
                                 : std::max(1, threads / 2);
+  return {.threads = threads, .batch_threads = batch_threads};
+}
 
-  // Metrics first: every part below reports into them.
-  auto metrics_registry = std::make_shared<prometheus::Registry>();
-  ServerMetrics metrics(*metrics_registry,
-                        BuildInfo{.version = BISERVE_VERSION,
-                                  .compiler = absl::StrCat("gcc ", __VERSION__),
-                                  .gemm_kernel = GemmKernelName(),
-                                  .batching = batching_enabled,
-                                  .threads = threads,
-                                  .batch_threads = batch_threads});
-  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> metrics_server =
-      StartMetricsServer(metrics_registry);
-  if (!metrics_server.ok()) {
-    LogError(absl::StrCat("cannot serve /metrics (--metrics_* flags): ",
-                          metrics_server.status().message()));
-    return 1;
-  }
-  const std::string metrics_host = MetricsHost();
+// The server-wide batching defaults (--max_batch_size, ...).
+BatchingOptions BatchingFromFlags() {
+  return {.max_batch_size = absl::GetFlag(FLAGS_max_batch_size),
+          .max_batch_steps = absl::GetFlag(FLAGS_max_batch_steps),
+          .max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us),
+          .max_queue_size = absl::GetFlag(FLAGS_max_queue_size)};
+}
 
-  auto pool = ThreadPool::Create({.num_threads = threads});
-  if (!pool.ok()) {
-    LogError(absl::StrCat("--threads: ", pool.status().message()));
-    return 2;
+// --max_message_bytes positive and --max_inflight_bytes at least as large.
+absl::Status CheckMemoryFlags() {
+  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  const int64_t max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes);
+  if (max_message_bytes > 0 && max_inflight_bytes >= max_message_bytes) {
+    return absl::OkStatus();
   }
-  const BatchingOptions batching{
-      .max_batch_size = absl::GetFlag(FLAGS_max_batch_size),
-      .max_batch_steps = absl::GetFlag(FLAGS_max_batch_steps),
-      .max_queue_delay_us = absl::GetFlag(FLAGS_max_queue_delay_us),
-      .max_queue_size = absl::GetFlag(FLAGS_max_queue_size)};
-  if (absl::Status s = batching.Validate(); !s.ok()) {
-    LogError(absl::StrCat("--", s.message()));
-    return 2;
-  }
-  absl::StatusOr<std::unique_ptr<BatchScheduler>> made_scheduler =
-      MakeScheduler(batching_enabled, batch_threads, metrics, pool->get());
-  if (!made_scheduler.ok()) {
-    LogError(std::string(made_scheduler.status().message()));
-    return 2;
-  }
-  std::unique_ptr<BatchScheduler> scheduler = *std::move(made_scheduler);
+  return absl::InvalidArgumentError(
+      absl::StrCat("--max_inflight_bytes (", max_inflight_bytes,
+                   ") must be at least --max_message_bytes (",
+                   max_message_bytes, "), which must be positive"));
+}
 
-  // Health per model follows the registry; set once the server exists.
-  std::atomic<grpc::HealthCheckServiceInterface*> health{nullptr};
-  auto registry = ModelRegistry::Create(
+// The model registry, reporting into `metrics` and, once the gRPC server
+// has set it, into `health`'s per-model statuses.
+absl::StatusOr<std::unique_ptr<ModelRegistry>> MakeRegistry(
+    const BatchingOptions& batching,
+    std::atomic<grpc::HealthCheckServiceInterface*>& health,
+    ServerMetrics& metrics) {
+  return ModelRegistry::Create(
       {.default_batching = batching,
        .on_serving_change =
            [&health](const std::string& model, bool serving) {
@@ -406,63 +386,104 @@ int Run() {
                       VersionState state) {
              metrics.VersionChanged(model, version, state);
            }});
-  if (!registry.ok()) {
-    LogError(std::string(registry.status().message()));
-    return 2;
-  }
+}
 
+// The first scan of the repository, each model's health from it, then
+// polling and serving: health "" SERVING.
+void StartServing(RepositoryWatcher& watcher, const ModelRegistry& registry,
+                  InferenceService& service,
+                  grpc::HealthCheckServiceInterface& health) {
+  watcher.PollOnce();
+  for (const ModelStatus& model : registry.List()) {
+    health.SetServingStatus(model.name, registry.IsServing(model.name));
+  }
+  watcher.Start();
+  service.StartServing();
+  health.SetServingStatus("", true);
+  LogInfo(absl::StrCat("ready: serving models from ",
+                       absl::GetFlag(FLAGS_model_repository)));
+}
+
+// The log line that names the ports (tests and operators read the gRPC
+// port from it when --port is 0).
+void LogListening(int port, const TlsOptions& tls, int threads,
+                  bool batching_enabled, const MetricsHttpServer& metrics) {
+  LogInfo(absl::StrCat(
+      "listening on ", absl::GetFlag(FLAGS_host), ":", port, " (gRPC; ",
+      TlsModeName(tls), "; ", threads, " evaluation threads; batching ",
+      batching_enabled ? "on" : "off", "); metrics on ", MetricsHost(), ":",
+      metrics.port(), "/metrics", metrics.tls() ? " (HTTPS)" : ""));
+}
+
+// Logs `prefix` and `status`; returns `exit_code`.
+int Fail(absl::string_view prefix, const absl::Status& status, int exit_code) {
+  LogError(absl::StrCat(prefix, status.message()));
+  return exit_code;
+}
+
+int Run() {
+  // TLS files are checked before anything listens: a bad one stops the
+  // server (exit 1) rather than serving plaintext or failing every
+  // handshake.
+  const TlsOptions tls = TlsFromFlags();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(tls);
+  if (!credentials.ok()) return Fail("TLS: ", credentials.status(), 1);
+  const bool batching_enabled = absl::GetFlag(FLAGS_enable_batching);
+  const ThreadCounts counts = ThreadCountsFromFlags(batching_enabled);
+
+  // Metrics first: every part below reports into them.
+  auto metrics_registry = std::make_shared<prometheus::Registry>();
+  ServerMetrics metrics(*metrics_registry,
+                        BuildInfo{.version = BISERVE_VERSION,
+                                  .compiler = absl::StrCat("gcc ", __VERSION__),
+                                  .gemm_kernel = GemmKernelName(),
+                                  .batching = batching_enabled,
+                                  .threads = counts.threads,
+                                  .batch_threads = counts.batch_threads});
+  auto metrics_server = StartMetricsServer(metrics_registry);
+  if (!metrics_server.ok()) {
+    return Fail("cannot serve /metrics (--metrics_* flags): ",
+                metrics_server.status(), 1);
+  }
+  auto pool = ThreadPool::Create({.num_threads = counts.threads});
+  if (!pool.ok()) return Fail("--threads: ", pool.status(), 2);
+  const BatchingOptions batching = BatchingFromFlags();
+  if (absl::Status s = batching.Validate(); !s.ok()) return Fail("--", s, 2);
+  auto scheduler = MakeScheduler(batching_enabled, counts.batch_threads,
+                                 metrics, pool->get());
+  if (!scheduler.ok()) return Fail("", scheduler.status(), 2);
+  // Health per model follows the registry; set once the server exists.
+  std::atomic<grpc::HealthCheckServiceInterface*> health{nullptr};
+  auto registry = MakeRegistry(batching, health, metrics);
+  if (!registry.ok()) return Fail("", registry.status(), 2);
   auto watcher = MakeWatcher(registry->get(), pool->get());
   if (!watcher.ok()) {
-    LogError(absl::StrCat("--model_repository / --poll_interval_s: ",
-                          watcher.status().message()));
-    return 2;
+    return Fail("--model_repository / --poll_interval_s: ", watcher.status(),
+                2);
   }
+  if (absl::Status s = CheckMemoryFlags(); !s.ok()) return Fail("", s, 2);
 
-  const RequestLimits limits = LimitsFromFlags();
-  const int64_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  if (max_message_bytes <= 0 ||
-      absl::GetFlag(FLAGS_max_inflight_bytes) < max_message_bytes) {
-    LogError(absl::StrCat("--max_inflight_bytes (",
-                          absl::GetFlag(FLAGS_max_inflight_bytes),
-                          ") must be at least --max_message_bytes (",
-                          max_message_bytes, "), which must be positive"));
-    return 2;
-  }
   RequestAdmission admission(
       {.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes)});
   InferenceService service(
-      {.limits = limits, .batching_enabled = batching_enabled}, registry->get(),
-      scheduler.get(), &metrics, &admission);
-
+      {.limits = LimitsFromFlags(), .batching_enabled = batching_enabled},
+      registry->get(), scheduler->get(), &metrics, &admission);
   OpenInferenceService open_inference(registry->get(), &service);
   int port = 0;
-  std::unique_ptr<grpc::Server> server = StartGrpcServer(
-      *credentials, max_message_bytes, {&service, &open_inference}, &port);
+  std::unique_ptr<grpc::Server> server =
+      StartGrpcServer(*credentials, absl::GetFlag(FLAGS_max_message_bytes),
+                      {&service, &open_inference}, &port);
   if (server == nullptr) return 1;
   grpc::HealthCheckServiceInterface* health_service =
       server->GetHealthCheckService();
   // (The overloads without a service name would set every model's status.)
   health_service->SetServingStatus("", false);
   health.store(health_service);
-  LogInfo(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", port,
-                       " (gRPC; ", TlsModeName(tls), "; ", threads,
-                       " evaluation threads; batching ",
-                       batching_enabled ? "on" : "off", "); metrics on ",
-                       metrics_host, ":", (*metrics_server)->port(), "/metrics",
-                       (*metrics_server)->tls() ? " (HTTPS)" : ""));
+  LogListening(port, tls, counts.threads, batching_enabled, **metrics_server);
+  StartServing(**watcher, **registry, service, *health_service);
 
-  (*watcher)->PollOnce();
-  for (const ModelStatus& model : (*registry)->List()) {
-    health_service->SetServingStatus(model.name,
-                                     (*registry)->IsServing(model.name));
-  }
-  (*watcher)->Start();
-  service.StartServing();
-  health_service->SetServingStatus("", true);
-  LogInfo(absl::StrCat("ready: serving models from ",
-                       absl::GetFlag(FLAGS_model_repository)));
-
-  DrainAndStop(WaitForStopSignal(), *health_service, service, *scheduler,
+  DrainAndStop(WaitForStopSignal(), *health_service, service, **scheduler,
                *server);
   watcher->reset();
   LogInfo("stopped");

@@ -305,8 +305,10 @@ class MetricsHttpServer::Impl {
   Credentials* current_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
-absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Create(
-    Options options) {
+namespace {
+
+// Create's checks of `options`, before anything is read or bound.
+absl::Status ValidateOptions(const MetricsHttpServer::Options& options) {
   if (options.port < 0 || options.port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("port must be in [0, 65535]; was ", options.port));
@@ -319,52 +321,59 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Create(
         options.num_threads, ", ", options.idle_timeout_s, ", ",
         options.max_connections, ", ", options.max_request_header_bytes));
   }
-  const bool tls = !options.tls_cert_file.empty();
-  if (tls != !options.tls_key_file.empty()) {
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError(
         "tls_cert_file and tls_key_file go together: give both or neither");
   }
-  std::unique_ptr<Credentials> credentials;
-  std::string cert_pem, key_pem;
-  if (tls) {
-    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-      return absl::FailedPreconditionError(
-          "this libmicrohttpd was built without TLS");
-    }
-    absl::StatusOr<std::unique_ptr<Credentials>> loaded = LoadFiles(
-        options.tls_cert_file, options.tls_key_file, &cert_pem, &key_pem);
-    if (!loaded.ok()) return loaded.status();
-    credentials = *std::move(loaded);
-  }
+  return absl::OkStatus();
+}
 
+// The pair of the TLS files, with their PEM text (which libmicrohttpd
+// reads while it starts) in `cert_pem` and `key_pem`.
+absl::StatusOr<std::unique_ptr<Credentials>> LoadFirstCredentials(
+    const MetricsHttpServer::Options& options, std::string* cert_pem,
+    std::string* key_pem) {
+  if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+    return absl::FailedPreconditionError(
+        "this libmicrohttpd was built without TLS");
+  }
+  return LoadFiles(options.tls_cert_file, options.tls_key_file, cert_pem,
+                   key_pem);
+}
+
+// `host` and `port` as a socket address (a name resolved once, its first
+// address).
+absl::StatusOr<sockaddr_storage> ResolveAddress(const std::string& host,
+                                                int port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* addresses = nullptr;
-  const std::string port_text = absl::StrCat(options.port);
-  if (const int rc = getaddrinfo(options.host.c_str(), port_text.c_str(),
-                                 &hints, &addresses);
+  const std::string port_text = absl::StrCat(port);
+  if (const int rc =
+          getaddrinfo(host.c_str(), port_text.c_str(), &hints, &addresses);
       rc != 0 || addresses == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "host '", options.host, "': not an address (", gai_strerror(rc), ")"));
+        "host '", host, "': not an address (", gai_strerror(rc), ")"));
   }
   sockaddr_storage address{};
   std::memcpy(&address, addresses->ai_addr, addresses->ai_addrlen);
   freeaddrinfo(addresses);
+  return address;
+}
 
-  const std::string host = options.host;
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(credentials),
-                                     std::move(cert_pem), std::move(key_pem));
-  const Options& o = impl->options();
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-  if (address.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-  if (tls) flags |= MHD_USE_TLS;
+// libmicrohttpd's options for `impl`'s server on `address` (both must
+// outlive the daemon's start), ended by MHD_OPTION_END.
+std::vector<MHD_OptionItem> DaemonOptions(MetricsHttpServer::Impl& impl,
+                                          sockaddr_storage* address, bool tls) {
+  using Impl = MetricsHttpServer::Impl;
+  const MetricsHttpServer::Options& o = impl.options();
   std::vector<MHD_OptionItem> items = {
       // First, so that libmicrohttpd prints nothing itself.
       {MHD_OPTION_EXTERNAL_LOGGER,
-       reinterpret_cast<intptr_t>(&Impl::LogCallback), impl.get()},
-      {MHD_OPTION_SOCK_ADDR, 0, &address},
+       reinterpret_cast<intptr_t>(&Impl::LogCallback), &impl},
+      {MHD_OPTION_SOCK_ADDR, 0, address},
       {MHD_OPTION_UNESCAPE_CALLBACK,
        reinterpret_cast<intptr_t>(&Impl::KeepEscaped), nullptr},
       {MHD_OPTION_CONNECTION_TIMEOUT, static_cast<intptr_t>(o.idle_timeout_s),
@@ -382,32 +391,65 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Create(
   }
   if (tls) {
     items.push_back(
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(impl->cert_pem())});
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(impl.cert_pem())});
     items.push_back(
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(impl->key_pem())});
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(impl.key_pem())});
     items.push_back({MHD_OPTION_NOTIFY_CONNECTION,
                      reinterpret_cast<intptr_t>(&Impl::NotifyConnection),
-                     impl.get()});
+                     &impl});
   }
   items.push_back({MHD_OPTION_END, 0, nullptr});
+  return items;
+}
+
+// UNAVAILABLE for a daemon that did not start on `where`, with the reasons
+// libmicrohttpd logged.
+absl::Status StartError(const std::string& where, std::string startup_log) {
+  while (!startup_log.empty() && startup_log.back() == '\n') {
+    startup_log.pop_back();
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "cannot listen on ", where, ": ",
+      startup_log.empty() ? "libmicrohttpd did not start" : startup_log));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Create(
+    Options options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  const bool tls = !options.tls_cert_file.empty();
+  std::unique_ptr<Credentials> credentials;
+  std::string cert_pem, key_pem;
+  if (tls) {
+    absl::StatusOr<std::unique_ptr<Credentials>> loaded =
+        LoadFirstCredentials(options, &cert_pem, &key_pem);
+    if (!loaded.ok()) return loaded.status();
+    credentials = *std::move(loaded);
+  }
+  absl::StatusOr<sockaddr_storage> address =
+      ResolveAddress(options.host, options.port);
+  if (!address.ok()) return address.status();
+
+  const std::string where = absl::StrCat(options.host, ":", options.port);
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(credentials),
+                                     std::move(cert_pem), std::move(key_pem));
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  if (address->ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+  if (tls) flags |= MHD_USE_TLS;
+  std::vector<MHD_OptionItem> items = DaemonOptions(*impl, &*address, tls);
   // (The port argument only names the port in libmicrohttpd's messages:
   // the address above has it.)
+  const int requested_port = impl->options().port;
   MHD_Daemon* daemon =
-      MHD_start_daemon(flags, static_cast<uint16_t>(o.port), nullptr, nullptr,
-                       &Impl::HandleRequest, impl.get(), MHD_OPTION_ARRAY,
-                       items.data(), MHD_OPTION_END);
-  std::string startup_log = impl->TakeStartupLog();
-  if (daemon == nullptr) {
-    while (!startup_log.empty() && startup_log.back() == '\n') {
-      startup_log.pop_back();
-    }
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", host, ":", port_text, ": ",
-        startup_log.empty() ? "libmicrohttpd did not start" : startup_log));
-  }
+      MHD_start_daemon(flags, static_cast<uint16_t>(requested_port), nullptr,
+                       nullptr, &Impl::HandleRequest, impl.get(),
+                       MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
+  const std::string startup_log = impl->TakeStartupLog();
+  if (daemon == nullptr) return StartError(where, startup_log);
   const MHD_DaemonInfo* bound =
       MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
-  const int port = bound != nullptr ? bound->port : o.port;
+  const int port = bound != nullptr ? bound->port : requested_port;
   return std::unique_ptr<MetricsHttpServer>(
       new MetricsHttpServer(std::move(impl), daemon, port, tls));
 }
