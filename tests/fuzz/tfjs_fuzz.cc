@@ -23,8 +23,8 @@
 #include "absl/strings/string_view.h"
 #include "core/eval/evaluator.h"
 #include "core/model/model.h"
-#include "proto/model_codec.h"
 #include "importers/tfjs_importer.h"
+#include "proto/model_codec.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace biserve {
