@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/mutex.h"
 #include "server/call_deadline.h"
 #include "server/grpc_status.h"
 #include "server/raw_unary_call.h"
@@ -37,7 +38,7 @@ class PredictStreamReactor final
   void OnReadDone(bool ok) override {
     if (!ok) {  // half-closed by the client, or the call is over
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         reads_done_ = true;
       }
       MaybeFinish();
@@ -46,7 +47,7 @@ class PredictStreamReactor final
     grpc::ByteBuffer bytes;
     bytes.Swap(&incoming_);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       ++pending_;
     }
     Submit(bytes);
@@ -56,7 +57,7 @@ class PredictStreamReactor final
   void OnWriteDone(bool ok) override {
     grpc::ByteBuffer* next = nullptr;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       writes_.pop_front();
       if (!ok) {
         broken_ = true;  // the client is gone: drop what is left
@@ -134,7 +135,7 @@ class PredictStreamReactor final
     call.reset();  // releases the request's reserved bytes
     grpc::ByteBuffer* start = nullptr;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       --pending_;
       if (!broken_) {
         writes_.push_back(std::move(answer));
@@ -153,7 +154,7 @@ class PredictStreamReactor final
 
   void MaybeFinish() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (finished_ || !reads_done_ || pending_ > 0 || writing_) return;
       finished_ = true;
     }
@@ -170,7 +171,7 @@ class PredictStreamReactor final
 
   std::atomic<bool> cancelled_{false};
 
-  std::mutex mu_;
+  Mutex mu_;
   int pending_ ABSL_GUARDED_BY(mu_) = 0;  // submitted, not yet answered
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

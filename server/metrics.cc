@@ -139,7 +139,7 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry,
 }
 
 ServerMetrics::ModelMetrics& ServerMetrics::For(const std::string& model) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::unique_ptr<ModelMetrics>& m = models_[model];
   if (m == nullptr) {
     const prometheus::Labels labels = {{"model", model}};
@@ -171,7 +171,7 @@ void ServerMetrics::RequestFinished(const std::string& model, int64_t version,
   prometheus::Counter* counter;
   prometheus::Histogram* duration;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     prometheus::Counter*& c = request_counters_[absl::StrCat(
         model, "\n", version_label, "\n", rpc, "\n", code_name)];
     if (c == nullptr) {
@@ -204,7 +204,7 @@ void ServerMetrics::VersionChanged(const std::string& model, int64_t version,
     m.load_failures->Increment();
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto key = std::make_pair(model, version);
   auto it = loaded_.find(key);
   if (state == VersionState::kAvailable) {

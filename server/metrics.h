@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "core/serving/model_registry.h"
 #include "core/batching/serving_observer.h"
+#include "core/common/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -103,7 +104,7 @@ class ServerMetrics final : public ServingObserver {
   prometheus::Family<prometheus::Gauge>& last_reload_;
   prometheus::Counter& busy_seconds_;
 
-  std::mutex mu_;
+  Mutex mu_;
   std::map<std::string, std::unique_ptr<ModelMetrics>> models_
       ABSL_GUARDED_BY(mu_);
   // (model, version, rpc, code) -> requests counter.

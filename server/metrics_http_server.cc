@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "core/common/log.h"
+#include "core/common/mutex.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 
@@ -176,7 +177,7 @@ class MetricsHttpServer::Impl {
 
   // Startup errors from libmicrohttpd's log, for Create's message.
   std::string TakeStartupLog() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     started_ = true;
     return std::move(startup_log_);
   }
@@ -185,7 +186,7 @@ class MetricsHttpServer::Impl {
     auto* self = static_cast<Impl*>(cls);
     char message[512];
     vsnprintf(message, sizeof(message), format, args);
-    std::lock_guard<std::mutex> lock(self->mu_);
+    MutexLock lock(&self->mu_);
     // After start-up libmicrohttpd logs every malformed or aborted request;
     // a client must not be able to fill the server's log, so only the
     // reasons a start failed are kept.
@@ -264,7 +265,7 @@ class MetricsHttpServer::Impl {
   gnutls_certificate_credentials_t CurrentCredentials() {
     const FileStamp cert_stamp = FileStamp::Of(options_.tls_cert_file);
     const FileStamp key_stamp = FileStamp::Of(options_.tls_key_file);
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (cert_stamp == cert_stamp_ && key_stamp == key_stamp_) {
       return current_->get();
     }
@@ -291,9 +292,9 @@ class MetricsHttpServer::Impl {
   const std::string cert_pem_;
   const std::string key_pem_;
 
-  // std::mutex, not absl::Mutex: ThreadSanitizer sees pthread locks, and
-  // Debian's Abseil is not built for it.
-  mutable std::mutex mu_;
+  // Mutex (core/common/mutex.h), not absl::Mutex: ThreadSanitizer sees
+  // pthread locks, and Debian's Abseil is not built for it.
+  mutable Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   std::string startup_log_ ABSL_GUARDED_BY(mu_);
   FileStamp cert_stamp_ ABSL_GUARDED_BY(mu_);

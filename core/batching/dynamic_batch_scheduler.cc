@@ -4,57 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/batching/unrun_task.h"
+#include "core/common/thread_name.h"
 
 namespace biserve {
-
-void EvaluateBatch(Batch& batch, ThreadPool& pool, EvalStats* stats) {
-  // One request alone needs no merging.
-  if (batch.size() == 1) {
-    InferenceTask& task = *batch[0];
-    task.done(Evaluate(*task.servable.model, task.sequences, task.options, pool,
-                       stats));
-    return;
-  }
-  std::vector<SequenceInput> sequences;
-  EvalOptions options = batch[0]->options;
-  for (const auto& task : batch) {
-    sequences.insert(sequences.end(), task->sequences.begin(),
-                     task->sequences.end());
-    options.output |= task->options.output;
-    options.directions |= task->options.directions;
-    options.states |= task->options.states;
-    options.allow_non_finite |= task->options.allow_non_finite;
-  }
-  absl::StatusOr<std::vector<SequenceResult>> results =
-      Evaluate(*batch[0]->servable.model, sequences, options, pool, stats);
-  if (!results.ok()) {
-    for (auto& task : batch) task->done(results.status());
-    return;
-  }
-  // With merge mode none, Evaluate gives the directions whatever was asked
-  // (they are the model's outputs); otherwise only when asked for.
-  const Model& model = *batch[0]->servable.model;
-  const bool directions_always =
-      model.bidirectional(model.last_bidirectional()).merge_mode ==
-      MergeMode::kNone;
-  size_t next = 0;
-  for (auto& task : batch) {
-    std::vector<SequenceResult> own;
-    own.reserve(task->sequences.size());
-    for (size_t i = 0; i < task->sequences.size(); ++i) {
-      SequenceResult result = std::move((*results)[next++]);
-      // Only what this request asked for (the batch computed the union).
-      if (!task->options.output) result.output = Tensor();
-      if (!task->options.directions && !directions_always) {
-        result.forward = Tensor();
-        result.backward = Tensor();
-      }
-      if (!task->options.states) result.states.clear();
-      own.push_back(std::move(result));
-    }
-    task->done(std::move(own));
-  }
-}
 
 absl::StatusOr<std::unique_ptr<DynamicBatchScheduler>>
 DynamicBatchScheduler::Create(Options options, ThreadPool* pool) {
@@ -73,7 +26,7 @@ DynamicBatchScheduler::Create(Options options, ThreadPool* pool) {
 DynamicBatchScheduler::DynamicBatchScheduler(Options options, ThreadPool* pool)
     : options_(std::move(options)),
       pool_(pool),
-      clock_(options_.clock != nullptr ? options_.clock : &real_clock_) {
+      clock_(options_.clock != nullptr ? options_.clock : &SystemClock()) {
   for (int i = 0; i < options_.num_batch_threads; ++i) {
     threads_.emplace_back([this] { BatchLoop(); });
   }
@@ -82,17 +35,17 @@ DynamicBatchScheduler::DynamicBatchScheduler(Options options, ThreadPool* pool)
 DynamicBatchScheduler::~DynamicBatchScheduler() {
   Drain(absl::InfinitePast());
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (std::thread& t : threads_) t.join();
 }
 
 absl::Status DynamicBatchScheduler::Schedule(
     std::unique_ptr<InferenceTask> task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!accepting_) {
       return absl::UnavailableError(
           "the server is shutting down and accepts no new requests");
@@ -116,52 +69,44 @@ absl::Status DynamicBatchScheduler::Schedule(
     queue.tasks.push_back(Queued{std::move(task), info});
     ++queued_;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   return absl::OkStatus();
 }
 
 void DynamicBatchScheduler::Drain(absl::Time deadline) {
-  std::vector<Queued> abandoned;
+  std::vector<std::unique_ptr<InferenceTask>> abandoned;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     accepting_ = false;
     draining_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
     while (queued_ > 0 || running_ > 0 || answering_ > 0) {
       if (deadline != absl::InfiniteFuture() && clock_->Now() >= deadline) {
         break;
       }
-      clock_->WaitUntil(cv_, lock, deadline);
+      clock_->WaitUntil(cv_, mu_, deadline);
     }
     for (auto& [model, queue] : queues_) {
-      for (Queued& q : queue.tasks) abandoned.push_back(std::move(q));
+      for (Queued& q : queue.tasks) abandoned.push_back(std::move(q.task));
     }
     queues_.clear();
     queued_ = 0;
   }
-  for (Queued& q : abandoned) {
-    if (options_.observer != nullptr) {
-      options_.observer->QueueDepthChanged(q.task->servable, -1);
-    }
-    q.task->done(absl::UnavailableError(
-        "the server shut down before this request was computed; retry on "
-        "another replica"));
-  }
+  AnswerAbandoned(abandoned, options_.observer);
 }
 
 int64_t DynamicBatchScheduler::QueueDepth() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return queued_;
 }
 
 void DynamicBatchScheduler::DropDeadTasks(absl::Time now,
-                                          std::vector<Queued>& dropped) {
+                                          std::vector<Unrun>& dropped) {
   for (auto it = queues_.begin(); it != queues_.end();) {
     std::deque<Queued>& tasks = it->second.tasks;
     for (auto t = tasks.begin(); t != tasks.end();) {
-      const InferenceTask& task = *t->task;
-      if (now >= task.deadline || (task.is_cancelled && task.is_cancelled())) {
-        dropped.push_back(std::move(*t));
+      if (absl::Status status = UnrunStatus(*t->task, now); !status.ok()) {
+        dropped.push_back(Unrun{std::move(t->task), std::move(status)});
         t = tasks.erase(t);
         --queued_;
       } else {
@@ -196,106 +141,95 @@ DynamicBatchScheduler::QueueMap::iterator DynamicBatchScheduler::PickQueue(
   return best;
 }
 
-void DynamicBatchScheduler::BatchLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (true) {
-    if (stopping_ && queued_ == 0) return;
-    const absl::Time now = clock_->Now();
-    std::vector<Queued> dropped;
-    DropDeadTasks(now, dropped);
-    absl::Time wake;
-    auto picked = PickQueue(now, wake);
-    Batch batch;
-    if (picked != queues_.end()) {
-      ModelQueue& queue = picked->second;
-      std::vector<QueuedTaskInfo> infos;
-      for (const Queued& q : queue.tasks) infos.push_back(q.info);
-      std::vector<size_t> chosen = FormBatch(infos, queue.options, now);
-      // Take the chosen tasks out, keeping the others in arrival order.
-      std::deque<Queued> rest;
-      size_t c = 0;
-      for (size_t i = 0; i < queue.tasks.size(); ++i) {
-        if (c < chosen.size() && chosen[c] == i) {
-          batch.push_back(std::move(queue.tasks[i].task));
-          ++c;
-        } else {
-          rest.push_back(std::move(queue.tasks[i]));
-        }
-      }
-      queue.tasks.swap(rest);
-      queued_ -= static_cast<int64_t>(batch.size());
-      if (queue.tasks.empty()) queues_.erase(picked);
-      ++running_;
+Batch DynamicBatchScheduler::TakeBatch(QueueMap::iterator picked,
+                                       absl::Time now) {
+  ModelQueue& queue = picked->second;
+  std::vector<QueuedTaskInfo> infos;
+  for (const Queued& q : queue.tasks) infos.push_back(q.info);
+  const std::vector<size_t> chosen = FormBatch(infos, queue.options, now);
+  Batch batch;
+  std::deque<Queued> rest;
+  size_t c = 0;
+  for (size_t i = 0; i < queue.tasks.size(); ++i) {
+    if (c < chosen.size() && chosen[c] == i) {
+      batch.push_back(std::move(queue.tasks[i].task));
+      ++c;
+    } else {
+      rest.push_back(std::move(queue.tasks[i]));
     }
-    if (dropped.empty() && batch.empty()) {
-      clock_->WaitUntil(cv_, lock, wake);
-      continue;
-    }
-    const bool answering = !dropped.empty();
-    if (answering) ++answering_;  // Drain waits for their answers too
-
-    lock.unlock();
-    if (options_.observer != nullptr) {
-      for (const Queued& q : dropped) {
-        options_.observer->QueueDepthChanged(q.task->servable, -1);
-        options_.observer->TaskDequeued(q.task->servable,
-                                        now - q.task->enqueue_time);
-      }
-      for (const auto& task : batch) {
-        options_.observer->QueueDepthChanged(task->servable, -1);
-        options_.observer->TaskDequeued(task->servable,
-                                        now - task->enqueue_time);
-      }
-    }
-    for (Queued& q : dropped) {
-      InferenceTask& task = *q.task;
-      if (now >= task.deadline) {
-        task.done(absl::DeadlineExceededError(
-            absl::StrCat("the deadline expired after ",
-                         absl::ToDoubleMilliseconds(now - task.enqueue_time),
-                         " ms in the queue; the request was not computed")));
-      } else {
-        task.done(absl::CancelledError(
-            "the request was cancelled before it was computed"));
-      }
-    }
-    dropped.clear();
-    const bool ran = !batch.empty();
-    if (ran) {
-      const ServableModel servable = batch[0]->servable;
-      const int requests = static_cast<int>(batch.size());
-      // Sizes from the tasks, for run_batch doubles; EvaluateBatch
-      // overwrites them with what it measured.
-      EvalStats stats;
-      int64_t longest = 0;
-      for (const auto& task : batch) {
-        for (const SequenceInput& s : task->sequences) {
-          ++stats.sequences;
-          stats.real_steps += s.length;
-          longest = std::max(longest, s.length);
-        }
-      }
-      stats.computed_steps = stats.real_steps;
-      stats.padded_steps = stats.sequences * longest;
-      const absl::Time start = clock_->Now();
-      if (options_.run_batch) {
-        options_.run_batch(batch);
-      } else {
-        EvaluateBatch(batch, *pool_, &stats);
-      }
-      const absl::Duration elapsed = clock_->Now() - start;
-      batch.clear();  // frees the requests before the batch counts as done
-      if (options_.observer != nullptr) {
-        options_.observer->BatchComputed(servable, requests, stats, elapsed);
-      }
-    }
-    lock.lock();
-    if (ran) --running_;
-    if (answering) --answering_;
-    // A finished batch can make other queues ready (an idle pool) or end a
-    // drain; dropped tasks can too.
-    cv_.notify_all();
   }
+  queue.tasks.swap(rest);
+  queued_ -= static_cast<int64_t>(batch.size());
+  if (queue.tasks.empty()) queues_.erase(picked);
+  return batch;
+}
+
+DynamicBatchScheduler::Work DynamicBatchScheduler::TakeWork() {
+  Work work;
+  work.now = clock_->Now();
+  DropDeadTasks(work.now, work.dropped);
+  auto picked = PickQueue(work.now, work.wake);
+  if (picked != queues_.end()) work.batch = TakeBatch(picked, work.now);
+  return work;
+}
+
+void DynamicBatchScheduler::ReportDequeued(const Work& work) const {
+  ServingObserver* const observer = options_.observer;
+  if (observer == nullptr) return;
+  auto report = [&](const InferenceTask& task) {
+    observer->QueueDepthChanged(task.servable, -1);
+    observer->TaskDequeued(task.servable, work.now - task.enqueue_time);
+  };
+  for (const Unrun& unrun : work.dropped) report(*unrun.task);
+  for (const auto& task : work.batch) report(*task);
+}
+
+void DynamicBatchScheduler::RunBatch(Batch& batch) const {
+  const ServableModel servable = batch[0]->servable;
+  const int requests = static_cast<int>(batch.size());
+  EvalStats stats;
+  const absl::Time start = clock_->Now();
+  if (options_.run_batch) {
+    options_.run_batch(batch);
+  } else {
+    EvaluateBatch(batch, *pool_, &stats);
+  }
+  const absl::Duration elapsed = clock_->Now() - start;
+  batch.clear();  // frees the requests before the batch counts as done
+  if (options_.observer != nullptr) {
+    options_.observer->BatchComputed(servable, requests, stats, elapsed);
+  }
+}
+
+void DynamicBatchScheduler::Step() {
+  Work work = TakeWork();
+  const bool answering = !work.dropped.empty();
+  const bool running = !work.batch.empty();
+  if (!answering && !running) {
+    clock_->WaitUntil(cv_, mu_, work.wake);
+    return;
+  }
+  // Drain waits for these answers and this batch too.
+  if (answering) ++answering_;
+  if (running) ++running_;
+  mu_.Unlock();
+  ReportDequeued(work);
+  for (Unrun& unrun : work.dropped) unrun.task->done(std::move(unrun.status));
+  work.dropped.clear();
+  if (running) RunBatch(work.batch);
+  mu_.Lock();
+  if (running) --running_;
+  if (answering) --answering_;
+  // A finished batch can make other queues ready (an idle pool) or end a
+  // drain; dropped tasks can too.
+  cv_.SignalAll();
+}
+
+void DynamicBatchScheduler::BatchLoop() {
+  SetCurrentThreadName("biserve-batch");
+  mu_.Lock();
+  while (!stopping_ || queued_ > 0) Step();
+  mu_.Unlock();
 }
 
 }  // namespace biserve

@@ -11,13 +11,11 @@
 // and batch evaluation run outside it.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -25,32 +23,28 @@
 #include "absl/status/statusor.h"
 #include "core/batching/batch_policy.h"
 #include "core/batching/batch_scheduler.h"
-#include "core/common/clock.h"
+#include "core/batching/evaluate_batch.h"
 #include "core/batching/serving_observer.h"
+#include "core/common/clock.h"
+#include "core/common/mutex.h"
 #include "core/common/thread_pool.h"
 
 namespace biserve {
 
-// The tasks of one batch, all of the same model version.
-using Batch = std::vector<std::unique_ptr<InferenceTask>>;
-
-// Evaluates `batch` as one packed Evaluate call and answers each task with
-// its own sequences' results (holding only what it asked for). A failure
-// answers every task with it.
-// `stats`, when given, receives what the evaluation computed.
-void EvaluateBatch(Batch& batch, ThreadPool& pool, EvalStats* stats = nullptr);
-
 class DynamicBatchScheduler final : public BatchScheduler {
  public:
   struct Options {
-    // Batches computed at the same time. Each batch already spreads over
+    // Batches computed at the same time, each on a thread named
+    // biserve-batch. Each batch already spreads over
     // the evaluation pool (its two directions run at once), so one per two
     // pool threads keeps the cores busy without oversubscribing them.
     int num_batch_threads = 1;
-    // Not owned; must outlive the scheduler. Null: the system clock.
+    // Time, and every wait of the batch threads and of Drain. Not owned;
+    // must outlive the scheduler. Null: the system clock.
     Clock* clock = nullptr;
     // Computes one batch and answers each of its tasks exactly once. Null:
-    // EvaluateBatch on the pool. Tests put a recording double here.
+    // EvaluateBatch on the pool. Tests put a recording double here (the
+    // observer's BatchComputed then gets empty EvalStats).
     std::function<void(Batch&)> run_batch;
     // Told of queueing and computing; not owned, may be null. Its
     // QueueDepthChanged(+1) runs under the scheduler's lock (it must not
@@ -86,23 +80,48 @@ class DynamicBatchScheduler final : public BatchScheduler {
   };
   using QueueMap = std::map<const Model*, ModelQueue>;
 
+  // A task leaving its queue uncomputed, and its answer.
+  struct Unrun {
+    std::unique_ptr<InferenceTask> task;
+    absl::Status status;
+  };
+  // What a batch thread takes from the queues in one go: the tasks to
+  // answer uncomputed and the batch to compute, either may be empty.
+  struct Work {
+    absl::Time now;
+    absl::Time wake;  // when to look again if there is nothing to do
+    std::vector<Unrun> dropped;
+    Batch batch;
+  };
+
   DynamicBatchScheduler(Options options, ThreadPool* pool);
   void BatchLoop();
+  // Takes work and does it, outside mu_, or waits for some.
+  void Step() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Work TakeWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves cancelled and expired tasks out of the queues into `dropped`.
-  void DropDeadTasks(absl::Time now, std::vector<Queued>& dropped)
+  void DropDeadTasks(absl::Time now, std::vector<Unrun>& dropped)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The queue to run now, or end() (and when to look again in `wake`).
   QueueMap::iterator PickQueue(absl::Time now, absl::Time& wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the batch FormBatch chooses out of `picked`, keeping the other
+  // tasks in arrival order.
+  Batch TakeBatch(QueueMap::iterator picked, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells the observer that the work's tasks left their queues.
+  void ReportDequeued(const Work& work) const;
+  // Computes `batch` (run_batch or EvaluateBatch), which answers its tasks,
+  // frees it, and tells the observer.
+  void RunBatch(Batch& batch) const;
 
   // Immutable after construction.
   const Options options_;
   ThreadPool* const pool_;
-  RealClock real_clock_;
   Clock* const clock_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;  // queues changed, a batch ended, stopping
+  mutable Mutex mu_;
+  CondVar cv_;  // queues changed, a batch ended, stopping
   QueueMap queues_ ABSL_GUARDED_BY(mu_);
   int64_t queued_ ABSL_GUARDED_BY(mu_) = 0;
   int running_ ABSL_GUARDED_BY(mu_) = 0;  // batches being computed

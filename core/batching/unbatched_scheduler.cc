@@ -3,25 +3,17 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "core/batching/unrun_task.h"
+#include "core/common/thread_name.h"
 
 namespace biserve {
 
 void RunTask(InferenceTask& task, ThreadPool& pool, ServingObserver* observer,
              const Clock* clock) {
-  RealClock real_clock;
-  if (clock == nullptr) clock = &real_clock;
-  if (task.is_cancelled && task.is_cancelled()) {
-    task.done(absl::CancelledError(
-        "the request was cancelled before it was computed"));
-    return;
-  }
+  if (clock == nullptr) clock = &SystemClock();
   const absl::Time now = clock->Now();
-  if (now >= task.deadline) {
-    task.done(absl::DeadlineExceededError(absl::StrCat(
-        "the deadline expired after ",
-        absl::ToInt64Microseconds(now - task.enqueue_time) / 1000.0,
-        " ms in the queue; the request was not computed")));
+  if (absl::Status status = UnrunStatus(task, now); !status.ok()) {
+    task.done(std::move(status));
     return;
   }
   EvalStats stats;
@@ -48,7 +40,7 @@ absl::StatusOr<std::unique_ptr<UnbatchedScheduler>> UnbatchedScheduler::Create(
 UnbatchedScheduler::UnbatchedScheduler(Options options, ThreadPool* pool)
     : options_(options),
       pool_(pool),
-      clock_(options_.clock != nullptr ? options_.clock : &real_clock_) {
+      clock_(options_.clock != nullptr ? options_.clock : &SystemClock()) {
   for (int i = 0; i < options_.num_executors; ++i) {
     executors_.emplace_back([this] { ExecutorLoop(); });
   }
@@ -57,16 +49,16 @@ UnbatchedScheduler::UnbatchedScheduler(Options options, ThreadPool* pool)
 UnbatchedScheduler::~UnbatchedScheduler() {
   Drain(absl::InfinitePast());
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  work_cv_.notify_all();
+  work_cv_.SignalAll();
   for (std::thread& t : executors_) t.join();
 }
 
 absl::Status UnbatchedScheduler::Schedule(std::unique_ptr<InferenceTask> task) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!accepting_) {
       return absl::UnavailableError(
           "the server is shutting down and accepts no new requests");
@@ -82,14 +74,14 @@ absl::Status UnbatchedScheduler::Schedule(std::unique_ptr<InferenceTask> task) {
     }
     queue_.push_back(std::move(task));
   }
-  work_cv_.notify_one();
+  work_cv_.Signal();
   return absl::OkStatus();
 }
 
 void UnbatchedScheduler::Drain(absl::Time deadline) {
-  std::deque<std::unique_ptr<InferenceTask>> abandoned;
+  std::vector<std::unique_ptr<InferenceTask>> abandoned;
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     accepting_ = false;
     // Queued tasks count as much as running ones: every accepted task is
     // computed before Drain returns, unless the deadline comes first.
@@ -97,38 +89,44 @@ void UnbatchedScheduler::Drain(absl::Time deadline) {
       if (deadline != absl::InfiniteFuture() && clock_->Now() >= deadline) {
         break;
       }
-      clock_->WaitUntil(idle_cv_, lock, deadline);
+      clock_->WaitUntil(idle_cv_, mu_, deadline);
     }
-    abandoned.swap(queue_);
+    for (auto& task : queue_) abandoned.push_back(std::move(task));
+    queue_.clear();
   }
-  for (auto& task : abandoned) {
-    if (options_.observer != nullptr) {
-      options_.observer->QueueDepthChanged(task->servable, -1);
-    }
-    task->done(absl::UnavailableError(
-        "the server shut down before this request was computed; retry on "
-        "another replica"));
-  }
+  AnswerAbandoned(abandoned, options_.observer);
 }
 
 int64_t UnbatchedScheduler::QueueDepth() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return static_cast<int64_t>(queue_.size());
 }
 
+std::unique_ptr<InferenceTask> UnbatchedScheduler::TakeTask() {
+  MutexLock lock(&mu_);
+  while (queue_.empty() && !stopping_) {
+    clock_->WaitUntil(work_cv_, mu_, absl::InfiniteFuture());
+  }
+  if (queue_.empty()) return nullptr;  // stopping
+  std::unique_ptr<InferenceTask> task = std::move(queue_.front());
+  queue_.pop_front();
+  ++running_;
+  return task;
+}
+
+void UnbatchedScheduler::TaskEnded() {
+  bool idle;
+  {
+    MutexLock lock(&mu_);
+    --running_;
+    idle = queue_.empty() && running_ == 0;
+  }
+  if (idle) idle_cv_.SignalAll();
+}
+
 void UnbatchedScheduler::ExecutorLoop() {
-  while (true) {
-    std::unique_ptr<InferenceTask> task;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      while (queue_.empty() && !stopping_) {
-        clock_->WaitUntil(work_cv_, lock, absl::InfiniteFuture());
-      }
-      if (queue_.empty()) return;  // stopping
-      task = std::move(queue_.front());
-      queue_.pop_front();
-      ++running_;
-    }
+  SetCurrentThreadName("biserve-exec");
+  while (std::unique_ptr<InferenceTask> task = TakeTask()) {
     if (options_.observer != nullptr) {
       options_.observer->QueueDepthChanged(task->servable, -1);
       options_.observer->TaskDequeued(task->servable,
@@ -136,13 +134,7 @@ void UnbatchedScheduler::ExecutorLoop() {
     }
     RunTask(*task, *pool_, options_.observer, clock_);
     task.reset();  // frees the request before the scheduler reports idle
-    bool idle;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      --running_;
-      idle = queue_.empty() && running_ == 0;
-    }
-    if (idle) idle_cv_.notify_all();
+    TaskEnded();
   }
 }
 

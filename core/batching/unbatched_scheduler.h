@@ -5,19 +5,18 @@
 // evaluation pool and computes small ones on the executor itself.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "core/batching/batch_scheduler.h"
-#include "core/common/clock.h"
 #include "core/batching/serving_observer.h"
+#include "core/common/clock.h"
+#include "core/common/mutex.h"
 #include "core/common/thread_pool.h"
 
 namespace biserve {
@@ -25,7 +24,8 @@ namespace biserve {
 class UnbatchedScheduler final : public BatchScheduler {
  public:
   struct Options {
-    // Threads that take requests from the queue and evaluate them.
+    // Threads that take requests from the queue and evaluate them, each
+    // named biserve-exec.
     int num_executors = 2;
     // Requests waiting beyond this are refused with UNAVAILABLE.
     int max_queue_size = 1024;
@@ -52,16 +52,19 @@ class UnbatchedScheduler final : public BatchScheduler {
  private:
   UnbatchedScheduler(Options options, ThreadPool* pool);
   void ExecutorLoop();
+  // The next task to run (counted as running), or null when stopping.
+  std::unique_ptr<InferenceTask> TakeTask();
+  // Counts `task`, now answered and freed, as no longer running.
+  void TaskEnded();
 
   // Immutable after construction.
   const Options options_;
   ThreadPool* const pool_;
-  RealClock real_clock_;
   Clock* const clock_;
 
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;  // queue_ non-empty or stopping_
-  std::condition_variable idle_cv_;  // queue_ empty and running_ == 0
+  mutable Mutex mu_;
+  CondVar work_cv_;  // queue_ non-empty or stopping_
+  CondVar idle_cv_;  // queue_ empty and running_ == 0
   std::deque<std::unique_ptr<InferenceTask>> queue_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool accepting_ ABSL_GUARDED_BY(mu_) = true;

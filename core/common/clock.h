@@ -1,39 +1,46 @@
-// Clock: the time source of the batching scheduler, so that tests can drive
-// it with a fake one.
+// Clock: where every component that reads the time or waits for it gets
+// it, so that tests drive time with a fake clock (tests/support/
+// fake_clock.h) instead of sleeping.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
-
+#include "absl/base/thread_annotations.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/common/mutex.h"
 
 namespace biserve {
 
+// Thread-safety: every method may be called from any thread.
 class Clock {
  public:
   virtual ~Clock() = default;
   virtual absl::Time Now() const = 0;
-  // Waits on `cv` (with `lock` held by the caller) until it is notified or
-  // this clock reaches `deadline`; may return early (callers re-check).
-  virtual void WaitUntil(std::condition_variable& cv,
-                         std::unique_lock<std::mutex>& lock,
-                         absl::Time deadline) = 0;
+  // Releases `mu`, waits until `cv` is signalled or this clock reaches
+  // `deadline`, and takes `mu` again. May return early: callers re-check
+  // their condition and the time. `cv` is signalled under `mu` or after
+  // its change was made under `mu`, as usual; a fake clock also signals it
+  // (under `mu`) when its time moves.
+  virtual void WaitUntil(CondVar& cv, Mutex& mu, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) = 0;
 };
 
 // The system's clock.
 class RealClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
-  void WaitUntil(std::condition_variable& cv,
-                 std::unique_lock<std::mutex>& lock,
-                 absl::Time deadline) override {
-    if (deadline == absl::InfiniteFuture()) {
-      cv.wait(lock);
-    } else if (deadline > absl::Now()) {
-      cv.wait_until(lock, absl::ToChronoTime(deadline));
+  void WaitUntil(CondVar& cv, Mutex& mu, absl::Time deadline) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (deadline == absl::InfiniteFuture() || deadline > absl::Now()) {
+      cv.WaitWithDeadline(&mu, deadline);
     }
   }
 };
+
+// The process's RealClock: what a component uses when its Options give no
+// clock. It has no state, so sharing it is free.
+inline Clock& SystemClock() {
+  static RealClock* const clock = new RealClock();
+  return *clock;
+}
 
 }  // namespace biserve

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/thread_name.h"
 
 #ifdef BISERVE_OPENBLAS
 extern "C" void openblas_set_num_threads(int num_threads);
@@ -13,6 +14,22 @@ extern "C" int openblas_get_parallel();  // 0: the serial build
 #endif
 
 namespace biserve {
+namespace {
+
+// Eigen's standard thread environment, with each worker named
+// biserve-eval-N (N from 1; the caller of ParallelFor is task 0).
+struct NamedThreadEnvironment : Eigen::StlThreadEnvironment {
+  EnvThread* CreateThread(std::function<void()> f) {
+    const int n = ++created;
+    return new EnvThread([n, f = std::move(f)] {
+      SetCurrentThreadName(absl::StrCat("biserve-eval-", n));
+      f();
+    });
+  }
+  int created = 0;  // Eigen creates its threads from one thread
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ThreadPool>> ThreadPool::Create(
     Options options) {
@@ -31,7 +48,8 @@ ThreadPool::ThreadPool(Options options) : options_(options) {
   std::call_once(blas_once, [] { openblas_set_num_threads(1); });
 #endif
   if (options_.num_threads > 1) {
-    workers_ = std::make_unique<Eigen::ThreadPool>(options_.num_threads - 1);
+    workers_ = std::make_unique<Eigen::ThreadPoolTempl<NamedThreadEnvironment>>(
+        options_.num_threads - 1);
   }
 }
 

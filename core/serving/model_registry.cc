@@ -5,7 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "core/common/quoted_input.h"
 
 namespace biserve {
@@ -113,61 +112,61 @@ absl::Status ModelRegistry::NotSelectedError(absl::string_view quoted_name,
                    absl::StrJoin(why, " and "), ")"));
 }
 
-absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
-                                                 int64_t version) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = models_.find(name);
-  // `name` is the client's: every message quotes it, cut (QuotedInput);
-  // only errors pay for that.
-  auto quoted = [name] { return QuotedInput(name); };
-  if (it == models_.end() || it->second.removed) {
-    std::vector<std::string> names;
-    for (const auto& [n, entry] : models_) {
-      if (!entry.removed) names.push_back(QuotedInput(n));
-    }
-    return absl::NotFoundError(
-        absl::StrCat("model ", quoted(), " is not in the repository; ",
-                     "models served: ", BoundedList(names, 20, ", ")));
+absl::Status ModelRegistry::NotInRepositoryError(absl::string_view name) const {
+  std::vector<std::string> names;
+  for (const auto& [n, entry] : models_) {
+    if (!entry.removed) names.push_back(QuotedInput(n));
   }
-  const ModelEntry& entry = it->second;
-  auto servable = [&](int64_t v, const VersionEntry& e) {
-    return ServableModel{std::string(name), v, e.model, entry.batching};
-  };
-  std::vector<int64_t> available;  // that a client may name
+  return absl::NotFoundError(
+      absl::StrCat("model ", QuotedInput(name), " is not in the repository; ",
+                   "models served: ", BoundedList(names, 20, ", ")));
+}
+
+absl::StatusOr<ServableModel> ModelRegistry::GetNewest(
+    absl::string_view name, const ModelEntry& entry) {
+  // Newest first: the first a client may name, else the newest serving,
+  // which is the fallback (or while a new fallback loads, the one it
+  // replaces), so that the model keeps answering.
+  for (auto e = entry.versions.rbegin(); e != entry.versions.rend(); ++e) {
+    if (Nameable(entry, e->first, e->second)) {
+      return ServableModel{std::string(name), e->first, e->second.model,
+                           entry.batching, e->second.metrics};
+    }
+  }
+  for (auto e = entry.versions.rbegin(); e != entry.versions.rend(); ++e) {
+    if (e->second.state == VersionState::kAvailable) {
+      return ServableModel{std::string(name), e->first, e->second.model,
+                           entry.batching, e->second.metrics};
+    }
+  }
+  return NoVersionServes(name, entry);
+}
+
+absl::Status ModelRegistry::NoVersionServes(absl::string_view name,
+                                            const ModelEntry& entry) {
+  std::vector<std::string> failures;
   for (const auto& [v, e] : entry.versions) {
-    if (Nameable(entry, v, e)) available.push_back(v);
+    if (e.state == VersionState::kLoading) {
+      return absl::UnavailableError(absl::StrCat("model ", QuotedInput(name),
+                                                 " is loading (version ", v,
+                                                 "); retry shortly"));
+    }
+    if (e.state == VersionState::kFailed) {
+      failures.push_back(absl::StrCat("version ", v, ": ", e.reason));
+    }
   }
-  if (version == 0) {
-    if (!available.empty()) {
-      return servable(available.back(), entry.versions.at(available.back()));
-    }
-    // None a client may name serves: the newest serving answers, which is
-    // the fallback (or while a new fallback loads, the one it replaces), so
-    // that the model keeps answering.
-    for (auto e = entry.versions.rbegin(); e != entry.versions.rend(); ++e) {
-      if (e->second.state == VersionState::kAvailable) {
-        return servable(e->first, e->second);
-      }
-    }
-    std::vector<std::string> failures;
-    for (const auto& [v, e] : entry.versions) {
-      if (e.state == VersionState::kLoading) {
-        return absl::UnavailableError(absl::StrCat("model ", quoted(),
-                                                   " is loading (version ", v,
-                                                   "); retry shortly"));
-      }
-      if (e.state == VersionState::kFailed) {
-        failures.push_back(absl::StrCat("version ", v, ": ", e.reason));
-      }
-    }
-    if (!failures.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("model ", quoted(), " has no loadable version; ",
-                       BoundedList(failures, 5, "; ")));
-    }
-    return absl::NotFoundError(
-        absl::StrCat("model ", quoted(), " has no version to serve"));
+  if (!failures.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model ", QuotedInput(name), " has no loadable version; ",
+                     BoundedList(failures, 5, "; ")));
   }
+  return absl::NotFoundError(
+      absl::StrCat("model ", QuotedInput(name), " has no version to serve"));
+}
+
+absl::StatusOr<ServableModel> ModelRegistry::GetNamed(absl::string_view name,
+                                                      const ModelEntry& entry,
+                                                      int64_t version) {
   auto v = entry.versions.find(version);
   if (v != entry.versions.end()) {
     // While a fallback serves, the policy decides which versions a client
@@ -177,32 +176,48 @@ absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
     if (entry.fallback != 0 && v->second.state != VersionState::kUnloading &&
         !std::binary_search(entry.selected.begin(), entry.selected.end(),
                             version)) {
-      return NotSelectedError(quoted(), entry, version);
+      return NotSelectedError(QuotedInput(name), entry, version);
     }
     switch (v->second.state) {
       case VersionState::kAvailable:
-        return servable(version, v->second);
+        return ServableModel{std::string(name), version, v->second.model,
+                             entry.batching, v->second.metrics};
       case VersionState::kLoading:
         return absl::UnavailableError(
-            absl::StrCat("version ", version, " of model ", quoted(),
+            absl::StrCat("version ", version, " of model ", QuotedInput(name),
                          " is loading; retry shortly"));
       case VersionState::kFailed:
         return absl::FailedPreconditionError(
-            absl::StrCat("version ", version, " of model ", quoted(),
+            absl::StrCat("version ", version, " of model ", QuotedInput(name),
                          " failed to load: ", v->second.reason));
       case VersionState::kUnloading:
         break;
     }
   }
   std::vector<std::string> listed;
-  for (int64_t v : available) listed.push_back(absl::StrCat(v));
+  for (const auto& [n, e] : entry.versions) {
+    if (Nameable(entry, n, e)) listed.push_back(absl::StrCat(n));
+  }
   return absl::NotFoundError(absl::StrCat(
-      "version ", version, " of model ", quoted(),
+      "version ", version, " of model ", QuotedInput(name),
       " is not served; available versions: ", BoundedList(listed, 20, ", ")));
 }
 
+absl::StatusOr<ServableModel> ModelRegistry::Get(absl::string_view name,
+                                                 int64_t version) const {
+  // `name` is the client's: every message quotes it, cut (QuotedInput);
+  // only errors pay for that.
+  MutexLock lock(&mu_);
+  auto it = models_.find(name);
+  if (it == models_.end() || it->second.removed) {
+    return NotInRepositoryError(name);
+  }
+  if (version == 0) return GetNewest(name, it->second);
+  return GetNamed(name, it->second, version);
+}
+
 std::vector<ModelStatus> ModelRegistry::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<ModelStatus> list;
   for (const auto& [name, entry] : models_) {
     ModelStatus status{
@@ -224,7 +239,7 @@ std::vector<ModelStatus> ModelRegistry::List() const {
 
 std::vector<int64_t> ModelRegistry::AvailableVersions(
     absl::string_view name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<int64_t> versions;
   auto it = models_.find(name);
   if (it == models_.end()) return versions;
@@ -235,7 +250,7 @@ std::vector<int64_t> ModelRegistry::AvailableVersions(
 }
 
 bool ModelRegistry::IsServing(absl::string_view name) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = models_.find(name);
   return it != models_.end() && Serving(it->second);
 }
@@ -244,7 +259,7 @@ void ModelRegistry::Mutate(const std::string& name,
                            const std::function<void(ModelEntry&)>& change) {
   bool before, after, created;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto emplaced = models_.try_emplace(name);
     ModelEntry& entry = emplaced.first->second;
     created = emplaced.second;
@@ -285,15 +300,18 @@ void ModelRegistry::SetLoading(const std::string& name, int64_t version) {
   Mutate(name, [&](ModelEntry& entry) {
     VersionEntry& v = entry.versions[version];
     if (v.state == VersionState::kAvailable) return;  // a reload: keep serving
-    v = VersionEntry{VersionState::kLoading, "", absl::Now(), nullptr, {}};
+    v = VersionEntry{VersionState::kLoading, "", clock_->Now(), nullptr, {}};
   });
 }
 
 void ModelRegistry::SetAvailable(const std::string& name, int64_t version,
                                  std::shared_ptr<const Model> model) {
+  std::shared_ptr<const VersionMetrics> metrics;
+  if (options_.version_metrics) metrics = options_.version_metrics(name, version);
   Mutate(name, [&](ModelEntry& entry) {
-    entry.versions[version] = VersionEntry{
-        VersionState::kAvailable, "", absl::Now(), std::move(model), {}};
+    entry.versions[version] =
+        VersionEntry{VersionState::kAvailable, "",    clock_->Now(),
+                     std::move(model),         {}, std::move(metrics)};
   });
   TellVersionChange(name, version, VersionState::kAvailable);
 }
@@ -307,14 +325,14 @@ void ModelRegistry::SetFailed(const std::string& name, int64_t version,
                               reason);
       return;
     }
-    v = VersionEntry{VersionState::kFailed, reason, absl::Now(), nullptr, {}};
+    v = VersionEntry{VersionState::kFailed, reason, clock_->Now(), nullptr, {}};
   });
   TellVersionChange(name, version, VersionState::kFailed);
 }
 
 void ModelRegistry::Unload(const std::string& name, int64_t version) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (models_.find(name) == models_.end()) return;  // nothing to unload
   }
   bool was_serving = false;
@@ -332,7 +350,7 @@ void ModelRegistry::Unload(const std::string& name, int64_t version) {
     v.model.reset();
     v.state = VersionState::kUnloading;
     v.reason.clear();
-    v.since = absl::Now();
+    v.since = clock_->Now();
     if (v.unloading.expired()) entry.versions.erase(it);
   });
   if (was_serving) TellVersionChange(name, version, VersionState::kUnloading);
@@ -351,7 +369,7 @@ void ModelRegistry::SetSelection(const std::string& name,
 void ModelRegistry::RemoveModel(const std::string& name) {
   std::vector<int64_t> versions;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = models_.find(name);
     if (it == models_.end()) return;
     for (const auto& [v, e] : it->second.versions) versions.push_back(v);
@@ -362,7 +380,7 @@ void ModelRegistry::RemoveModel(const std::string& name) {
 }
 
 int ModelRegistry::CollectUnloaded() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   int forgotten = 0;
   for (auto m = models_.begin(); m != models_.end();) {
     auto& versions = m->second.versions;

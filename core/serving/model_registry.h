@@ -15,7 +15,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/common/clock.h"
+#include "core/common/mutex.h"
 #include "core/model/model.h"
 #include "core/model/model_config.h"
 #include "core/model/servable_model.h"
@@ -68,6 +69,16 @@ class ModelRegistry {
     std::function<void(const std::string& model, int64_t version,
                        VersionState state)>
         on_version_change;
+    // Makes a version's metric handles when it starts serving (also after
+    // a reload); Get hands them to each request for it (ServableModel).
+    // Null: requests carry none. Runs on the mutating thread, outside the
+    // registry's lock.
+    std::function<std::shared_ptr<const VersionMetrics>(
+        const std::string& model, int64_t version)>
+        version_metrics;
+    // Where the versions' `since` times come from. Not owned; must outlive
+    // the registry. Null: the system clock.
+    Clock* clock = nullptr;
   };
 
   static absl::StatusOr<std::unique_ptr<ModelRegistry>> Create(Options options);
@@ -127,6 +138,7 @@ class ModelRegistry {
     absl::Time since;
     std::shared_ptr<const Model> model;    // kAvailable
     std::weak_ptr<const Model> unloading;  // kUnloading
+    std::shared_ptr<const VersionMetrics> metrics;  // kAvailable
   };
   struct ModelEntry {
     ModelConfig config;
@@ -138,7 +150,9 @@ class ModelRegistry {
     int64_t fallback = 0;           // 0: none
   };
 
-  explicit ModelRegistry(Options options) : options_(std::move(options)) {}
+  explicit ModelRegistry(Options options)
+      : options_(std::move(options)),
+        clock_(options_.clock != nullptr ? options_.clock : &SystemClock()) {}
 
   static bool Serving(const ModelEntry& entry);
   // Whether a request may name `version` (state `v`): available and, while
@@ -150,6 +164,20 @@ class ModelRegistry {
   static absl::Status NotSelectedError(absl::string_view quoted_name,
                                        const ModelEntry& entry,
                                        int64_t version);
+  // NOT_FOUND for a model the registry does not serve, listing those it
+  // does.
+  absl::Status NotInRepositoryError(absl::string_view name) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Get for a request that names no version (`name`'s entry is `entry`).
+  static absl::StatusOr<ServableModel> GetNewest(absl::string_view name,
+                                                 const ModelEntry& entry);
+  // Why no version of `entry` serves: loading, failed, or none there.
+  static absl::Status NoVersionServes(absl::string_view name,
+                                      const ModelEntry& entry);
+  // Get for a request that names `version` (>= 1).
+  static absl::StatusOr<ServableModel> GetNamed(absl::string_view name,
+                                                const ModelEntry& entry,
+                                                int64_t version);
   // Runs `change` on the model's entry (created if missing) under the lock,
   // then tells the listener if serving changed.
   void Mutate(const std::string& name,
@@ -159,8 +187,9 @@ class ModelRegistry {
 
   // Immutable after construction.
   const Options options_;
+  Clock* const clock_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, ModelEntry, std::less<>> models_ ABSL_GUARDED_BY(mu_);
 };
 

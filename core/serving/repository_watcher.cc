@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <set>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -13,9 +12,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "core/common/log.h"
 #include "core/common/process_tuning.h"
+#include "core/common/thread_name.h"
 
 namespace biserve {
 namespace {
@@ -113,31 +112,36 @@ absl::StatusOr<std::unique_ptr<RepositoryWatcher>> RepositoryWatcher::Create(
 
 RepositoryWatcher::~RepositoryWatcher() {
   {
-    std::lock_guard<std::mutex> lock(stop_mu_);
+    MutexLock lock(&stop_mu_);
     stop_ = true;
   }
-  stop_cv_.notify_all();
+  stop_cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void RepositoryWatcher::Start() {
-  thread_ = std::thread([this] { PollLoop(); });
+  thread_ = std::thread([this] {
+    SetCurrentThreadName("biserve-watch");
+    PollLoop();
+  });
 }
 
 void RepositoryWatcher::PollLoop() {
-  std::unique_lock<std::mutex> lock(stop_mu_);
   while (true) {
-    stop_cv_.wait_for(lock, absl::ToChronoMicroseconds(options_.poll_interval),
-                      [this] { return stop_; });
-    if (stop_) return;
-    lock.unlock();
+    {
+      MutexLock lock(&stop_mu_);
+      const absl::Time next = clock_->Now() + options_.poll_interval;
+      while (!stop_ && clock_->Now() < next) {
+        clock_->WaitUntil(stop_cv_, stop_mu_, next);
+      }
+      if (stop_) return;
+    }
     PollOnce();
-    lock.lock();
   }
 }
 
 void RepositoryWatcher::PollOnce() {
-  std::lock_guard<std::mutex> lock(scan_mu_);
+  MutexLock lock(&scan_mu_);
   const std::string& root = options_.repository_path;
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
@@ -177,37 +181,60 @@ void RepositoryWatcher::PollOnce() {
 bool RepositoryWatcher::ScanModel(const std::string& name,
                                   WatchedModel& model) {
   const std::string dir = absl::StrCat(options_.repository_path, "/", name);
-
   // Settings first: they decide which versions serve.
+  ApplySettings(name, dir, model);
+  VersionScan scan;
+  scan.on_disk = VersionsOnDisk(dir);
+  std::vector<int64_t> versions;
+  for (const auto& [v, signature] : scan.on_disk) versions.push_back(v);
+  scan.selected = model.config.version_policy.Select(versions);
+  scan.keep.insert(scan.selected.begin(), scan.selected.end());
+  const bool replaced = LoadSelected(name, scan, model);
+  if (!scan.any_serving) KeepFallback(name, scan, model);
+  const bool unloaded = UnloadUnkept(name, scan, model);
+  // After the unloads: a fallback no longer needed stays marked until it
+  // has unloaded (Unload clears the mark), so that it never answers
+  // requests that name it meanwhile; one the policy selects again is
+  // unmarked here.
+  registry_->SetSelection(name, std::move(scan.selected), scan.fallback);
+  return unloaded || replaced;
+}
+
+void RepositoryWatcher::ApplySettings(const std::string& name,
+                                      const std::string& dir,
+                                      WatchedModel& model) {
   const std::string config_path = dir + "/config.pbtxt";
   std::optional<FileSignature> config_signature;
   if (auto st = Stat(config_path)) {
     config_signature = FileSignature{config_path, st->first, st->second};
   }
-  if (config_signature != model.config_signature || !model.settings_applied) {
-    std::string config_error;
-    if (!config_signature) {
-      model.config = ModelConfig();
-    } else if (absl::StatusOr<ModelConfig> config =
-                   options_.load_config(config_path);
-               config.ok()) {
-      model.config = *std::move(config);
-      LogInfo(absl::StrCat("model ", name, ": read ", config_path,
-                           " (version policy ",
-                           model.config.version_policy.ToString(), ")"));
-    } else {
-      LogError(absl::StrCat("model ", name, ": ", config.status().message(),
-                            "; keeping the previous settings"));
-      // Clients see it (ListModels): no server paths.
-      config_error = RepositoryRelative(config.status().message(),
-                                        options_.repository_path);
-    }
-    model.config_signature = config_signature;
-    model.settings_applied = true;
-    registry_->SetModelSettings(name, model.config, config_error);
+  if (config_signature == model.config_signature && model.settings_applied) {
+    return;
   }
+  std::string config_error;
+  if (!config_signature) {
+    model.config = ModelConfig();
+  } else if (absl::StatusOr<ModelConfig> config =
+                 options_.load_config(config_path);
+             config.ok()) {
+    model.config = *std::move(config);
+    LogInfo(absl::StrCat("model ", name, ": read ", config_path,
+                         " (version policy ",
+                         model.config.version_policy.ToString(), ")"));
+  } else {
+    LogError(absl::StrCat("model ", name, ": ", config.status().message(),
+                          "; keeping the previous settings"));
+    // Clients see it (ListModels): no server paths.
+    config_error =
+        RepositoryRelative(config.status().message(), options_.repository_path);
+  }
+  model.config_signature = config_signature;
+  model.settings_applied = true;
+  registry_->SetModelSettings(name, model.config, config_error);
+}
 
-  // Versions on disk and the file each would load from.
+std::map<int64_t, RepositoryWatcher::FileSignature>
+RepositoryWatcher::VersionsOnDisk(const std::string& dir) {
   std::map<int64_t, FileSignature> on_disk;
   for (const std::string& folder : SubFolders(dir)) {
     std::optional<int64_t> version = ParseVersion(folder);
@@ -222,80 +249,79 @@ bool RepositoryWatcher::ScanModel(const std::string& name,
     }
     on_disk[*version] = signature;
   }
-  std::vector<int64_t> versions;
-  for (const auto& [v, signature] : on_disk) versions.push_back(v);
+  return on_disk;
+}
 
-  const VersionPolicy& policy = model.config.version_policy;
-  std::vector<int64_t> selected = policy.Select(versions);
-  std::set<int64_t> keep(selected.begin(), selected.end());
-  bool any_serving = false;
+bool RepositoryWatcher::LoadSelected(const std::string& name, VersionScan& scan,
+                                     WatchedModel& model) {
   bool replaced = false;
-  for (int64_t v : selected) {
+  for (int64_t v : scan.selected) {
     auto watched = model.versions.find(v);
-    bool reload = watched != model.versions.end() &&
-                  watched->second.available &&
-                  !(watched->second.signature == on_disk[v]);
-    any_serving |= LoadVersion(name, v, on_disk[v], model);
+    const bool reload = watched != model.versions.end() &&
+                        watched->second.available &&
+                        !(watched->second.signature == scan.on_disk[v]);
+    scan.any_serving |= LoadVersion(name, v, scan.on_disk[v], model);
     replaced |= reload;
   }
-  // While no selected version serves, one other version keeps the model
-  // answering: the newest that serves, as TF Serving's availability-
+  return replaced;
+}
+
+void RepositoryWatcher::KeepFallback(const std::string& name, VersionScan& scan,
+                                     WatchedModel& model) {
+  // The newest version that serves, as TF Serving's availability-
   // preserving policy keeps one. Under the latest policy it may be loaded
   // for that (a fresh start whose newest version is broken); the others
   // never load a version they do not select. The registry serves it only
   // to requests that name no version: the policy decides which versions a
   // client may name.
-  int64_t fallback = 0;
-  if (!any_serving) {
-    const bool may_load = policy.kind == VersionPolicy::Kind::kLatest;
-    for (auto v = versions.rbegin(); v != versions.rend() && fallback == 0;
-         ++v) {
-      if (keep.count(*v)) continue;
-      if (may_load) {
-        keep.insert(*v);  // a failure stays recorded, not retried
-        // Marked before it loads, so that no request naming it is served
-        // between its load and the marking.
-        registry_->SetSelection(name, selected, *v);
-        if (LoadVersion(name, *v, on_disk[*v], model)) fallback = *v;
-      } else if (auto w = model.versions.find(*v);
-                 w != model.versions.end() && w->second.available) {
-        keep.insert(*v);
-        fallback = *v;
-      }
+  const bool may_load =
+      model.config.version_policy.kind == VersionPolicy::Kind::kLatest;
+  for (auto it = scan.on_disk.rbegin();
+       it != scan.on_disk.rend() && scan.fallback == 0; ++it) {
+    const int64_t v = it->first;
+    if (scan.keep.count(v)) continue;
+    if (may_load) {
+      scan.keep.insert(v);  // a failure stays recorded, not retried
+      // Marked before it loads, so that no request naming it is served
+      // between its load and the marking.
+      registry_->SetSelection(name, scan.selected, v);
+      if (LoadVersion(name, v, it->second, model)) scan.fallback = v;
+    } else if (auto w = model.versions.find(v);
+               w != model.versions.end() && w->second.available) {
+      scan.keep.insert(v);
+      scan.fallback = v;
     }
   }
+}
 
+bool RepositoryWatcher::UnloadUnkept(const std::string& name,
+                                     const VersionScan& scan,
+                                     WatchedModel& model) {
   bool unloaded = false;
   for (auto it = model.versions.begin(); it != model.versions.end();) {
     const int64_t v = it->first;
-    bool gone = on_disk.count(v) == 0;
-    if (keep.count(v) && !gone) {
-      ++it;
-      continue;
-    }
+    const bool gone = scan.on_disk.count(v) == 0;
     // Not selected (nor the fallback): unload once a selected version or
     // the fallback serves, or at once if its folder is gone; failed entries
     // are simply forgotten.
-    if (gone || any_serving || fallback != 0 || !it->second.available) {
-      if (it->second.available) {
-        LogInfo(
-            absl::StrCat("model ", name, " version ", v, ": unloading (",
-                         gone ? "folder removed" : "not selected by policy ",
-                         gone ? "" : policy.ToString(), ")"));
-        unloaded = true;
-      }
-      registry_->Unload(name, v);
-      it = model.versions.erase(it);
-    } else {
+    const bool kept = scan.keep.count(v) > 0 && !gone;
+    const bool may_unload =
+        gone || scan.any_serving || scan.fallback != 0 || !it->second.available;
+    if (kept || !may_unload) {
       ++it;
+      continue;
     }
+    if (it->second.available) {
+      LogInfo(absl::StrCat("model ", name, " version ", v, ": unloading (",
+                           gone ? "folder removed" : "not selected by policy ",
+                           gone ? "" : model.config.version_policy.ToString(),
+                           ")"));
+      unloaded = true;
+    }
+    registry_->Unload(name, v);
+    it = model.versions.erase(it);
   }
-  // After the unloads: a fallback no longer needed stays marked until it
-  // has unloaded (Unload clears the mark), so that it never answers
-  // requests that name it meanwhile; one the policy selects again is
-  // unmarked here.
-  registry_->SetSelection(name, std::move(selected), fallback);
-  return unloaded || replaced;
+  return unloaded;
 }
 
 bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
@@ -324,7 +350,7 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
   LogInfo(absl::StrCat(what, reload ? "file changed; reloading " : "loading ",
                        signature.path));
   registry_->SetLoading(name, version);
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_->Now();
   absl::StatusOr<std::shared_ptr<const Model>> loaded =
       options_.load_model(signature.path);
   absl::Status status = loaded.status();
@@ -347,7 +373,8 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
   registry_->SetAvailable(name, version, *std::move(loaded));
   entry.available = true;
   LogInfo(absl::StrCat(what, "serving (loaded and warmed up in ",
-                       absl::ToInt64Milliseconds(absl::Now() - start), " ms)"));
+                       absl::ToInt64Milliseconds(clock_->Now() - start),
+                       " ms)"));
   return true;
 }
 

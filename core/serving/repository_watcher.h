@@ -21,20 +21,22 @@
 // overlap. Start runs scans on an owned thread that the destructor stops.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/common/clock.h"
+#include "core/common/mutex.h"
 #include "core/model/model.h"
 #include "core/model/model_config.h"
 #include "core/serving/model_registry.h"
@@ -64,6 +66,9 @@ class RepositoryWatcher {
     // Evaluates a freshly loaded model once before it serves, so that its
     // first request does not pay for page faults and lazy set-up. Optional.
     std::function<absl::Status(const Model&)> warm_up;
+    // Time between scans, and load times in the log. Not owned; must
+    // outlive the watcher. Null: the system clock.
+    Clock* clock = nullptr;
   };
 
   // INVALID_ARGUMENT if a required option is missing or poll_interval is not
@@ -77,7 +82,8 @@ class RepositoryWatcher {
   // Scans the repository once and returns when every load has finished.
   void PollOnce();
 
-  // Starts scanning every poll_interval on an owned thread.
+  // Starts scanning every poll_interval on an owned thread, named
+  // biserve-watch.
   // REQUIRES: called at most once.
   void Start();
 
@@ -99,11 +105,45 @@ class RepositoryWatcher {
     std::map<int64_t, WatchedVersion> versions;
   };
 
+  // One scan of a model's versions.
+  struct VersionScan {
+    std::map<int64_t, FileSignature> on_disk;  // and the file each loads
+    std::vector<int64_t> selected;             // by the policy, ascending
+    std::set<int64_t> keep;    // selected, and the fallback if there is one
+    bool any_serving = false;  // a selected version serves
+    int64_t fallback = 0;      // 0: none
+  };
+
   RepositoryWatcher(Options options, ModelRegistry* registry)
-      : options_(std::move(options)), registry_(registry) {}
+      : options_(std::move(options)),
+        registry_(registry),
+        clock_(options_.clock != nullptr ? options_.clock : &SystemClock()) {}
 
   // Returns whether anything was unloaded or replaced.
   bool ScanModel(const std::string& name, WatchedModel& model)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(scan_mu_);
+  // Reads the model's config.pbtxt if it changed and gives the registry
+  // its settings.
+  void ApplySettings(const std::string& name, const std::string& dir,
+                     WatchedModel& model)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(scan_mu_);
+  // The version folders in `dir` and the model file each would load from.
+  static std::map<int64_t, FileSignature> VersionsOnDisk(
+      const std::string& dir);
+  // Loads the selected versions that are new or changed; records in `scan`
+  // whether one serves. Returns whether a serving version was replaced.
+  bool LoadSelected(const std::string& name, VersionScan& scan,
+                    WatchedModel& model)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(scan_mu_);
+  // While no selected version serves: finds (or, under the latest policy,
+  // loads) the one other version that keeps the model answering.
+  void KeepFallback(const std::string& name, VersionScan& scan,
+                    WatchedModel& model)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(scan_mu_);
+  // Unloads the versions not kept, once that takes nothing offline.
+  // Returns whether a serving version was unloaded.
+  bool UnloadUnkept(const std::string& name, const VersionScan& scan,
+                    WatchedModel& model)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(scan_mu_);
   // Loads (or reloads) one version; returns whether it now serves.
   bool LoadVersion(const std::string& name, int64_t version,
@@ -114,14 +154,15 @@ class RepositoryWatcher {
   // Immutable after construction.
   const Options options_;
   ModelRegistry* const registry_;
+  Clock* const clock_;
 
   // Held for a whole scan.
-  std::mutex scan_mu_;
+  Mutex scan_mu_;
   std::map<std::string, WatchedModel> models_ ABSL_GUARDED_BY(scan_mu_);
   bool repository_missing_logged_ ABSL_GUARDED_BY(scan_mu_) = false;
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
+  Mutex stop_mu_;
+  CondVar stop_cv_;
   bool stop_ ABSL_GUARDED_BY(stop_mu_) = false;
   std::thread thread_;
 };

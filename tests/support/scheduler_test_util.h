@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -21,9 +22,10 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/common/clock.h"
+#include "core/common/mutex.h"
+#include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
 #include "core/model/model.h"
-#include "core/common/thread_pool.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/notification.h"
@@ -162,32 +164,31 @@ class ParkingClock final : public Clock {
 
   // The next WaitUntil call enters `gate` (which must outlive the call).
   void ParkNextWait(Gate* gate) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     park_ = gate;
   }
 
-  void WaitUntil(std::condition_variable& cv,
-                 std::unique_lock<std::mutex>& lock,
-                 absl::Time deadline) override {
+  void WaitUntil(CondVar& cv, Mutex& mu, absl::Time deadline) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     Gate* gate;
     {
-      std::lock_guard<std::mutex> guard(mu_);
+      MutexLock lock(&mu_);
       gate = park_;
       park_ = nullptr;
     }
     if (gate == nullptr) {
-      clock_->WaitUntil(cv, lock, deadline);
+      clock_->WaitUntil(cv, mu, deadline);
       return;
     }
-    lock.unlock();
+    mu.Unlock();
     gate->Enter();
-    lock.lock();
+    mu.Lock();
   }
 
  private:
   FakeClock* const clock_;
-  std::mutex mu_;
-  Gate* park_ = nullptr;  // guarded by mu_
+  Mutex mu_;
+  Gate* park_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 // A random model spec that takes features (never token ids).
