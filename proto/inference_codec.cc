@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/quoted_input.h"
+#include "core/eval/field_error.h"
 
 namespace biserve {
 namespace {
@@ -13,17 +14,6 @@ namespace {
 void TensorToProto(Tensor tensor, v1::Tensor* proto) {
   proto->mutable_shape()->Assign(tensor.shape.begin(), tensor.shape.end());
   proto->mutable_values()->Assign(tensor.values.begin(), tensor.values.end());
-}
-
-// Keras' names of a direction's states: "forward_h", "forward_c", ...
-std::vector<std::string> StateNames(const BidirectionalLayer& layer) {
-  std::vector<std::string> names;
-  for (const auto& [prefix, d] : {std::pair{"forward", &layer.forward},
-                                  std::pair{"backward", &layer.backward}}) {
-    names.push_back(absl::StrCat(prefix, "_h"));
-    if (d->cell == CellType::kLstm) names.push_back(absl::StrCat(prefix, "_c"));
-  }
-  return names;
 }
 
 int64_t DirectionParameters(const RnnDirection& d) {
@@ -137,17 +127,11 @@ absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
       in.initial_state.push_back(
           absl::MakeConstSpan(state.values().data(), state.values_size()));
     }
+    // Validated here, once: Evaluate trusts the mark.
     if (absl::Status status =
-            ValidateSequence(model, in, limits.allow_non_finite);
+            ValidateAndMark(model, limits.allow_non_finite, in);
         !status.ok()) {
-      // ValidateSequence names fields relative to the sequence.
-      std::string message(status.message());
-      bool names_field = message.rfind("features", 0) == 0 ||
-                         message.rfind("token_ids", 0) == 0 ||
-                         message.rfind("initial_state", 0) == 0 ||
-                         message.rfind("length", 0) == 0;
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, names_field ? "." : ": ", message));
+      return UnderParent(field, status);
     }
   }
   return inputs;
@@ -191,16 +175,12 @@ void ResultsToResponse(const Model& model, std::vector<SequenceResult> results,
   }
 }
 
-void ModelMetadataToProto(const ServableModel& servable,
-                          const std::vector<int64_t>& available_versions,
-                          bool batching_enabled, const RequestLimits& limits,
-                          v1::GetModelMetadataResponse* response) {
-  const Model& model = *servable.model;
-  response->set_model_name(servable.name);
-  response->set_model_version(servable.version);
-  response->mutable_available_versions()->Assign(available_versions.begin(),
-                                                 available_versions.end());
-  auto* inputs = response->mutable_inputs();
+namespace {
+
+// The request's inputs: features or token ids, and the first Bidirectional
+// layer's optional initial states.
+void InputSpecs(const Model& model,
+                google::protobuf::RepeatedPtrField<v1::TensorSpec>* inputs) {
   if (model.takes_token_ids()) {
     AddSpec("token_ids", "int32", {-1},
             absl::StrCat("one token id per time step, in [0, ",
@@ -212,17 +192,19 @@ void ModelMetadataToProto(const ServableModel& servable,
   }
   const BidirectionalLayer& first =
       model.bidirectional(model.first_bidirectional());
-  for (const std::string& name : StateNames(first)) {
-    const RnnDirection& d =
-        name.rfind("forward", 0) == 0 ? first.forward : first.backward;
-    AddSpec(absl::StrCat("initial_state/", first.name, "/", name), "float32",
-            {d.units},
+  for (const StateSpec& state : first.states) {
+    AddSpec(absl::StrCat("initial_state/", first.name, "/", state.name),
+            "float32", {state.units},
             "optional: all of the first Bidirectional layer's states, in "
             "this order, or none (zeros)",
             inputs);
   }
+}
 
-  auto* outputs = response->mutable_outputs();
+// The outputs: the model's, the last Bidirectional layer's directions, and
+// every Bidirectional layer's final states. Time axes are -1.
+void OutputSpecs(const Model& model,
+                 google::protobuf::RepeatedPtrField<v1::TensorSpec>* outputs) {
   if (model.output_size() > 0) {
     std::vector<int64_t> shape = {model.output_size()};
     if (model.returns_sequences()) shape.insert(shape.begin(), -1);
@@ -230,11 +212,11 @@ void ModelMetadataToProto(const ServableModel& servable,
   }
   const BidirectionalLayer& last =
       model.bidirectional(model.last_bidirectional());
-  for (const auto& [name, d] : {std::pair{"forward", &last.forward},
-                                std::pair{"backward", &last.backward}}) {
-    std::vector<int64_t> shape = {d->units};
+  for (const Direction which : {Direction::kForward, Direction::kBackward}) {
+    const absl::string_view name = DirectionName(which);
+    std::vector<int64_t> shape = {last.direction(which).units};
     if (last.return_sequences) shape.insert(shape.begin(), -1);
-    AddSpec(name, "float32", shape,
+    AddSpec(std::string(name), "float32", shape,
             absl::StrCat("the last Bidirectional layer's ", name,
                          " output (outputs: DIRECTIONS or BOTH)"),
             outputs);
@@ -242,15 +224,34 @@ void ModelMetadataToProto(const ServableModel& servable,
   for (const StackLayer& layer : model.layers()) {
     const auto* b = std::get_if<BidirectionalLayer>(&layer);
     if (b == nullptr) continue;
-    for (const std::string& name : StateNames(*b)) {
-      const RnnDirection& d =
-          name.rfind("forward", 0) == 0 ? b->forward : b->backward;
-      AddSpec(absl::StrCat("state/", b->name, "/", name), "float32", {d.units},
-              "final state (return_states)", outputs);
+    for (const StateSpec& state : b->states) {
+      AddSpec(absl::StrCat("state/", b->name, "/", state.name), "float32",
+              {state.units}, "final state (return_states)", outputs);
     }
   }
+}
 
-  auto* layers = response->mutable_layers();
+void BidirectionalSummary(const BidirectionalLayer& b, v1::LayerSummary* s) {
+  s->set_name(b.name);
+  s->set_type("Bidirectional");
+  std::string cell(CellTypeName(b.forward.cell));
+  if (b.backward.cell != b.forward.cell) {
+    absl::StrAppend(&cell, "/", CellTypeName(b.backward.cell));
+  }
+  s->set_cell(cell);
+  s->set_units(b.forward.units);
+  s->set_merge_mode(std::string(MergeModeName(b.merge_mode)));
+  s->set_return_sequences(b.return_sequences);
+  s->set_return_state(b.return_state);
+  s->set_output_size(b.output_size());
+  s->set_parameters(DirectionParameters(b.forward) +
+                    DirectionParameters(b.backward));
+}
+
+// One summary per layer of the file: Embedding or Masking, then the stack.
+void LayerSummaries(
+    const Model& model,
+    google::protobuf::RepeatedPtrField<v1::LayerSummary>* layers) {
   if (model.embedding()) {
     v1::LayerSummary* s = layers->Add();
     s->set_name(model.embedding()->name);
@@ -268,30 +269,32 @@ void ModelMetadataToProto(const ServableModel& servable,
   for (const StackLayer& layer : model.layers()) {
     v1::LayerSummary* s = layers->Add();
     if (const auto* b = std::get_if<BidirectionalLayer>(&layer)) {
-      s->set_name(b->name);
-      s->set_type("Bidirectional");
-      std::string cell(CellTypeName(b->forward.cell));
-      if (b->backward.cell != b->forward.cell) {
-        absl::StrAppend(&cell, "/", CellTypeName(b->backward.cell));
-      }
-      s->set_cell(cell);
-      s->set_units(b->forward.units);
-      s->set_merge_mode(std::string(MergeModeName(b->merge_mode)));
-      s->set_return_sequences(b->return_sequences);
-      s->set_return_state(b->return_state);
-      s->set_output_size(b->output_size());
-      s->set_parameters(DirectionParameters(b->forward) +
-                        DirectionParameters(b->backward));
-    } else {
-      const auto& d = std::get<DenseLayer>(layer);
-      s->set_name(d.name);
-      s->set_type("Dense");
-      s->set_units(d.units());
-      s->set_output_size(d.units());
-      s->set_parameters(d.kernel.size() + d.bias.size());
+      BidirectionalSummary(*b, s);
+      continue;
     }
+    const auto& d = std::get<DenseLayer>(layer);
+    s->set_name(d.name);
+    s->set_type("Dense");
+    s->set_units(d.units());
+    s->set_output_size(d.units());
+    s->set_parameters(d.kernel.size() + d.bias.size());
   }
+}
 
+}  // namespace
+
+void ModelMetadataToProto(const ServableModel& servable,
+                          const std::vector<int64_t>& available_versions,
+                          bool batching_enabled, const RequestLimits& limits,
+                          v1::GetModelMetadataResponse* response) {
+  const Model& model = *servable.model;
+  response->set_model_name(servable.name);
+  response->set_model_version(servable.version);
+  response->mutable_available_versions()->Assign(available_versions.begin(),
+                                                 available_versions.end());
+  InputSpecs(model, response->mutable_inputs());
+  OutputSpecs(model, response->mutable_outputs());
+  LayerSummaries(model, response->mutable_layers());
   v1::BatchingSettings* batching = response->mutable_batching();
   batching->set_enabled(batching_enabled);
   batching->set_max_batch_size(servable.batching.max_batch_size);

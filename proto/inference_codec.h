@@ -28,7 +28,9 @@ absl::Status CheckSequenceCount(int64_t count, const RequestLimits& limits);
 
 // Views into `request` (which must outlive them), one per sequence, after
 // checking them against `model` and `limits`: INVALID_ARGUMENT naming the
-// field ("sequences[2].features"), the expected and the given shape.
+// field ("sequences[2].features"), the expected and the given shape. This
+// is where a served request's sequences are validated, once: they come back
+// marked (ValidateAndMark), so Evaluate does not check them again.
 absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
     const v1::PredictRequest& request, const Model& model,
     const RequestLimits& limits);

@@ -1,6 +1,7 @@
 #include "core/eval/bidirectional.h"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "core/eval/direction_runner.h"
@@ -18,154 +19,164 @@ void Run(ThreadPool& pool, bool parallel, int n,
   }
 }
 
-}  // namespace
+// What one direction works on. Forward is index 0, backward 1.
+struct DirectionWork {
+  const RnnDirection* weights = nullptr;
+  // x * W + input_bias of every packed row, [total_steps, width]: width is
+  // G * units, or whole panels for PackedGemm.
+  RowMatrix projection;
+  std::vector<uint8_t> started;  // [batch] with a mask; empty otherwise
+  DirectionBuffers io;           // into projection, started and the result
+};
 
-BidirectionalResult EvaluateBidirectional(
-    const BidirectionalLayer& layer, const PackedLayout& layout,
-    const RowMatrix& input, absl::Span<const RowMatrix> initial_state,
-    const uint8_t* keep, bool keep_directions, ThreadPool& pool) {
-  const int batch = layout.batch_size();
-  const int64_t total = layout.total_steps();
-  const RnnDirection* directions[2] = {&layer.forward, &layer.backward};
-  BidirectionalResult result;
-  RowMatrix* outputs[2] = {&result.forward, &result.backward};
-  RowMatrix* h[2] = {&result.forward_h, &result.backward_h};
-  RowMatrix* c[2] = {&result.forward_c, &result.backward_c};
-
-  // States start from the request's initial_state (the forward layer's,
-  // then the backward's) or zeros.
-  int state_index = 0;
-  for (int d = 0; d < 2; ++d) {
-    const RnnDirection& dir = *directions[d];
-    auto next = [&]() -> RowMatrix {
-      const int index = state_index++;
-      if (initial_state.empty()) return RowMatrix::Zero(batch, dir.units);
-      return initial_state[index];
-    };
-    *h[d] = next();
-    if (dir.cell == CellType::kLstm) *c[d] = next();
+// The states start from the request's initial_state (layer.states' order)
+// or zeros.
+std::vector<RowMatrix> StartStates(const BidirectionalLayer& layer, int batch,
+                                   absl::Span<const RowMatrix> initial_state) {
+  std::vector<RowMatrix> states;
+  states.reserve(layer.states.size());
+  for (size_t i = 0; i < layer.states.size(); ++i) {
+    states.push_back(initial_state.empty()
+                         ? RowMatrix::Zero(batch, layer.states[i].units)
+                         : initial_state[i]);
   }
+  return states;
+}
 
+// Sets up `work` for direction `which`: its projection buffer, its state
+// rows in result.states, and where its outputs go (result.merged's columns
+// when `write_merged`, else its own matrix when the layer returns
+// sequences).
+void PrepareDirection(const BidirectionalLayer& layer, Direction which,
+                      const PackedLayout& layout, const uint8_t* keep,
+                      bool write_merged, BidirectionalResult& result,
+                      DirectionWork& work) {
+  const RnnDirection& dir = layer.direction(which);
+  const bool forward = which == Direction::kForward;
+  work.weights = &dir;
+  work.projection.resize(layout.total_steps(),
+                         dir.kernel_packed.rows() > 0
+                             ? dir.kernel_packed.padded_cols()
+                             : static_cast<int64_t>(dir.gates()) * dir.units);
+  DirectionBuffers& io = work.io;
+  io.projection = work.projection.data();
+  io.projection_stride = work.projection.cols();
+  io.h = result.states[layer.state_index(which, StateKind::kH)].data();
+  const int c = layer.state_index(which, StateKind::kC);
+  io.c = c >= 0 ? result.states[c].data() : nullptr;
+  if (write_merged) {
+    io.output = result.merged.data() + (forward ? 0 : layer.forward.units);
+    io.output_stride = result.merged.cols();
+  } else if (layer.return_sequences) {
+    RowMatrix& output = forward ? result.forward : result.backward;
+    output.resize(layout.total_steps(), dir.units);
+    io.output = output.data();
+    io.output_stride = dir.units;
+  }
+  if (keep != nullptr) {
+    work.started.assign(layout.batch_size(), 0);
+    io.keep = keep;
+    io.started = work.started.data();
+    io.masked_step_output = layer.masked_step_output;
+  }
+}
+
+// Projects packed rows [first, first + count) of `input` ([total_steps,
+// input_size]) into work.projection.
+void Project(const RowMatrix& input, int64_t first, int64_t count,
+             DirectionWork& work) {
+  if (count <= 0) return;
+  const RnnDirection& dir = *work.weights;
+  RowMatrix& projection = work.projection;
+  if (dir.kernel_packed.rows() > 0) {
+    // The packed kernel carries the input bias.
+    PackedGemm(input.data() + first * input.cols(), input.cols(), count,
+               dir.kernel_packed, projection.data() + first * projection.cols(),
+               projection.cols());
+    return;
+  }
+  const int64_t width = static_cast<int64_t>(dir.gates()) * dir.units;
+  projection.middleRows(first, count).leftCols(width).noalias() =
+      input.middleRows(first, count) * dir.kernel;
+  projection.middleRows(first, count).leftCols(width).rowwise() +=
+      dir.input_bias;
+}
+
+// Both directions' input projections and recurrences, on the pool when
+// the layer's work pays for it.
+//
+// Each direction's input projection is one GEMM over every step of every
+// sequence, [total_steps, input] x [input, G * units]. Per direction rather
+// than one GEMM for both: it keeps each direction's rows contiguous and,
+// with one row range, lets a direction's task project and recur with no
+// fork-join between (measured: the fused GEMM as a separate parallel phase
+// cost 21% on W1b and 5% on W3 at two threads).
+void RunDirections(const PackedLayout& layout, const RowMatrix& input,
+                   std::array<DirectionWork, 2>& work, ThreadPool& pool) {
+  const int64_t total = layout.total_steps();
   double flops = 0;  // this layer's multiply-adds x 2, for the cost model
-  for (const RnnDirection* d : directions) {
-    flops += 2.0 * total * d->gates() * d->units * (d->input_size + d->units);
+  for (const DirectionWork& w : work) {
+    const RnnDirection& d = *w.weights;
+    flops += 2.0 * total * d.gates() * d.units * (d.input_size + d.units);
   }
   const bool parallel = pool.WorthParallel(flops);
   // Two directions fill two threads; more threads split the sequences too.
   const int ranges = parallel ? std::max(1, pool.num_threads() / 2) : 1;
   const std::vector<int> rows = layout.SplitSequences(ranges);
   const int row_ranges = static_cast<int>(rows.size()) - 1;
-
-  // Each direction's input projection: one GEMM over every step of every
-  // sequence, [total_steps, input] x [input, G * units]. Per direction
-  // rather than one GEMM for both: it keeps each direction's rows
-  // contiguous and, with one row range, lets a direction's task project and
-  // recur with no fork-join between (measured: the fused GEMM as a separate
-  // parallel phase cost 21% on W1b and 5% on W3 at two threads).
-  RowMatrix projection[2];
-  // Projection row widths: G * units, or whole panels for PackedGemm.
-  int64_t width_of[2];
-  for (int d = 0; d < 2; ++d) {
-    const RnnDirection& dir = *directions[d];
-    width_of[d] = dir.kernel_packed.rows() > 0
-                      ? dir.kernel_packed.padded_cols()
-                      : static_cast<int64_t>(dir.gates()) * dir.units;
-  }
-  auto project = [&](int d, int64_t first, int64_t count) {
-    if (count <= 0) return;
-    const RnnDirection& dir = *directions[d];
-    const int64_t width = static_cast<int64_t>(dir.gates()) * dir.units;
-    if (dir.kernel_packed.rows() > 0) {
-      // The packed kernel carries the input bias.
-      PackedGemm(input.data() + first * input.cols(), input.cols(), count,
-                 dir.kernel_packed, projection[d].data() + first * width_of[d],
-                 width_of[d]);
-    } else {
-      projection[d].middleRows(first, count).leftCols(width).noalias() =
-          input.middleRows(first, count) * dir.kernel;
-      projection[d].middleRows(first, count).leftCols(width).rowwise() +=
-          dir.input_bias;
-    }
-  };
-  // Concatenated sequences: each direction writes its outputs straight
-  // into its columns of the merged rows, which saves copying them after
-  // both finish (W3: 13 MB, on one thread while the other idles).
-  const bool write_merged = layer.return_sequences &&
-                            layer.merge_mode == MergeMode::kConcat &&
-                            !keep_directions;
-  if (write_merged) {
-    result.merged.resize(total, layer.forward.units + layer.backward.units);
-  }
-  std::vector<uint8_t> started[2];
-  DirectionBuffers buffers[2];
-  for (int d = 0; d < 2; ++d) {
-    const RnnDirection& dir = *directions[d];
-    projection[d].resize(total, width_of[d]);
-    DirectionBuffers& io = buffers[d];
-    io.projection = projection[d].data();
-    io.projection_stride = projection[d].cols();
-    io.h = h[d]->data();
-    io.c = c[d]->size() > 0 ? c[d]->data() : nullptr;
-    if (write_merged) {
-      io.output = result.merged.data() + (d == 0 ? 0 : layer.forward.units);
-      io.output_stride = result.merged.cols();
-    } else if (layer.return_sequences) {
-      outputs[d]->resize(total, dir.units);
-      io.output = outputs[d]->data();
-      io.output_stride = dir.units;
-    }
-    if (keep != nullptr) {
-      started[d].assign(batch, 0);
-      io.keep = keep;
-      io.started = started[d].data();
-      io.masked_step_output = layer.masked_step_output;
-    }
-  }
   // Keras' Bidirectional flips the backward layer's outputs in time.
   auto recur = [&](int d, int range) {
-    RunDirection(*directions[d], layout, rows[range], rows[range + 1],
-                 /*reverse_output=*/d == 1, buffers[d]);
+    RunDirection(*work[d].weights, layout, rows[range], rows[range + 1],
+                 /*reverse_output=*/d == 1, work[d].io);
   };
-
   if (row_ranges == 1) {
     // One task per direction: its projection, then its recurrence.
     Run(pool, parallel, 2, [&](int d) {
-      project(d, 0, total);
+      Project(input, 0, total, work[d]);
       recur(d, 0);
     });
-  } else {
-    // Every sequence range needs its rows of the projection, which are
-    // spread over the packed buffer: project first, split by packed rows,
-    // then recur, one task per direction and sequence range.
-    const int parts = pool.num_threads();
-    Run(pool, parallel, 2 * parts, [&](int task) {
-      const int part = task / 2;
-      const int64_t first = total * part / parts;
-      project(task % 2, first, total * (part + 1) / parts - first);
-    });
-    Run(pool, parallel, 2 * row_ranges,
-        [&](int task) { recur(task % 2, task / 2); });
+    return;
   }
+  // Every sequence range needs its rows of the projection, which are spread
+  // over the packed buffer: project first, split by packed rows, then
+  // recur, one task per direction and sequence range.
+  const int parts = pool.num_threads();
+  Run(pool, parallel, 2 * parts, [&](int task) {
+    const int part = task / 2;
+    const int64_t first = total * part / parts;
+    Project(input, first, total * (part + 1) / parts - first, work[task % 2]);
+  });
+  Run(pool, parallel, 2 * row_ranges,
+      [&](int task) { recur(task % 2, task / 2); });
+}
 
-  if (!layer.return_sequences) {
-    // Keras returns the last output: the final h; for a sequence whose every
-    // step was masked, zeros in Keras, the (initial) state in TensorFlow.js.
-    for (int d = 0; d < 2; ++d) {
-      *outputs[d] = *h[d];
-      for (int i = 0; i < static_cast<int>(started[d].size()); ++i) {
-        if (!started[d][i] &&
-            layer.masked_step_output == MaskedStepOutput::kZeros) {
-          outputs[d]->row(i).setZero();
-        }
+// Keras returns the last output without return_sequences: the final h; for
+// a sequence whose every step was masked, zeros in Keras, the (initial)
+// state in TensorFlow.js.
+void LastOutputs(const BidirectionalLayer& layer,
+                 const std::array<DirectionWork, 2>& work,
+                 BidirectionalResult& result) {
+  for (const Direction which : {Direction::kForward, Direction::kBackward}) {
+    const int d = which == Direction::kForward ? 0 : 1;
+    RowMatrix& output = d == 0 ? result.forward : result.backward;
+    output = result.states[layer.state_index(which, StateKind::kH)];
+    const std::vector<uint8_t>& started = work[d].started;
+    for (int i = 0; i < static_cast<int>(started.size()); ++i) {
+      if (!started[i] && layer.masked_step_output == MaskedStepOutput::kZeros) {
+        output.row(i).setZero();
       }
     }
   }
+}
 
+// result.merged from the directions' outputs, by the layer's merge mode
+// (concat: unless the directions wrote it already).
+void Merge(MergeMode mode, bool written, BidirectionalResult& result) {
   const RowMatrix& y = result.forward;
   const RowMatrix& y_rev = result.backward;
-  switch (layer.merge_mode) {
+  switch (mode) {
     case MergeMode::kConcat:
-      if (write_merged) break;  // written by the directions
+      if (written) break;
       result.merged.resize(y.rows(), y.cols() + y_rev.cols());
       result.merged << y, y_rev;
       break;
@@ -181,6 +192,34 @@ BidirectionalResult EvaluateBidirectional(
     case MergeMode::kNone:
       break;
   }
+}
+
+}  // namespace
+
+BidirectionalResult EvaluateBidirectional(
+    const BidirectionalLayer& layer, const PackedLayout& layout,
+    const RowMatrix& input, absl::Span<const RowMatrix> initial_state,
+    const uint8_t* keep, bool keep_directions, ThreadPool& pool) {
+  BidirectionalResult result;
+  result.states = StartStates(layer, layout.batch_size(), initial_state);
+  // Concatenated sequences: each direction writes its outputs straight
+  // into its columns of the merged rows, which saves copying them after
+  // both finish (W3: 13 MB, on one thread while the other idles).
+  const bool write_merged = layer.return_sequences &&
+                            layer.merge_mode == MergeMode::kConcat &&
+                            !keep_directions;
+  if (write_merged) {
+    result.merged.resize(layout.total_steps(),
+                         layer.forward.units + layer.backward.units);
+  }
+  std::array<DirectionWork, 2> work;
+  PrepareDirection(layer, Direction::kForward, layout, keep, write_merged,
+                   result, work[0]);
+  PrepareDirection(layer, Direction::kBackward, layout, keep, write_merged,
+                   result, work[1]);
+  RunDirections(layout, input, work, pool);
+  if (!layer.return_sequences) LastOutputs(layer, work, result);
+  Merge(layer.merge_mode, write_merged, result);
   return result;
 }
 

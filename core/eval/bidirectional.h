@@ -1,11 +1,13 @@
 // EvaluateBidirectional: one Keras Bidirectional layer over a packed batch.
 #pragma once
 
+#include <vector>
+
 #include "absl/types/span.h"
 #include "core/common/eigen_types.h"
-#include "core/model/model.h"
-#include "core/kernels/packed_layout.h"
 #include "core/common/thread_pool.h"
+#include "core/kernels/packed_layout.h"
+#include "core/model/model.h"
 
 namespace biserve {
 
@@ -19,15 +21,15 @@ struct BidirectionalResult {
   RowMatrix forward;   // [rows, forward.units]
   RowMatrix backward;  // [rows, backward.units], aligned to input time
   RowMatrix merged;    // [rows, output_size]; empty for merge mode none
-  // Final states, [batch, units] in sorted order; the c states for LSTM only.
-  RowMatrix forward_h, forward_c, backward_h, backward_c;
+  // Final states, [batch, units] in sorted order, one per layer.states
+  // entry (Keras' order).
+  std::vector<RowMatrix> states;
 };
 
 // Evaluates `layer` on `input` ([total_steps, input_size] packed rows),
 // running the two directions as two tasks on `pool`.
-// `initial_state` is empty (zeros) or layer.state_count() matrices of
-// [batch, units] in sorted order and Keras' order (forward h, forward c,
-// backward h, backward c as the cells have them).
+// `initial_state` is empty (zeros) or one [batch, units] matrix in sorted
+// order per layer.states entry (Keras' order).
 // `keep` is Keras' mask, one byte per packed row (0: skip the step), or null.
 // `keep_directions`: fill result.forward and result.backward whatever the
 // merge mode.

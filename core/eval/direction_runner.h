@@ -8,8 +8,8 @@
 
 #include <cstdint>
 
-#include "core/model/model.h"
 #include "core/kernels/packed_layout.h"
+#include "core/model/model.h"
 
 namespace biserve {
 

@@ -11,23 +11,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/model/model.h"
 #include "core/common/tensor.h"
 #include "core/common/thread_pool.h"
+#include "core/eval/sequence_input.h"
+#include "core/eval/validate_sequence.h"
+#include "core/model/model.h"
 
 namespace biserve {
-
-// One sequence of a request. Borrowed: the caller keeps the values alive
-// until Evaluate returns.
-struct SequenceInput {
-  int64_t length = 0;
-  absl::Span<const float> features;     // [length, input_dim], feature models
-  absl::Span<const int32_t> token_ids;  // [length], Embedding models
-  // Empty (zeros), or the first Bidirectional layer's initial states in
-  // Keras' order: forward h, forward c (LSTM), backward h, backward c (LSTM),
-  // each [units].
-  std::vector<absl::Span<const float>> initial_state;
-};
 
 struct EvalOptions {
   // The model's output: the merged output of the last layer, or the head's.
@@ -51,7 +41,7 @@ struct SequenceResult {
   Tensor forward;
   Tensor backward;
   // Per Bidirectional layer in model order, its final states in Keras'
-  // order (forward h, forward c, backward h, backward c as applies).
+  // order (the layer's `states`).
   std::vector<std::vector<Tensor>> states;
 };
 
@@ -67,17 +57,10 @@ struct EvalStats {
   int64_t padded_steps = 0;
 };
 
-// INVALID_ARGUMENT unless `input` fits `model`: length >= 1, features or
-// token ids of the right count, finite features (unless allow_non_finite),
-// token ids inside the vocabulary, and an initial_state of the right count
-// and sizes. The message names the field, what was expected and what was
-// given.
-absl::Status ValidateSequence(const Model& model, const SequenceInput& input,
-                              bool allow_non_finite = false);
-
-// Evaluates every sequence of `batch` at once. Fails with the first
-// ValidateSequence error (prefixed "sequences[i]: ") before computing
-// anything.
+// Evaluates every sequence of `batch` at once. Checks each sequence that
+// is not marked validated for `model` (ValidateAndMark, as the request
+// codec does) with ValidateSequence first, and fails with the first error
+// (prefixed "sequences[i]: ") before computing anything.
 // `stats`, when given, receives what was computed.
 // REQUIRES: not called from a task running on `pool`.
 absl::StatusOr<std::vector<SequenceResult>> Evaluate(

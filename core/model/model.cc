@@ -89,18 +89,10 @@ absl::StatusOr<MergeMode> ParseMergeMode(const std::string& name,
                                      "ave, none"));
 }
 
-// Builds one direction from its configuration (`config`) and weights.
-// `where` names the direction for messages.
-absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
-                                            const RnnWeightsSpec& weights,
-                                            bool go_backwards, int input_size,
-                                            absl::string_view where) {
-  RnnDirection d;
-  d.name = config.name;
-  d.cell = config.cell;
-  d.units = config.units;
-  d.input_size = input_size;
-  d.go_backwards = go_backwards;
+// The configuration rules of one direction that need no weights: a cell,
+// positive units, and no field the cell does not have.
+absl::Status CheckDirectionConfig(const RnnLayerSpec& config,
+                                  absl::string_view where) {
   if (config.cell == CellType::kUnspecified) {
     return Invalid(where, "cell is not set; expected SIMPLE_RNN, LSTM or GRU");
   }
@@ -108,7 +100,6 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
     return Invalid(where,
                    absl::StrCat("units must be positive; was ", config.units));
   }
-  const absl::string_view cell_name = CellTypeName(config.cell);
   if (config.cell == CellType::kSimpleRnn &&
       config.recurrent_activation.has_value()) {
     return Invalid(where,
@@ -118,8 +109,13 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
   if (config.cell != CellType::kGru && config.reset_after.has_value()) {
     return Invalid(where, absl::StrCat("reset_after is set but only GRU has "
                                        "it; this layer is ",
-                                       cell_name));
+                                       CellTypeName(config.cell)));
   }
+  return absl::OkStatus();
+}
+
+absl::Status SetActivations(const RnnLayerSpec& config, absl::string_view where,
+                            RnnDirection& d) {
   absl::StatusOr<Activation> activation = ActivationField(
       config.activation, Activation::kTanh, where, "activation");
   if (!activation.ok()) return activation.status();
@@ -129,14 +125,18 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
                       "recurrent_activation");
   if (!recurrent_activation.ok()) return recurrent_activation.status();
   d.recurrent_activation = *recurrent_activation;
-  d.reset_after =
-      config.cell == CellType::kGru && config.reset_after.value_or(true);
+  return absl::OkStatus();
+}
 
-  const int64_t g = GateCount(config.cell);
-  const int64_t u = config.units;
+// d.kernel and d.recurrent_kernel from `weights`, for d's cell and units.
+absl::Status SetKernels(const RnnWeightsSpec& weights, absl::string_view where,
+                        RnnDirection& d) {
+  const int64_t g = d.gates();
+  const int64_t u = d.units;
+  const absl::string_view cell_name = CellTypeName(d.cell);
   const std::string gates = absl::StrCat(g, " * units");
   absl::StatusOr<RowMatrix> kernel =
-      ToMatrix(weights.kernel, {input_size, g * u}, where, "weights.kernel",
+      ToMatrix(weights.kernel, {d.input_size, g * u}, where, "weights.kernel",
                absl::StrCat("[input_size, ", gates, "] for ", cell_name));
   if (!kernel.ok()) return kernel.status();
   d.kernel = *std::move(kernel);
@@ -145,44 +145,95 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
       absl::StrCat("[units, ", gates, "] for ", cell_name));
   if (!recurrent.ok()) return recurrent.status();
   d.recurrent_kernel = *std::move(recurrent);
+  return absl::OkStatus();
+}
 
-  d.input_bias = RowVector::Zero(g * u);
+// d.input_bias (and d.recurrent_bias for GRU with reset_after) from
+// `weights`: [2, 3 * units] for GRU with reset_after, [G * units] for the
+// others, absent without use_bias (then zeros).
+absl::Status SetBiases(const RnnLayerSpec& config,
+                       const RnnWeightsSpec& weights, absl::string_view where,
+                       RnnDirection& d) {
+  const int64_t width = static_cast<int64_t>(d.gates()) * d.units;
+  d.input_bias = RowVector::Zero(width);
   if (!config.use_bias.value_or(true)) {
-    absl::Status absent =
-        ExpectAbsent(weights.bias, where, "weights.bias", "use_bias is false");
-    if (!absent.ok()) return absent;
-  } else if (d.reset_after) {
+    if (d.reset_after) d.recurrent_bias = RowVector::Zero(width);
+    return ExpectAbsent(weights.bias, where, "weights.bias",
+                        "use_bias is false");
+  }
+  if (d.reset_after) {
     absl::StatusOr<RowMatrix> bias =
-        ToMatrix(weights.bias, {2, g * u}, where, "weights.bias",
+        ToMatrix(weights.bias, {2, width}, where, "weights.bias",
                  "[2, 3 * units] for GRU with reset_after: input bias row, "
                  "then recurrent bias row");
     if (!bias.ok()) return bias.status();
     d.input_bias = bias->row(0);
     d.recurrent_bias = bias->row(1);
-  } else {
-    absl::StatusOr<RowMatrix> bias = ToMatrix(
-        weights.bias, {g * u}, where, "weights.bias",
-        absl::StrCat(
-            "[", gates, "] for ", cell_name,
-            config.cell == CellType::kGru ? " with reset_after = false" : ""));
-    if (!bias.ok()) return bias.status();
-    d.input_bias = bias->row(0);
+    return absl::OkStatus();
   }
-  if (d.reset_after && d.recurrent_bias.size() == 0) {
-    // use_bias = false: the recurrent bias is zero too.
-    d.recurrent_bias = RowVector::Zero(g * u);
-  }
-  // The packed kernels add the biases as they multiply.
+  absl::StatusOr<RowMatrix> bias = ToMatrix(
+      weights.bias, {width}, where, "weights.bias",
+      absl::StrCat(
+          "[", d.gates(), " * units] for ", CellTypeName(d.cell),
+          d.cell == CellType::kGru ? " with reset_after = false" : ""));
+  if (!bias.ok()) return bias.status();
+  d.input_bias = bias->row(0);
+  return absl::OkStatus();
+}
+
+// The packed copies of the kernels, where this CPU runs PackedGemm; they
+// add the biases as they multiply.
+void PackKernels(RnnDirection& d) {
   if (PackedGemmForProjections()) {
     d.kernel_packed = PackedMatrix(d.kernel, d.input_bias);
   }
-  if (PackedGemmAvailable() &&
-      !(config.cell == CellType::kGru && !d.reset_after)) {
+  // GRU with reset_after = false splits its recurrent GEMM in two.
+  if (PackedGemmAvailable() && !(d.cell == CellType::kGru && !d.reset_after)) {
     d.recurrent_packed =
         d.reset_after ? PackedMatrix(d.recurrent_kernel, d.recurrent_bias)
                       : PackedMatrix(d.recurrent_kernel);
   }
+}
+
+// Builds one direction from its configuration (`config`) and weights.
+// `where` names the direction for messages.
+absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
+                                            const RnnWeightsSpec& weights,
+                                            bool go_backwards, int input_size,
+                                            absl::string_view where) {
+  if (absl::Status s = CheckDirectionConfig(config, where); !s.ok()) return s;
+  RnnDirection d;
+  d.name = config.name;
+  d.cell = config.cell;
+  d.units = config.units;
+  d.input_size = input_size;
+  d.go_backwards = go_backwards;
+  d.reset_after =
+      config.cell == CellType::kGru && config.reset_after.value_or(true);
+  if (absl::Status s = SetActivations(config, where, d); !s.ok()) return s;
+  if (absl::Status s = SetKernels(weights, where, d); !s.ok()) return s;
+  if (absl::Status s = SetBiases(config, weights, where, d); !s.ok()) return s;
+  PackKernels(d);
   return d;
+}
+
+// Keras' states of a layer with these directions, in Keras' order.
+std::vector<StateSpec> StateSpecs(const RnnDirection& forward,
+                                  const RnnDirection& backward) {
+  std::vector<StateSpec> states;
+  for (const auto& [direction, d] :
+       {std::pair{Direction::kForward, &forward},
+        std::pair{Direction::kBackward, &backward}}) {
+    for (const StateKind kind : {StateKind::kH, StateKind::kC}) {
+      if (kind == StateKind::kC && d->cell != CellType::kLstm) continue;
+      states.push_back(StateSpec{.name = absl::StrCat(DirectionName(direction),
+                                                      "_", StateKindName(kind)),
+                                 .direction = direction,
+                                 .kind = kind,
+                                 .units = d->units});
+    }
+  }
+  return states;
 }
 
 // Keras' Bidirectional rules for an explicit backward layer.
@@ -262,6 +313,7 @@ absl::StatusOr<BidirectionalLayer> BuildBidirectional(
                            absl::StrCat(where, " backward_weights"));
   if (!bw.ok()) return bw.status();
   layer.backward = *std::move(bw);
+  layer.states = StateSpecs(layer.forward, layer.backward);
 
   if (layer.merge_mode != MergeMode::kConcat &&
       layer.merge_mode != MergeMode::kNone &&
@@ -321,6 +373,26 @@ absl::StatusOr<EmbeddingLayer> BuildEmbedding(const EmbeddingSpec& spec,
   return EmbeddingLayer{spec.name, *std::move(embeddings), spec.mask_zero};
 }
 
+// input_dim: 0 for token ids (the first layer is an Embedding), else the
+// float features per time step.
+absl::Status CheckInputDim(int input_dim, bool token_input,
+                           absl::string_view model_label) {
+  if (token_input && input_dim != 0) {
+    return Invalid(model_label,
+                   absl::StrCat("input_dim must be 0 when the first layer "
+                                "is an Embedding (inputs are token ids); "
+                                "was ",
+                                input_dim));
+  }
+  if (!token_input && input_dim <= 0) {
+    return Invalid(model_label,
+                   absl::StrCat("input_dim must be positive (float features "
+                                "per time step); was ",
+                                input_dim));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::string_view MergeModeName(MergeMode mode) {
@@ -376,6 +448,27 @@ int BidirectionalLayer::state_count() const {
   return forward.state_count() + backward.state_count();
 }
 
+int BidirectionalLayer::state_index(Direction d, StateKind kind) const {
+  for (int i = 0; i < static_cast<int>(states.size()); ++i) {
+    if (states[i].direction == d && states[i].kind == kind) return i;
+  }
+  return -1;
+}
+
+absl::string_view DirectionName(Direction direction) {
+  return direction == Direction::kForward ? "forward" : "backward";
+}
+
+absl::string_view StateKindName(StateKind kind) {
+  return kind == StateKind::kH ? "h" : "c";
+}
+
+struct Model::StackShape {
+  int width = 0;             // values per step (or per sequence) so far
+  bool is_sequence = true;   // whether the current value has a time axis
+  bool token_input = false;  // whether the first layer is an Embedding
+};
+
 absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
     const ModelSpec& spec) {
   auto model = std::shared_ptr<Model>(new Model());
@@ -388,95 +481,100 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
                    "has no layers; expected at least one "
                    "Bidirectional layer");
   }
-
-  int width = 0;            // values per step (or per sequence) so far
-  bool is_sequence = true;  // whether the current value has a time axis
-  const bool token_input =
-      std::holds_alternative<EmbeddingSpec>(spec.layers.front());
-  if (token_input) {
-    if (spec.input_dim != 0) {
-      return Invalid(model_label,
-                     absl::StrCat("input_dim must be 0 when the first layer "
-                                  "is an Embedding (inputs are token ids); "
-                                  "was ",
-                                  spec.input_dim));
-    }
-  } else if (spec.input_dim <= 0) {
-    return Invalid(model_label,
-                   absl::StrCat("input_dim must be positive (float features "
-                                "per time step); was ",
-                                spec.input_dim));
+  StackShape shape{.width = spec.input_dim,
+                   .token_input = std::holds_alternative<EmbeddingSpec>(
+                       spec.layers.front())};
+  if (absl::Status s =
+          CheckInputDim(spec.input_dim, shape.token_input, model_label);
+      !s.ok()) {
+    return s;
   }
   model->input_dim_ = spec.input_dim;
-  width = spec.input_dim;
-
-  for (int i = 0; i < static_cast<int>(spec.layers.size()); ++i) {
-    const LayerSpec& layer_spec = spec.layers[i];
-    if (const auto* embedding = std::get_if<EmbeddingSpec>(&layer_spec)) {
-      const std::string where = LayerLabel(i, embedding->name);
-      if (i != 0) {
-        return Invalid(where, "an Embedding layer must be the first layer");
-      }
-      absl::StatusOr<EmbeddingLayer> built = BuildEmbedding(*embedding, where);
-      if (!built.ok()) return built.status();
-      width = embedding->output_dim;
-      model->embedding_ = *std::move(built);
-    } else if (const auto* masking = std::get_if<MaskingSpec>(&layer_spec)) {
-      const std::string where = LayerLabel(i, masking->name);
-      if (i != 0 || token_input) {
-        return Invalid(where,
-                       "a Masking layer must be the first layer, on float "
-                       "features (for token ids, use the Embedding's "
-                       "mask_zero)");
-      }
-      if (!std::isfinite(masking->mask_value)) {
-        return Invalid(where, "mask_value must be finite");
-      }
-      model->mask_value_ = masking->mask_value;
-    } else if (const auto* bidi = std::get_if<BidirectionalSpec>(&layer_spec)) {
-      const std::string where = LayerLabel(i, bidi->name);
-      if (!is_sequence) {
-        return Invalid(where,
-                       "a Bidirectional layer needs a sequence input, but the "
-                       "layer before it has return_sequences = false");
-      }
-      absl::StatusOr<BidirectionalLayer> built =
-          BuildBidirectional(*bidi, width, where);
-      if (!built.ok()) return built.status();
-      if (built->merge_mode == MergeMode::kNone &&
-          i + 1 != static_cast<int>(spec.layers.size())) {
-        return Invalid(where,
-                       "merge_mode 'none' returns the two directions "
-                       "separately, so it must be the last layer; the layers "
-                       "after it need one input");
-      }
-      width = built->output_size();
-      is_sequence = built->return_sequences;
-      const int index = static_cast<int>(model->layers_.size());
-      if (model->first_bidirectional_ < 0) model->first_bidirectional_ = index;
-      model->last_bidirectional_ = index;
-      ++model->bidirectional_count_;
-      model->layers_.push_back(*std::move(built));
-    } else if (const auto* dense = std::get_if<DenseSpec>(&layer_spec)) {
-      const std::string where = LayerLabel(i, dense->name);
-      absl::StatusOr<DenseLayer> built = BuildDense(*dense, width, where);
-      if (!built.ok()) return built.status();
-      width = built->units();
-      model->layers_.push_back(*std::move(built));
-    } else {
-      return Invalid(LayerLabel(i, ""),
-                     "layer kind is not set; expected embedding, masking, "
-                     "bidirectional or dense");
-    }
+  const int count = static_cast<int>(spec.layers.size());
+  for (int i = 0; i < count; ++i) {
+    absl::Status added =
+        model->AddLayer(spec.layers[i], i, /*is_last=*/i + 1 == count, shape);
+    if (!added.ok()) return added;
   }
   if (model->bidirectional_count_ == 0) {
     return Invalid(model_label, "has no Bidirectional layer");
   }
-  model->returns_sequences_ = is_sequence;
+  model->returns_sequences_ = shape.is_sequence;
   const auto* last = std::get_if<BidirectionalLayer>(&model->layers_.back());
   model->output_size_ =
-      last != nullptr && last->merge_mode == MergeMode::kNone ? 0 : width;
+      last != nullptr && last->merge_mode == MergeMode::kNone ? 0 : shape.width;
   return std::shared_ptr<const Model>(std::move(model));
+}
+
+absl::Status Model::AddLayer(const LayerSpec& spec, int index, bool is_last,
+                             StackShape& shape) {
+  if (const auto* embedding = std::get_if<EmbeddingSpec>(&spec)) {
+    const std::string where = LayerLabel(index, embedding->name);
+    if (index != 0) {
+      return Invalid(where, "an Embedding layer must be the first layer");
+    }
+    absl::StatusOr<EmbeddingLayer> built = BuildEmbedding(*embedding, where);
+    if (!built.ok()) return built.status();
+    shape.width = embedding->output_dim;
+    embedding_ = *std::move(built);
+    return absl::OkStatus();
+  }
+  if (const auto* masking = std::get_if<MaskingSpec>(&spec)) {
+    const std::string where = LayerLabel(index, masking->name);
+    if (index != 0 || shape.token_input) {
+      return Invalid(where,
+                     "a Masking layer must be the first layer, on float "
+                     "features (for token ids, use the Embedding's "
+                     "mask_zero)");
+    }
+    if (!std::isfinite(masking->mask_value)) {
+      return Invalid(where, "mask_value must be finite");
+    }
+    mask_value_ = masking->mask_value;
+    return absl::OkStatus();
+  }
+  if (const auto* bidi = std::get_if<BidirectionalSpec>(&spec)) {
+    return AddBidirectional(*bidi, LayerLabel(index, bidi->name), is_last,
+                            shape);
+  }
+  if (const auto* dense = std::get_if<DenseSpec>(&spec)) {
+    absl::StatusOr<DenseLayer> built =
+        BuildDense(*dense, shape.width, LayerLabel(index, dense->name));
+    if (!built.ok()) return built.status();
+    shape.width = built->units();
+    layers_.push_back(*std::move(built));
+    return absl::OkStatus();
+  }
+  return Invalid(LayerLabel(index, ""),
+                 "layer kind is not set; expected embedding, masking, "
+                 "bidirectional or dense");
+}
+
+absl::Status Model::AddBidirectional(const BidirectionalSpec& spec,
+                                     absl::string_view where, bool is_last,
+                                     StackShape& shape) {
+  if (!shape.is_sequence) {
+    return Invalid(where,
+                   "a Bidirectional layer needs a sequence input, but the "
+                   "layer before it has return_sequences = false");
+  }
+  absl::StatusOr<BidirectionalLayer> built =
+      BuildBidirectional(spec, shape.width, where);
+  if (!built.ok()) return built.status();
+  if (built->merge_mode == MergeMode::kNone && !is_last) {
+    return Invalid(where,
+                   "merge_mode 'none' returns the two directions "
+                   "separately, so it must be the last layer; the layers "
+                   "after it need one input");
+  }
+  shape.width = built->output_size();
+  shape.is_sequence = built->return_sequences;
+  const int index = static_cast<int>(layers_.size());
+  if (first_bidirectional_ < 0) first_bidirectional_ = index;
+  last_bidirectional_ = index;
+  ++bidirectional_count_;
+  layers_.push_back(*std::move(built));
+  return absl::OkStatus();
 }
 
 }  // namespace biserve

@@ -12,10 +12,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/kernels/activation.h"
 #include "core/common/eigen_types.h"
-#include "core/model/model_spec.h"
+#include "core/kernels/activation.h"
 #include "core/kernels/packed_gemm.h"
+#include "core/model/model_spec.h"
+#include "core/model/state_spec.h"
 
 namespace biserve {
 
@@ -71,12 +72,22 @@ struct BidirectionalLayer {
   MaskedStepOutput masked_step_output = MaskedStepOutput::kZeros;
   bool return_sequences = false;
   bool return_state = false;
+  // The layer's states in Keras' order (forward h, forward c, backward h,
+  // backward c, as the cells have them): the order of an initial_state list
+  // and of the final states. Built by Model::Create from the cells.
+  std::vector<StateSpec> states;
 
+  const RnnDirection& direction(Direction d) const {
+    return d == Direction::kForward ? forward : backward;
+  }
+  // Index into `states` of direction d's state of `kind`; -1 when its cell
+  // has none (c of a SimpleRNN or GRU).
+  int state_index(Direction d, StateKind kind) const;
   // Width of the merged output; for kNone, the two widths added (what a
   // concat would give), used only for shape checks.
   int output_size() const;
   // forward.state_count() + backward.state_count(): the length of an
-  // initial_state list.
+  // initial_state list (and of `states`).
   int state_count() const;
 };
 
@@ -137,7 +148,18 @@ class Model {
   int output_size() const { return output_size_; }
 
  private:
+  // The width and time axis of the value the layers added so far output.
+  struct StackShape;
+
   Model() = default;
+
+  // Validates the layer `spec` (layers[index] of the file) on top of the
+  // layers added so far, and adds it.
+  absl::Status AddLayer(const LayerSpec& spec, int index, bool is_last,
+                        StackShape& shape);
+  absl::Status AddBidirectional(const BidirectionalSpec& spec,
+                                absl::string_view where, bool is_last,
+                                StackShape& shape);
 
   std::string name_;
   int input_dim_ = 0;

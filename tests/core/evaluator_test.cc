@@ -3,8 +3,9 @@
 #include <limits>
 #include <random>
 
-#include "core/model/model.h"
 #include "core/common/thread_pool.h"
+#include "core/eval/field_error.h"
+#include "core/model/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/random_model.h"
@@ -243,6 +244,92 @@ TEST(ValidateSequenceTest, RejectsWrongInitialStateSize) {
   EXPECT_THAT(status.message(),
               HasSubstr("initial_state[2] (backward h): expected [2] values, "
                         "got 3"));
+}
+
+// The codec nests a sequence's errors under "sequences[i]" by the field
+// the error carries, never by reading the message.
+TEST(ValidateSequenceTest, NamesTheFieldAsData) {
+  auto model = SmallLstm();
+  std::vector<float> values(6, 0.5f), h(2, 0.1f), bad(3, 0.1f);
+  values[4] = NAN;
+  EXPECT_EQ(ErrorField(ValidateSequence(
+                *model, SequenceInput{.length = 2, .features = values})),
+            "features[1][1]");
+  EXPECT_EQ(ErrorField(ValidateSequence(*model, SequenceInput{.length = 0})),
+            "length");
+  EXPECT_EQ(ErrorField(ValidateSequence(
+                *model, SequenceInput{.length = 1, .features = values})),
+            "features");
+  values[4] = 0.5f;
+  EXPECT_EQ(ErrorField(ValidateSequence(
+                *model, SequenceInput{.length = 2,
+                                      .features = values,
+                                      .initial_state = {h, h, bad, h}})),
+            "initial_state[2]");
+  EXPECT_EQ(
+      ErrorField(ValidateSequence(*model, SequenceInput{.length = 2,
+                                                        .features = values,
+                                                        .initial_state = {h}})),
+      "initial_state");
+  // Not about one field of the sequence: the wrong kind of input.
+  std::vector<int32_t> ids = {1, 2};
+  EXPECT_EQ(ErrorField(ValidateSequence(
+                *model, SequenceInput{.length = 2, .token_ids = ids})),
+            std::nullopt);
+}
+
+TEST(FieldErrorTest, UnderParentJoinsAFieldWithADotAndAnythingElseWithAColon) {
+  const absl::Status field = FieldError("features[1][1]", " is nan");
+  EXPECT_EQ(field.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(field.message(), "features[1][1] is nan");
+  const absl::Status nested = UnderParent("sequences[2]", field);
+  EXPECT_EQ(nested.message(), "sequences[2].features[1][1] is nan");
+  EXPECT_EQ(ErrorField(nested), "sequences[2].features[1][1]");
+  const absl::Status plain =
+      UnderParent("sequences[2]", absl::InvalidArgumentError("wrong kind"));
+  EXPECT_EQ(plain.message(), "sequences[2]: wrong kind");
+  EXPECT_EQ(ErrorField(plain), std::nullopt);
+  EXPECT_TRUE(UnderParent("sequences[2]", absl::OkStatus()).ok());
+}
+
+// Validate once: a sequence marked by ValidateAndMark for this model is not
+// checked again. (The test breaks the mark's contract on purpose, changing
+// the sequence after marking it, to see whether Evaluate looks.)
+TEST(EvaluateTest, TrustsTheMarkOfASequenceValidatedForThisModel) {
+  auto model = SmallLstm();
+  auto pool = *ThreadPool::Create({});
+  std::vector<float> good(3, 0.1f), nan(3, NAN);
+  SequenceInput in{.length = 1, .features = good};
+  ASSERT_TRUE(ValidateAndMark(*model, /*allow_non_finite=*/false, in).ok());
+  in.features = nan;
+  auto results = Evaluate(*model, {in}, {}, *pool);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_TRUE(std::isnan((*results)[0].output.values[0]));
+}
+
+TEST(EvaluateTest, ChecksASequenceMarkedForOtherRulesOrAnotherModel) {
+  auto model = SmallLstm();
+  auto other = SmallLstm();
+  auto pool = *ThreadPool::Create({});
+  std::vector<float> good(3, 0.1f), nan(3, NAN);
+  SequenceInput unmarked{.length = 1, .features = nan};
+  EXPECT_FALSE(Evaluate(*model, {unmarked}, {}, *pool).ok());
+  // Marked under looser rules (NaN allowed) than Evaluate's.
+  SequenceInput loose{.length = 1, .features = nan};
+  ASSERT_TRUE(ValidateAndMark(*model, /*allow_non_finite=*/true, loose).ok());
+  EXPECT_THAT(Evaluate(*model, {loose}, {}, *pool).status().message(),
+              HasSubstr("sequences[0]: features[0][0] is nan"));
+  EXPECT_TRUE(
+      Evaluate(*model, {loose}, {.allow_non_finite = true}, *pool).ok());
+  // Marked for another model.
+  SequenceInput elsewhere{.length = 1, .features = good};
+  ASSERT_TRUE(ValidateAndMark(*other, false, elsewhere).ok());
+  elsewhere.features = nan;
+  EXPECT_FALSE(Evaluate(*model, {elsewhere}, {}, *pool).ok());
+  // A failed validation leaves no mark.
+  SequenceInput failed{.length = 1, .features = nan};
+  EXPECT_FALSE(ValidateAndMark(*model, false, failed).ok());
+  EXPECT_FALSE(failed.validated.Covers(*model, true));
 }
 
 TEST(EvaluateTest, ReportsTheFailingSequenceAndComputesNothing) {

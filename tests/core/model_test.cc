@@ -218,6 +218,50 @@ TEST_F(ModelValidationTest, ValidExplicitBackwardLayerOfAnotherCell) {
   EXPECT_EQ((*model)->bidirectional(0).output_size(), 8);
 }
 
+// Keras' state order, owned by the model: forward h, forward c (LSTM),
+// backward h, backward c (LSTM).
+TEST_F(ModelValidationTest, StatesAreInKerasOrderWithTheirDirectionAndUnits) {
+  auto model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const BidirectionalLayer& lstm = (*model)->bidirectional(0);
+  ASSERT_EQ(lstm.states.size(), 4u);
+  const char* const names[] = {"forward_h", "forward_c", "backward_h",
+                               "backward_c"};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(lstm.states[i].name, names[i]);
+    EXPECT_EQ(lstm.states[i].direction,
+              i < 2 ? Direction::kForward : Direction::kBackward);
+    EXPECT_EQ(lstm.states[i].kind, i % 2 == 0 ? StateKind::kH : StateKind::kC);
+    EXPECT_EQ(lstm.states[i].units, 3);
+  }
+  EXPECT_EQ(lstm.state_count(), 4);
+  EXPECT_EQ(lstm.state_index(Direction::kBackward, StateKind::kC), 3);
+  const BidirectionalLayer& gru = (*model)->bidirectional(1);
+  ASSERT_EQ(gru.states.size(), 2u);
+  EXPECT_EQ(gru.states[0].name, "forward_h");
+  EXPECT_EQ(gru.states[1].name, "backward_h");
+  EXPECT_EQ(gru.state_index(Direction::kBackward, StateKind::kH), 1);
+  EXPECT_EQ(gru.state_index(Direction::kForward, StateKind::kC), -1);
+}
+
+TEST_F(ModelValidationTest, StatesFollowEachDirectionsOwnCell) {
+  RnnLayerSpec& back = ExplicitBackward();
+  back.cell = CellType::kSimpleRnn;
+  back.units = 5;
+  back.weights = Weights(rng_, 4, 5, 1, {5});
+  bi(1).layer.weights = Weights(rng_, 8, 2, 3, {2, 6});
+  bi(1).backward_weights = Weights(rng_, 8, 2, 3, {2, 6});
+  auto model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const BidirectionalLayer& b = (*model)->bidirectional(0);
+  ASSERT_EQ(b.states.size(), 3u);
+  EXPECT_EQ(b.states[0].name, "forward_h");
+  EXPECT_EQ(b.states[1].name, "forward_c");
+  EXPECT_EQ(b.states[2].name, "backward_h");
+  EXPECT_EQ(b.states[2].units, 5);
+  EXPECT_EQ(&b.direction(Direction::kBackward), &b.backward);
+}
+
 TEST_F(ModelValidationTest, StatefulIsRejectedWithAReason) {
   bi(0).layer.stateful = true;
   EXPECT_THAT(Error(), HasSubstr("stateful = true is not supported"));
@@ -268,6 +312,14 @@ TEST_F(ModelValidationTest, MissingBackwardDirection) {
 TEST_F(ModelValidationTest, CellNotSet) {
   bi(0).layer.cell = CellType::kUnspecified;
   EXPECT_THAT(Error(), HasSubstr("cell is not set"));
+}
+
+// RunDirection has no step for an unset cell: Create must stop it, in an
+// explicit backward layer too.
+TEST_F(ModelValidationTest, BackwardLayerCellNotSet) {
+  ExplicitBackward().cell = CellType::kUnspecified;
+  EXPECT_THAT(Error(),
+              AllOf(HasSubstr("backward_layer"), HasSubstr("cell is not set")));
 }
 
 TEST_F(ModelValidationTest, UnitsMustBePositive) {
