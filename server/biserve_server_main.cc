@@ -385,6 +385,10 @@ absl::StatusOr<std::unique_ptr<ModelRegistry>> MakeRegistry(
            [&metrics](const std::string& model, int64_t version,
                       VersionState state) {
              metrics.VersionChanged(model, version, state);
+           },
+       .version_metrics =
+           [&metrics](const std::string& model, int64_t version) {
+             return metrics.ForVersion(model, version);
            }});
 }
 
@@ -467,7 +471,9 @@ int Run() {
   RequestAdmission admission(
       {.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes)});
   InferenceService service(
-      {.limits = LimitsFromFlags(), .batching_enabled = batching_enabled},
+      {.limits = LimitsFromFlags(),
+       .batching_enabled = batching_enabled,
+       .max_reply_bytes = absl::GetFlag(FLAGS_max_message_bytes)},
       registry->get(), scheduler->get(), &metrics, &admission);
   OpenInferenceService open_inference(registry->get(), &service);
   int port = 0;

@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/mutex.h"
+#include "proto/reply_size.h"
 #include "server/call_deadline.h"
 #include "server/grpc_status.h"
 #include "server/raw_unary_call.h"
@@ -93,7 +94,7 @@ class PredictStreamReactor final
     auto call = std::make_unique<Call>();
     absl::StatusOr<RequestAdmission::Reservation> reservation =
         service_->AdmitPredict(*context_, bytes, &call->request,
-                               "PredictStream", received);
+                               Rpc::kPredictStream, received);
     if (!reservation.ok()) {
       Answer(std::move(call), reservation.status());
       return;
@@ -107,7 +108,7 @@ class PredictStreamReactor final
       Answer(std::move(call), status);
     };
     absl::Status status = service_->Submit(
-        raw->request, &raw->response, "PredictStream", received, deadline_,
+        raw->request, &raw->response, Rpc::kPredictStream, received, deadline_,
         [this] { return cancelled_.load(); }, std::move(finish));
     if (!status.ok()) {
       // `finish` never ran and was destroyed with the call: answer from a
@@ -218,74 +219,96 @@ absl::Status InferenceService::CheckAccepting() const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<ServableModel> InferenceService::Pin(
+    const v1::PredictRequest& request, Rpc rpc, absl::Time received) const {
+  absl::Status status = CheckAccepting();
+  if (status.ok() && request.model_name().empty()) {
+    status = absl::InvalidArgumentError(
+        "model_name is empty; ListModels shows the models served");
+  }
+  if (status.ok() && request.model_version() < 0) {
+    status = absl::InvalidArgumentError(absl::StrCat(
+        "model_version must be 0 (newest) or a version number; got ",
+        request.model_version()));
+  }
+  if (!status.ok()) {
+    metrics_->RequestRefused("", rpc, status.code(), absl::Now() - received);
+    return status;
+  }
+  absl::StatusOr<ServableModel> servable =
+      registry_->Get(request.model_name(), request.model_version());
+  if (!servable.ok()) {
+    const bool known =
+        servable.status().code() != absl::StatusCode::kNotFound ||
+        registry_->IsServing(request.model_name());
+    metrics_->RequestRefused(known ? request.model_name() : "", rpc,
+                             servable.status().code(), absl::Now() - received);
+  }
+  return servable;
+}
+
+absl::StatusOr<std::unique_ptr<InferenceTask>> InferenceService::MakeTask(
+    const v1::PredictRequest& request, const ServableModel& servable,
+    Rpc rpc) const {
+  absl::StatusOr<std::vector<SequenceInput>> sequences =
+      SequencesFromRequest(request, *servable.model, options_.limits);
+  if (!sequences.ok()) return sequences.status();
+  const EvalOptions options = EvalOptionsFromRequest(request, options_.limits);
+  if (rpc != Rpc::kModelInfer) {
+    const int64_t reply_bytes =
+        PredictResponseBytes(*servable.model, servable.name, servable.version,
+                             request.request_id(), options, *sequences);
+    if (absl::Status s = CheckReplyBytes(reply_bytes, options_.max_reply_bytes);
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (const SequenceInput& s : *sequences) {
+    metrics_->SequenceReceived(servable, s.length);
+  }
+  auto task = std::make_unique<InferenceTask>();
+  task->sequences = *std::move(sequences);
+  task->options = options;
+  task->servable = servable;
+  return task;
+}
+
 absl::Status InferenceService::Submit(
-    const v1::PredictRequest& request, v1::PredictResponse* response,
-    const char* rpc, absl::Time received, absl::Time deadline,
+    const v1::PredictRequest& request, v1::PredictResponse* response, Rpc rpc,
+    absl::Time received, absl::Time deadline,
     std::function<bool()> is_cancelled,
     absl::AnyInvocable<void(absl::Status)> finish) {
-  std::string model_label;  // set once the registry knows the model
-  int64_t version = 0;
-  bool started = false;
-  absl::Status status = [&]() -> absl::Status {
-    if (absl::Status s = CheckAccepting(); !s.ok()) return s;
-    if (request.model_name().empty()) {
-      return absl::InvalidArgumentError(
-          "model_name is empty; ListModels shows the models served");
-    }
-    if (request.model_version() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model_version must be 0 (newest) or a version number; got ",
-          request.model_version()));
-    }
-    absl::StatusOr<ServableModel> servable =
-        registry_->Get(request.model_name(), request.model_version());
-    if (!servable.ok()) {
-      if (servable.status().code() != absl::StatusCode::kNotFound ||
-          registry_->IsServing(request.model_name())) {
-        model_label = request.model_name();  // a known model
-      }
-      return servable.status();
-    }
-    model_label = servable->name;
-    version = servable->version;
-    absl::StatusOr<std::vector<SequenceInput>> sequences =
-        SequencesFromRequest(request, *servable->model, options_.limits);
-    if (!sequences.ok()) return sequences.status();
-    for (const SequenceInput& s : *sequences) {
-      metrics_->SequenceReceived(model_label, s.length);
-    }
-
-    auto task = std::make_unique<InferenceTask>();
-    task->sequences = *std::move(sequences);
-    task->options = EvalOptionsFromRequest(request, options_.limits);
-    task->deadline = deadline;
-    task->is_cancelled = is_cancelled;
-    const Model* model = servable->model.get();  // the task keeps it alive
-    task->done =
-        [this, model, response, rpc, received, deadline, is_cancelled,
-         name = servable->name, version = servable->version,
-         id = request.request_id(), finish = std::move(finish)](
-            absl::StatusOr<std::vector<SequenceResult>> results) mutable {
-          if (results.ok()) {
-            response->set_request_id(id);
-            response->set_model_name(name);
-            response->set_model_version(version);
-            ResultsToResponse(*model, *std::move(results), response);
-          }
-          metrics_->RequestFinished(
-              name, version, rpc,
-              CodeTheClientSees(results.status(), deadline, is_cancelled),
-              absl::Now() - received, /*started=*/true);
-          finish(results.status());
-        };
-    task->servable = *std::move(servable);
-    metrics_->RequestStarted(model_label);
-    started = true;
-    return scheduler_->Schedule(std::move(task));
-  }();
+  absl::StatusOr<ServableModel> servable = Pin(request, rpc, received);
+  if (!servable.ok()) return servable.status();
+  absl::StatusOr<std::unique_ptr<InferenceTask>> task =
+      MakeTask(request, *servable, rpc);
+  if (!task.ok()) {
+    Refused(rpc, task.status(), received, *servable);
+    return task.status();
+  }
+  (*task)->deadline = deadline;
+  (*task)->is_cancelled = is_cancelled;
+  (*task)->done =
+      [this, servable = *servable, response, rpc, received, deadline,
+       is_cancelled, id = request.request_id(), finish = std::move(finish)](
+          absl::StatusOr<std::vector<SequenceResult>> results) mutable {
+        if (results.ok()) {
+          response->set_request_id(id);
+          response->set_model_name(servable.name);
+          response->set_model_version(servable.version);
+          ResultsToResponse(*servable.model, *std::move(results), response);
+        }
+        metrics_->RequestFinished(
+            servable, rpc,
+            CodeTheClientSees(results.status(), deadline, is_cancelled),
+            absl::Now() - received, /*started=*/true);
+        finish(results.status());
+      };
+  metrics_->RequestStarted(*servable);
+  absl::Status status = scheduler_->Schedule(*std::move(task));
   if (!status.ok()) {
-    metrics_->RequestFinished(model_label, version, rpc, status.code(),
-                              absl::Now() - received, started);
+    metrics_->RequestFinished(*servable, rpc, status.code(),
+                              absl::Now() - received, /*started=*/true);
   }
   return status;
 }
@@ -307,7 +330,7 @@ absl::Status InferenceService::WhyNoMessage(
 
 absl::StatusOr<RequestAdmission::Reservation> InferenceService::AdmitPredict(
     const grpc::CallbackServerContext& context, const grpc::ByteBuffer& bytes,
-    v1::PredictRequest* request, const char* rpc, absl::Time received) {
+    v1::PredictRequest* request, Rpc rpc, absl::Time received) {
   NoteCall();
   WireScan scan;
   absl::StatusOr<RequestAdmission::Reservation> reservation =
@@ -327,10 +350,15 @@ absl::StatusOr<RequestAdmission::Reservation> InferenceService::AdmitPredict(
   return reservation;
 }
 
-void InferenceService::Refused(const char* rpc, const absl::Status& status,
-                               absl::Time received, const std::string& model,
-                               int64_t version) {
-  metrics_->RequestFinished(model, version, rpc, status.code(),
+void InferenceService::Refused(Rpc rpc, const absl::Status& status,
+                               absl::Time received, const std::string& model) {
+  metrics_->RequestRefused(model, rpc, status.code(), absl::Now() - received);
+}
+
+void InferenceService::Refused(Rpc rpc, const absl::Status& status,
+                               absl::Time received,
+                               const ServableModel& servable) {
+  metrics_->RequestFinished(servable, rpc, status.code(),
                             absl::Now() - received, /*started=*/false);
 }
 
@@ -341,15 +369,15 @@ grpc::ServerUnaryReactor* InferenceService::Predict(
   const absl::Time received = absl::Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
-      AdmitPredict(*context, *bytes, &call->request, "Predict", received);
+      AdmitPredict(*context, *bytes, &call->request, Rpc::kPredict, received);
   if (!reservation.ok()) {
     call->Reply(reservation.status());
     return call;
   }
   call->reservation = *std::move(reservation);
   absl::Status status = Submit(
-      call->request, &call->response, "Predict", received, DeadlineOf(*context),
-      [context] { return context->IsCancelled(); },
+      call->request, &call->response, Rpc::kPredict, received,
+      DeadlineOf(*context), [context] { return context->IsCancelled(); },
       [call](absl::Status s) { call->Reply(s); });
   if (!status.ok()) call->Reply(status);
   return call;
@@ -359,8 +387,8 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 InferenceService::PredictStream(grpc::CallbackServerContext* context) {
   NoteCall();
   if (absl::Status s = CheckAccepting(); !s.ok()) {
-    metrics_->RequestFinished("", 0, "PredictStream", s.code(),
-                              absl::ZeroDuration(), /*started=*/false);
+    metrics_->RequestRefused("", Rpc::kPredictStream, s.code(),
+                             absl::ZeroDuration());
     return new RefusedStreamReactor(s);
   }
   return new PredictStreamReactor(this, context);
@@ -374,7 +402,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
   const absl::Time received = absl::Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
-      Admit(*context, *bytes, &call->request, "GetModelMetadata", received);
+      Admit(*context, *bytes, &call->request, Rpc::kGetModelMetadata, received);
   if (!reservation.ok()) {
     call->Reply(reservation.status());
     return call;
@@ -396,18 +424,22 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
     absl::StatusOr<ServableModel> servable =
         registry_->Get(request.model_name(), request.model_version());
     status = servable.status();
-    if (!status.ok() && registry_->IsServing(request.model_name())) {
-      model_label = request.model_name();  // a known model, unknown version
-    }
     if (status.ok()) {
-      model_label = servable->name;
       ModelMetadataToProto(
           *servable, registry_->AvailableVersions(servable->name),
           options_.batching_enabled, options_.limits, &call->response);
+      // Counted under the model, not the version: the answer is about it.
+      metrics_->ModelRequestFinished(*servable, Rpc::kGetModelMetadata,
+                                     status.code(), absl::Now() - received);
+      call->Reply(status);
+      return call;
+    }
+    if (registry_->IsServing(request.model_name())) {
+      model_label = request.model_name();  // a known model, unknown version
     }
   }
-  metrics_->RequestFinished(model_label, 0, "GetModelMetadata", status.code(),
-                            absl::Now() - received, /*started=*/false);
+  metrics_->RequestRefused(model_label, Rpc::kGetModelMetadata, status.code(),
+                           absl::Now() - received);
   call->Reply(status);
   return call;
 }
@@ -419,7 +451,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(
   const absl::Time received = absl::Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
-      Admit(*context, *bytes, &call->request, "ListModels", received);
+      Admit(*context, *bytes, &call->request, Rpc::kListModels, received);
   if (!reservation.ok()) {
     call->Reply(reservation.status());
     return call;
@@ -428,8 +460,8 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(
   absl::Status status = absl::OkStatus();
   if (draining_.load()) status = CheckAccepting();
   if (status.ok()) ModelStatusesToProto(registry_->List(), &call->response);
-  metrics_->RequestFinished("", 0, "ListModels", status.code(),
-                            absl::Now() - received, /*started=*/false);
+  metrics_->RequestRefused("", Rpc::kListModels, status.code(),
+                           absl::Now() - received);
   call->Reply(status);
   return call;
 }

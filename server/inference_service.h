@@ -24,6 +24,7 @@
 #include "proto/inference_codec.h"
 #include "server/metrics.h"
 #include "server/request_admission.h"
+#include "server/rpc.h"
 
 namespace biserve {
 
@@ -39,6 +40,9 @@ class InferenceService final : public RawInferenceService {
   struct Options {
     RequestLimits limits;
     bool batching_enabled = false;  // reported in model metadata
+    // --max_message_bytes: a request whose reply would be larger is refused
+    // (RESOURCE_EXHAUSTED) before it is computed. 0: no limit.
+    int64_t max_reply_bytes = 0;
   };
 
   // `registry`, `scheduler`, `metrics` and `admission` are not owned and
@@ -62,6 +66,8 @@ class InferenceService final : public RawInferenceService {
   absl::Status CheckAccepting() const;
   // What one request may carry (the server's flags).
   const RequestLimits& limits() const { return options_.limits; }
+  // The largest reply the server sends (--max_message_bytes; 0: no limit).
+  int64_t max_reply_bytes() const { return options_.max_reply_bytes; }
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* request,
@@ -80,13 +86,13 @@ class InferenceService final : public RawInferenceService {
   // Refusals are counted in the metrics under `rpc`, timed from `received`.
   absl::StatusOr<RequestAdmission::Reservation> AdmitPredict(
       const grpc::CallbackServerContext& context, const grpc::ByteBuffer& bytes,
-      v1::PredictRequest* request, const char* rpc, absl::Time received);
+      v1::PredictRequest* request, Rpc rpc, absl::Time received);
 
   // Admits any other request's bytes, counting refusals under `rpc`.
   template <class Request>
   absl::StatusOr<RequestAdmission::Reservation> Admit(
       const grpc::CallbackServerContext& context, const grpc::ByteBuffer& bytes,
-      Request* request, const char* rpc, absl::Time received) {
+      Request* request, Rpc rpc, absl::Time received) {
     NoteCall();
     absl::StatusOr<RequestAdmission::Reservation> reservation =
         admission_->Admit(bytes, request);
@@ -113,24 +119,39 @@ class InferenceService final : public RawInferenceService {
   }
   void NoteCall() { last_call_unix_ns_.store(absl::GetCurrentTimeNanos()); }
 
-  // Counts a request refused before it was scheduled: under `model` once
-  // it named a model the server serves, else under "".
-  void Refused(const char* rpc, const absl::Status& status, absl::Time received,
-               const std::string& model = "", int64_t version = 0);
+  // Counts a request refused before a model version was pinned: under
+  // `model` once it named a model the server serves, else under "".
+  void Refused(Rpc rpc, const absl::Status& status, absl::Time received,
+               const std::string& model = "");
+  // Counts a request for `servable` refused before it was scheduled.
+  void Refused(Rpc rpc, const absl::Status& status, absl::Time received,
+               const ServableModel& servable);
 
   // Looks up the model, checks the request and schedules it. OK: `finish`
   // runs exactly once, on a scheduler thread, after `response` is filled
   // (or with the error that prevented it). Otherwise `finish` never runs and
   // the caller answers with the returned status. `request` and `response`
   // must stay alive until `finish` runs. Either way the request is counted
-  // in the metrics under `rpc`, timed from `received`.
+  // in the metrics under `rpc`, timed from `received`. A Predict or
+  // PredictStream request whose reply would not fit max_reply_bytes is
+  // refused here, before it is computed (ModelInfer's reply is another
+  // message: OpenInferenceService checks it).
   absl::Status Submit(const v1::PredictRequest& request,
-                      v1::PredictResponse* response, const char* rpc,
+                      v1::PredictResponse* response, Rpc rpc,
                       absl::Time received, absl::Time deadline,
                       std::function<bool()> is_cancelled,
                       absl::AnyInvocable<void(absl::Status)> finish);
 
  private:
+  // The version `request` names, pinned; a refusal is counted.
+  absl::StatusOr<ServableModel> Pin(const v1::PredictRequest& request, Rpc rpc,
+                                    absl::Time received) const;
+  // The task that computes `request` on `servable`, or why it cannot be
+  // computed (bad input, reply too large).
+  absl::StatusOr<std::unique_ptr<InferenceTask>> MakeTask(
+      const v1::PredictRequest& request, const ServableModel& servable,
+      Rpc rpc) const;
+
   // Immutable after construction.
   const Options options_;
   const ModelRegistry* const registry_;

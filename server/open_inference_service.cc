@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "core/common/quoted_input.h"
 #include "proto/open_inference_codec.h"
+#include "proto/reply_size.h"
 #include "server/call_deadline.h"
 #include "server/grpc_status.h"
 #include "server/raw_unary_call.h"
@@ -41,7 +42,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ServerLive(
   auto* call = new RawUnaryCall<inference::ServerLiveRequest,
                                 inference::ServerLiveResponse>(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
-      *context, *bytes, &call->request, "ServerLive", absl::Now());
+      *context, *bytes, &call->request, Rpc::kServerLive, absl::Now());
   if (reservation.ok()) call->response.set_live(true);
   call->Reply(reservation.status());
   return call;
@@ -53,7 +54,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ServerReady(
   auto* call = new RawUnaryCall<inference::ServerReadyRequest,
                                 inference::ServerReadyResponse>(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
-      *context, *bytes, &call->request, "ServerReady", absl::Now());
+      *context, *bytes, &call->request, Rpc::kServerReady, absl::Now());
   if (reservation.ok()) call->response.set_ready(inference_->accepting());
   call->Reply(reservation.status());
   return call;
@@ -64,10 +65,10 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelReady(
     grpc::ByteBuffer* reply) {
   auto* call = new RawUnaryCall<inference::ModelReadyRequest,
                                 inference::ModelReadyResponse>(reply);
-  absl::Status status =
-      inference_
-          ->Admit(*context, *bytes, &call->request, "ModelReady", absl::Now())
-          .status();
+  absl::Status status = inference_
+                            ->Admit(*context, *bytes, &call->request,
+                                    Rpc::kModelReady, absl::Now())
+                            .status();
   if (status.ok()) {
     absl::StatusOr<int64_t> version = ParseVersion(call->request.version());
     status = version.status();
@@ -88,7 +89,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ServerMetadata(
                                 inference::ServerMetadataResponse>(reply);
   absl::Status status = inference_
                             ->Admit(*context, *bytes, &call->request,
-                                    "ServerMetadata", absl::Now())
+                                    Rpc::kServerMetadata, absl::Now())
                             .status();
   if (status.ok()) {
     call->response.set_name("biserve");
@@ -113,7 +114,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelMetadata(
   call->Reply([&]() -> absl::Status {
     absl::Status admitted = inference_
                                 ->Admit(*context, *bytes, &call->request,
-                                        "ModelMetadata", absl::Now())
+                                        Rpc::kModelMetadata, absl::Now())
                                 .status();
     if (!admitted.ok()) return admitted;
     absl::StatusOr<int64_t> version = ParseVersion(call->request.version());
@@ -160,7 +161,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelInfer(
   auto* call = new Call(reply);
   InferCall& infer = call->request;
   absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
-      *context, *bytes, &infer.request, "ModelInfer", received);
+      *context, *bytes, &infer.request, Rpc::kModelInfer, received);
   if (!reservation.ok()) {
     call->Reply(reservation.status());
     return call;
@@ -168,35 +169,44 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelInfer(
   call->reservation = *std::move(reservation);
   // Refusals before Submit are counted here (Submit counts the rest), under
   // the model once it is known.
-  auto refuse = [&](const absl::Status& status, const std::string& model,
-                    int64_t version) {
-    inference_->Refused("ModelInfer", status, received, model, version);
+  auto refuse = [&](const absl::Status& status, const std::string& model) {
+    inference_->Refused(Rpc::kModelInfer, status, received, model);
     call->Reply(status);
     return call;
   };
   if (absl::Status s = inference_->CheckAccepting(); !s.ok()) {
-    return refuse(s, "", 0);
+    return refuse(s, "");
   }
   absl::StatusOr<int64_t> version = ParseVersion(infer.request.model_version());
-  if (!version.ok()) return refuse(version.status(), "", 0);
+  if (!version.ok()) return refuse(version.status(), "");
   // The model shapes the tensors; Submit looks it up again (and pins it).
   absl::StatusOr<ServableModel> servable =
       registry_->Get(infer.request.model_name(), *version);
   if (!servable.ok()) {
     const bool known = registry_->IsServing(infer.request.model_name());
-    return refuse(servable.status(), known ? infer.request.model_name() : "",
-                  0);
+    return refuse(servable.status(), known ? infer.request.model_name() : "");
   }
   absl::StatusOr<OpenInferCall> parsed = PredictRequestFromInfer(
       infer.request, *servable->model, inference_->limits());
-  if (!parsed.ok()) {
-    return refuse(parsed.status(), servable->name, servable->version);
+  // The reply's size is known from the shapes: one that cannot be sent is
+  // refused before it is computed.
+  absl::Status checked = parsed.status();
+  if (checked.ok()) {
+    checked =
+        CheckReplyBytes(InferResponseBytes(*parsed, *servable->model,
+                                           servable->name, servable->version),
+                        inference_->max_reply_bytes());
+  }
+  if (!checked.ok()) {
+    inference_->Refused(Rpc::kModelInfer, checked, received, *servable);
+    call->Reply(checked);
+    return call;
   }
   infer.call = *std::move(parsed);
   infer.call.request.set_model_version(servable->version);
   infer.model = servable->model;
   absl::Status status = inference_->Submit(
-      infer.call.request, &infer.predict, "ModelInfer", received,
+      infer.call.request, &infer.predict, Rpc::kModelInfer, received,
       DeadlineOf(*context), [context] { return context->IsCancelled(); },
       [call](absl::Status s) {
         InferCall& done = call->request;

@@ -1,0 +1,34 @@
+// Rpc: the RPCs the metrics count requests under (the `rpc` label), as an
+// index, so that the request path finds its counters in an array.
+#pragma once
+
+#include <string>
+
+namespace biserve {
+
+enum class Rpc {
+  // biserve.v1.InferenceService
+  kPredict,
+  kPredictStream,
+  kGetModelMetadata,
+  kListModels,
+  // inference.GRPCInferenceService
+  kModelInfer,
+  kServerLive,
+  kServerReady,
+  kModelReady,
+  kServerMetadata,
+  kModelMetadata,
+};
+inline constexpr int kRpcCount = 10;
+
+// The method's name, the label's value: "Predict".
+inline const std::string& RpcName(Rpc rpc) {
+  static const std::string* const kNames = new std::string[kRpcCount]{
+      "Predict",        "PredictStream", "GetModelMetadata", "ListModels",
+      "ModelInfer",     "ServerLive",    "ServerReady",      "ModelReady",
+      "ServerMetadata", "ModelMetadata"};
+  return kNames[static_cast<int>(rpc)];
+}
+
+}  // namespace biserve
