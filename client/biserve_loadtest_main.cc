@@ -153,73 +153,108 @@ struct Workload {
   std::vector<int64_t> steps;
 };
 
+// Where sequence lengths are drawn from: a list (--seq_len_file), or when
+// it is empty the uniform range [low, high] (--seq_len).
+struct LengthSource {
+  std::vector<int64_t> lengths;
+  int64_t low = 0, high = 0;
+
+  int64_t Draw(std::mt19937& rng) const {
+    return lengths.empty()
+               ? std::uniform_int_distribution<int64_t>(low, high)(rng)
+               : lengths[rng() % lengths.size()];
+  }
+  int64_t Longest() const {
+    return lengths.empty() ? high
+                           : *std::max_element(lengths.begin(), lengths.end());
+  }
+};
+
+// The lengths of --seq_len_file: whitespace or comma separated, each >= 1.
+absl::StatusOr<LengthSource> LengthsFromFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path, "--seq_len_file");
+  if (!text.ok()) return text.status();
+  LengthSource source;
+  for (absl::string_view word :
+       absl::StrSplit(*text, absl::ByAnyChar(" \t\r\n,"), absl::SkipEmpty())) {
+    int64_t n;
+    if (!absl::SimpleAtoi(word, &n) || n < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--seq_len_file: \"", word, "\" is not a length >= 1"));
+    }
+    source.lengths.push_back(n);
+  }
+  if (source.lengths.empty()) {
+    return absl::InvalidArgumentError("--seq_len_file holds no lengths");
+  }
+  return source;
+}
+
+// --seq_len_file if given, else --seq_len (N or LOW:HIGH).
+absl::StatusOr<LengthSource> LengthsFromFlags() {
+  if (!absl::GetFlag(FLAGS_seq_len_file).empty()) {
+    return LengthsFromFile(absl::GetFlag(FLAGS_seq_len_file));
+  }
+  LengthSource source;
+  std::vector<std::string> parts =
+      absl::StrSplit(absl::GetFlag(FLAGS_seq_len), ':');
+  if (parts.size() > 2 || !absl::SimpleAtoi(parts[0], &source.low) ||
+      !absl::SimpleAtoi(parts.back(), &source.high) || source.low < 1 ||
+      source.high < source.low) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--seq_len must be N or LOW:HIGH with 1 <= LOW <= "
+                     "HIGH; got \"",
+                     absl::GetFlag(FLAGS_seq_len), "\""));
+  }
+  return source;
+}
+
+// A sequence of `length` steps of random input of the kind `input`: token
+// ids 0 and 1 (which exist in every vocabulary of two or more), or
+// features in [-1, 1).
+OwnedSequence RandomSequence(int64_t length, const InputKind& input,
+                             std::mt19937& rng) {
+  constexpr int kVocabulary = 2;
+  std::uniform_real_distribution<float> value(-1, 1);
+  OwnedSequence s;
+  s.length = length;
+  if (input.token_ids) {
+    for (int64_t t = 0; t < length; ++t) {
+      s.token_ids.push_back(static_cast<int32_t>(rng() % kVocabulary));
+    }
+  } else {
+    s.features.resize(length * input.input_dim);
+    for (float& f : s.features) f = value(rng);
+  }
+  return s;
+}
+
 absl::StatusOr<Workload> MakeWorkload(BiserveClient& client) {
   const std::string model = absl::GetFlag(FLAGS_model);
+  const int batch = absl::GetFlag(FLAGS_batch);
   absl::StatusOr<ModelMetadata> metadata =
       client.GetModelMetadata(model, absl::GetFlag(FLAGS_version));
   if (!metadata.ok()) return metadata.status();
-  std::vector<int64_t> lengths;
-  int64_t low = 0, high = 0;
-  if (!absl::GetFlag(FLAGS_seq_len_file).empty()) {
-    absl::StatusOr<std::string> text =
-        ReadFile(absl::GetFlag(FLAGS_seq_len_file), "--seq_len_file");
-    if (!text.ok()) return text.status();
-    for (absl::string_view word : absl::StrSplit(
-             *text, absl::ByAnyChar(" \t\r\n,"), absl::SkipEmpty())) {
-      int64_t n;
-      if (!absl::SimpleAtoi(word, &n) || n < 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--seq_len_file: \"", word, "\" is not a length >= 1"));
-      }
-      lengths.push_back(n);
-    }
-    if (lengths.empty()) {
-      return absl::InvalidArgumentError("--seq_len_file holds no lengths");
-    }
-  } else {
-    std::vector<std::string> parts =
-        absl::StrSplit(absl::GetFlag(FLAGS_seq_len), ':');
-    if (parts.size() > 2 || !absl::SimpleAtoi(parts[0], &low) ||
-        !absl::SimpleAtoi(parts.back(), &high) || low < 1 || high < low) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--seq_len must be N or LOW:HIGH with 1 <= LOW <= "
-                       "HIGH; got \"",
-                       absl::GetFlag(FLAGS_seq_len), "\""));
-    }
-  }
-  if (absl::GetFlag(FLAGS_batch) < 1) {
+  absl::StatusOr<LengthSource> lengths = LengthsFromFlags();
+  if (!lengths.ok()) return lengths.status();
+  if (batch < 1) {
     return absl::InvalidArgumentError("--batch must be at least 1");
   }
-  std::mt19937 rng(absl::GetFlag(FLAGS_seed));
-  std::uniform_real_distribution<float> value(-1, 1);
-  // Token ids 0 and 1 exist in every vocabulary of two or more.
-  constexpr int kVocabulary = 2;
-  Workload workload;
   // Up to 256 distinct requests, fewer when they are large: at most about
   // 256 MB of values in all.
-  const int64_t longest =
-      lengths.empty() ? high
-                      : *std::max_element(lengths.begin(), lengths.end());
-  const int64_t values_per_request = absl::GetFlag(FLAGS_batch) * longest *
-                                     std::max(1, metadata->input.input_dim);
+  const int64_t values_per_request =
+      batch * lengths->Longest() * std::max(1, metadata->input.input_dim);
   const int distinct = static_cast<int>(
       std::clamp<int64_t>((int64_t{64} << 20) / values_per_request, 1, 256));
+  std::mt19937 rng(absl::GetFlag(FLAGS_seed));
+  Workload workload;
   for (int r = 0; r < distinct; ++r) {
-    std::vector<OwnedSequence> sequences(absl::GetFlag(FLAGS_batch));
+    std::vector<OwnedSequence> sequences;
     int64_t steps = 0;
-    for (OwnedSequence& s : sequences) {
-      s.length = lengths.empty()
-                     ? std::uniform_int_distribution<int64_t>(low, high)(rng)
-                     : lengths[rng() % lengths.size()];
-      steps += s.length;
-      if (metadata->input.token_ids) {
-        for (int64_t t = 0; t < s.length; ++t) {
-          s.token_ids.push_back(static_cast<int32_t>(rng() % kVocabulary));
-        }
-      } else {
-        s.features.resize(s.length * metadata->input.input_dim);
-        for (float& f : s.features) f = value(rng);
-      }
+    for (int i = 0; i < batch; ++i) {
+      const int64_t length = lengths->Draw(rng);
+      sequences.push_back(RandomSequence(length, metadata->input, rng));
+      steps += length;
     }
     workload.requests.push_back(MakePredictRequest(
         model, sequences, {.version = absl::GetFlag(FLAGS_version)}));
@@ -625,6 +660,33 @@ std::string ReportJson(const Report& r) {
       r.wall_s);
 }
 
+// The JSON report of one run, or {"sweep": [...]} of several.
+std::string ReportsJson(const std::vector<Report>& reports) {
+  if (reports.size() == 1) return ReportJson(reports[0]);
+  std::string json = "{\"sweep\": [";
+  for (size_t i = 0; i < reports.size(); ++i) {
+    absl::StrAppend(&json, i ? ",\n  " : "\n  ", ReportJson(reports[i]));
+  }
+  return json + "\n]}";
+}
+
+// The concurrencies to run: --sweep's, else --concurrency (at least 1).
+absl::StatusOr<std::vector<int>> ConcurrenciesFromFlags() {
+  if (absl::GetFlag(FLAGS_sweep).empty()) {
+    return std::vector<int>{std::max(1, absl::GetFlag(FLAGS_concurrency))};
+  }
+  std::vector<int> concurrencies;
+  for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_sweep), ',')) {
+    int n;
+    if (!absl::SimpleAtoi(c, &n) || n < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--sweep wants concurrencies >= 1, got \"", c, "\""));
+    }
+    concurrencies.push_back(n);
+  }
+  return concurrencies;
+}
+
 void PrintHeader() {
   std::printf("%11s %8s %10s %12s %9s %9s %9s %9s %9s %8s %9s\n", "concurrency",
               "rate", "req/s", "steps/s", "p50_ms", "p90_ms", "p99_ms",
@@ -669,21 +731,11 @@ int Run() {
     std::cerr << "biserve_loadtest: " << workload.status() << "\n";
     return static_cast<int>(workload.status().code());
   }
-  std::vector<int> concurrencies;
-  if (!absl::GetFlag(FLAGS_sweep).empty()) {
-    for (absl::string_view c :
-         absl::StrSplit(absl::GetFlag(FLAGS_sweep), ',')) {
-      int n;
-      if (!absl::SimpleAtoi(c, &n) || n < 1) {
-        std::cerr
-            << "biserve_loadtest: --sweep wants concurrencies >= 1, got \"" << c
-            << "\"\n";
-        return 3;
-      }
-      concurrencies.push_back(n);
-    }
-  } else {
-    concurrencies.push_back(std::max(1, absl::GetFlag(FLAGS_concurrency)));
+  absl::StatusOr<std::vector<int>> concurrencies = ConcurrenciesFromFlags();
+  if (!concurrencies.ok()) {
+    std::cerr << "biserve_loadtest: " << concurrencies.status().message()
+              << "\n";
+    return 3;
   }
   std::printf("# model %s on %s: %d sequence(s) per request, lengths %s, %s\n",
               absl::GetFlag(FLAGS_model).c_str(), options.server.c_str(),
@@ -694,24 +746,14 @@ int Run() {
               absl::GetFlag(FLAGS_stream) ? "stream" : "unary");
   PrintHeader();
   std::vector<Report> reports;
-  for (int concurrency : concurrencies) {
+  for (int concurrency : *concurrencies) {
     reports.push_back(RunOnce(
         **client, *workload, concurrency,
         absl::GetFlag(FLAGS_sweep).empty() ? absl::GetFlag(FLAGS_rate) : 0));
     PrintLine(reports.back());
   }
   if (!absl::GetFlag(FLAGS_out).empty()) {
-    std::string json;
-    if (reports.size() == 1) {
-      json = ReportJson(reports[0]);
-    } else {
-      json = "{\"sweep\": [";
-      for (size_t i = 0; i < reports.size(); ++i) {
-        absl::StrAppend(&json, i ? ",\n  " : "\n  ", ReportJson(reports[i]));
-      }
-      json += "\n]}";
-    }
-    std::ofstream(absl::GetFlag(FLAGS_out)) << json << "\n";
+    std::ofstream(absl::GetFlag(FLAGS_out)) << ReportsJson(reports) << "\n";
   }
   int64_t ok = 0;
   for (const Report& r : reports) ok += r.ok;
