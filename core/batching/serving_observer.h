@@ -2,7 +2,9 @@
 //
 // core/ knows nothing of Prometheus; server/metrics.h implements this.
 // Calls come from scheduler threads, outside the scheduler's lock, and must
-// be cheap (increment, observe) and thread-safe.
+// be cheap (increment, observe) and thread-safe: the ServableModel carries
+// its version's metric handles (ServableModel::metrics), so an observer
+// needs no lookup.
 #pragma once
 
 #include <cstdint>

@@ -306,12 +306,15 @@ void ModelRegistry::SetLoading(const std::string& name, int64_t version) {
 
 void ModelRegistry::SetAvailable(const std::string& name, int64_t version,
                                  std::shared_ptr<const Model> model) {
-  std::shared_ptr<const VersionMetrics> metrics;
-  if (options_.version_metrics) metrics = options_.version_metrics(name, version);
+  // Made outside the lock: the factory may take its own.
+  std::shared_ptr<const VersionMetrics> metrics =
+      options_.version_metrics ? options_.version_metrics(name, version)
+                               : nullptr;
   Mutate(name, [&](ModelEntry& entry) {
-    entry.versions[version] =
-        VersionEntry{VersionState::kAvailable, "",    clock_->Now(),
-                     std::move(model),         {}, std::move(metrics)};
+    entry.versions[version] = VersionEntry{.state = VersionState::kAvailable,
+                                           .since = clock_->Now(),
+                                           .model = std::move(model),
+                                           .metrics = std::move(metrics)};
   });
   TellVersionChange(name, version, VersionState::kAvailable);
 }

@@ -94,6 +94,50 @@ TEST(ModelRegistryCreateTest, WorksWithoutAServingListener) {
   EXPECT_FALSE((*registry)->IsServing("m"));
 }
 
+// A version's metric handles: the factory's, one per load.
+struct FakeVersionMetrics : VersionMetrics {
+  FakeVersionMetrics(std::string model, int64_t version)
+      : model(std::move(model)), version(version) {}
+  std::string model;
+  int64_t version;
+};
+
+TEST(ModelRegistryVersionMetricsTest, EveryRequestCarriesItsVersionsHandles) {
+  std::vector<std::pair<std::string, int64_t>> made;
+  auto registry = ModelRegistry::Create(
+      {.version_metrics = [&made](const std::string& model, int64_t version) {
+        made.emplace_back(model, version);
+        return std::make_shared<FakeVersionMetrics>(model, version);
+      }});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  (*registry)->SetLoading("m", 1);
+  EXPECT_THAT(made, IsEmpty());  // not before it serves
+  (*registry)->SetAvailable("m", 1, MakeModel("m"));
+  (*registry)->SetAvailable("m", 2, MakeModel("m"));
+  EXPECT_THAT(made, ElementsAre(Pair("m", 1), Pair("m", 2)));
+  for (int64_t asked : {0, 1, 2}) {
+    absl::StatusOr<ServableModel> servable = (*registry)->Get("m", asked);
+    ASSERT_TRUE(servable.ok()) << servable.status();
+    const auto* handles =
+        dynamic_cast<const FakeVersionMetrics*>(servable->metrics.get());
+    ASSERT_NE(handles, nullptr);
+    EXPECT_EQ(handles->model, "m");
+    EXPECT_EQ(handles->version, servable->version);
+  }
+  // A reload asks again (the factory decides whether to reuse them).
+  (*registry)->SetAvailable("m", 2, MakeModel("m"));
+  EXPECT_EQ(made.size(), 3u);
+}
+
+TEST(ModelRegistryVersionMetricsTest, WithoutAFactoryRequestsCarryNone) {
+  auto registry = ModelRegistry::Create({});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  (*registry)->SetAvailable("m", 1, MakeModel("m"));
+  absl::StatusOr<ServableModel> servable = (*registry)->Get("m", 0);
+  ASSERT_TRUE(servable.ok()) << servable.status();
+  EXPECT_EQ(servable->metrics, nullptr);
+}
+
 TEST(VersionStateNameTest, NamesEveryState) {
   EXPECT_EQ(VersionStateName(VersionState::kLoading), "loading");
   EXPECT_EQ(VersionStateName(VersionState::kAvailable), "available");
