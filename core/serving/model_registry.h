@@ -136,8 +136,8 @@ class ModelRegistry {
     VersionState state = VersionState::kLoading;
     std::string reason;
     absl::Time since;
-    std::shared_ptr<const Model> model;    // kAvailable
-    std::weak_ptr<const Model> unloading;  // kUnloading
+    std::shared_ptr<const Model> model;             // kAvailable
+    std::weak_ptr<const Model> unloading;           // kUnloading
     std::shared_ptr<const VersionMetrics> metrics;  // kAvailable
   };
   struct ModelEntry {
