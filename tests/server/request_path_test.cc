@@ -340,5 +340,105 @@ TEST(RequestPathTest, AmplifyingRequestsAreRefusedBeforeTheyAreParsed) {
   EXPECT_EQ(server->Stop(), 0);
 }
 
+// A reply's size follows from the model and the lengths: one that cannot
+// fit --max_message_bytes is refused with RESOURCE_EXHAUSTED, saying how
+// big it would be, before anything is computed, on Predict, PredictStream
+// and ModelInfer alike; the requests around it are answered as usual.
+TEST(RequestPathTest, RepliesThatCannotFitAreRefusedBeforeTheyAreComputed) {
+  auto server =
+      ServerProcess::Start({"--model_repository=" BISERVE_SOURCE_DIR "/models",
+                            "--max_message_bytes=100000"});
+  ASSERT_NE(server, nullptr);
+  auto channel = Channel(*server);
+  auto stub = v1::InferenceService::NewStub(channel);
+  // example: [T, 8] -> Bidirectional(LSTM 16, sequences) -> Dense(4). 1000
+  // steps: 32 KB in; the output alone, 16 KB out; with both directions,
+  // 144 KB more.
+  v1::PredictRequest big = FeatureRequest("example", 8, 1, 1000);
+  big.set_outputs(v1::OUTPUT_SELECTION_BOTH);
+  const v1::PredictRequest fits = FeatureRequest("example", 8, 1, 1000);
+  auto expect_refused = [](const std::string& message) {
+    EXPECT_THAT(message, HasSubstr("the reply would be 144"));
+    EXPECT_THAT(message, HasSubstr("--max_message_bytes (100000 bytes)"));
+    EXPECT_THAT(message, HasSubstr("fewer or shorter sequences"));
+  };
+  {
+    grpc::ClientContext context;
+    v1::PredictResponse response;
+    const grpc::Status status = stub->Predict(&context, big, &response);
+    EXPECT_EQ(status.error_code(), grpc::RESOURCE_EXHAUSTED);
+    expect_refused(status.error_message());
+  }
+  {
+    grpc::ClientContext context;
+    v1::PredictResponse response;
+    EXPECT_TRUE(stub->Predict(&context, fits, &response).ok());
+  }
+  {
+    grpc::ClientContext context;
+    auto stream = stub->PredictStream(&context);
+    big.set_request_id("big");
+    v1::PredictRequest small = fits;
+    small.set_request_id("small");
+    ASSERT_TRUE(stream->Write(big));
+    ASSERT_TRUE(stream->Write(small));
+    stream->WritesDone();
+    std::map<std::string, v1::PredictResponse> answers;
+    v1::PredictResponse answer;
+    while (stream->Read(&answer)) answers[answer.request_id()] = answer;
+    EXPECT_TRUE(stream->Finish().ok());
+    EXPECT_EQ(answers["big"].error().code(), grpc::RESOURCE_EXHAUSTED);
+    expect_refused(answers["big"].error().message());
+    EXPECT_FALSE(answers["small"].has_error());
+    EXPECT_EQ(answers["small"].sequences_size(), 1);
+  }
+  {
+    // Two sequences of 1000 steps, both directions: 256 KB of values.
+    inference::ModelInferRequest request;
+    request.set_model_name("example");
+    auto* input = request.add_inputs();
+    input->set_name("features");
+    input->set_datatype("FP32");
+    for (int64_t d : {2, 1000, 8}) input->add_shape(d);
+    for (int i = 0; i < 2 * 1000 * 8; ++i) {
+      input->mutable_contents()->add_fp32_contents(0.01f * (i % 7));
+    }
+    request.add_outputs()->set_name("forward");
+    request.add_outputs()->set_name("backward");
+    grpc::ClientContext context;
+    inference::ModelInferResponse response;
+    const grpc::Status status =
+        inference::GRPCInferenceService::NewStub(channel)->ModelInfer(
+            &context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), HasSubstr("the reply would be 256"));
+  }
+  // Counted under the version, and never computed: only the two requests
+  // that fit added their steps. (A batch is counted just after its answers
+  // go out: wait for the second, bounded.)
+  std::string metrics;
+  for (int i = 0; i < 300; ++i) {
+    metrics = HttpGet(server->metrics_port(), "/metrics");
+    if (Sample(metrics, "biserve_real_steps_total", {{"model", "example"}}) >=
+        2000) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (const char* rpc : {"Predict", "PredictStream", "ModelInfer"}) {
+    EXPECT_EQ(Sample(metrics, "biserve_requests_total",
+                     {{"model", "example"},
+                      {"version", "1"},
+                      {"rpc", rpc},
+                      {"code", "RESOURCE_EXHAUSTED"}}),
+              1)
+        << rpc << "\n"
+        << metrics;
+  }
+  EXPECT_EQ(Sample(metrics, "biserve_real_steps_total", {{"model", "example"}}),
+            2000);
+  EXPECT_EQ(server->Stop(), 0);
+}
+
 }  // namespace
 }  // namespace biserve
