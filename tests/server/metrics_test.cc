@@ -1,5 +1,7 @@
 // /metrics scraped over real HTTP from a running biserve_server after known
 // traffic: exact counter values and histogram counts.
+#include "server/metrics.h"
+
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -19,6 +21,8 @@
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
 #include "tests/server/http_get.h"
 #include "tests/server/server_process.h"
 
@@ -87,6 +91,144 @@ class MetricsTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::InferenceService::Stub> stub_;
 };
+
+// ServerMetrics in-process, over its own prometheus::Registry.
+class ServerMetricsTest : public ::testing::Test {
+ protected:
+  // A version as the registry hands it out: with its handles.
+  ServableModel Loaded(const std::string& model, int64_t version) {
+    metrics_.VersionChanged(model, version, VersionState::kAvailable);
+    ServableModel servable;
+    servable.name = model;
+    servable.version = version;
+    servable.metrics = metrics_.ForVersion(model, version);
+    return servable;
+  }
+  // Every sample, as /metrics would print it.
+  std::map<std::string, double> Samples() {
+    return ParseMetrics(
+        prometheus::TextSerializer().Serialize(registry_.Collect()));
+  }
+  // The samples of `family` (name and labels as printed).
+  std::map<std::string, double> Of(const std::string& family) {
+    std::map<std::string, double> of;
+    for (const auto& [sample, value] : Samples()) {
+      if (sample.rfind(family + "{", 0) == 0) of[sample] = value;
+    }
+    return of;
+  }
+
+  prometheus::Registry registry_;
+  ServerMetrics metrics_{registry_, BuildInfo{}};
+};
+
+// One request's calls, in the server's order.
+void RecordOneRequest(ServerMetrics& metrics, const ServableModel& servable) {
+  metrics.SequenceReceived(servable, 3);
+  metrics.RequestStarted(servable);
+  metrics.QueueDepthChanged(servable, 1);
+  metrics.QueueDepthChanged(servable, -1);
+  metrics.TaskDequeued(servable, absl::Milliseconds(1));
+  metrics.BatchComputed(servable, 1,
+                        EvalStats{.sequences = 1,
+                                  .real_steps = 3,
+                                  .computed_steps = 3,
+                                  .padded_steps = 3},
+                        absl::Milliseconds(2));
+  metrics.RequestFinished(servable, Rpc::kPredict, absl::StatusCode::kOk,
+                          absl::Milliseconds(4), /*started=*/true);
+}
+
+TEST_F(ServerMetricsTest, RequestsAreCountedUnderTheirVersionsHandles) {
+  const ServableModel servable = Loaded("m", 3);
+  EXPECT_TRUE(Of("biserve_requests_total").empty());  // none until used
+  RecordOneRequest(metrics_, servable);
+  RecordOneRequest(metrics_, servable);
+  EXPECT_EQ(
+      Of("biserve_requests_total"),
+      (std::map<std::string, double>{
+          {"biserve_requests_total{code=\"OK\",model=\"m\",rpc=\"Predict\","
+           "version=\"3\"}",
+           2}}));
+  const std::map<std::string, double> samples = Samples();
+  EXPECT_EQ(samples.at("biserve_request_duration_seconds_count{model=\"m\","
+                       "rpc=\"Predict\"}"),
+            2);
+  EXPECT_EQ(samples.at("biserve_sequence_length_sum{model=\"m\"}"), 6);
+  EXPECT_EQ(samples.at("biserve_real_steps_total{model=\"m\"}"), 6);
+  EXPECT_EQ(samples.at("biserve_queue_duration_seconds_count{model=\"m\"}"), 2);
+  EXPECT_EQ(samples.at("biserve_inflight_requests{model=\"m\"}"), 0);
+  EXPECT_EQ(samples.at("biserve_queue_depth{model=\"m\"}"), 0);
+}
+
+TEST_F(ServerMetricsTest, AServableWithoutHandlesRecordsTheSameSeries) {
+  prometheus::Registry by_name_registry;
+  ServerMetrics by_name(by_name_registry, BuildInfo{});
+  by_name.VersionChanged("m", 3, VersionState::kAvailable);
+  ServableModel bare;  // made by hand: no handles
+  bare.name = "m";
+  bare.version = 3;
+  RecordOneRequest(by_name, bare);
+  RecordOneRequest(metrics_, Loaded("m", 3));
+  std::map<std::string, double> expected = Samples();
+  std::map<std::string, double> got = ParseMetrics(
+      prometheus::TextSerializer().Serialize(by_name_registry.Collect()));
+  // Times differ; the series and counts do not.
+  for (auto* samples : {&expected, &got}) {
+    samples->erase("biserve_model_last_reload_timestamp_seconds{model=\"m\"}");
+    samples->erase("biserve_thread_pool_busy_seconds_total");
+  }
+  EXPECT_EQ(got, expected);
+}
+
+TEST_F(ServerMetricsTest, RefusalsAreCountedUnderTheModelOrUnderNone) {
+  const ServableModel servable = Loaded("m", 2);
+  metrics_.RequestRefused("", Rpc::kModelInfer, absl::StatusCode::kNotFound,
+                          absl::Milliseconds(1));
+  metrics_.RequestRefused("m", Rpc::kPredict, absl::StatusCode::kNotFound,
+                          absl::Milliseconds(1));
+  metrics_.ModelRequestFinished(servable, Rpc::kGetModelMetadata,
+                                absl::StatusCode::kOk, absl::Milliseconds(1));
+  metrics_.RequestFinished(servable, Rpc::kPredictStream,
+                           absl::StatusCode::kResourceExhausted,
+                           absl::Milliseconds(1), /*started=*/false);
+  // A model still loading is counted, and gets no other series yet.
+  metrics_.RequestRefused("loading", Rpc::kPredict,
+                          absl::StatusCode::kUnavailable,
+                          absl::Milliseconds(1));
+  EXPECT_EQ(
+      Of("biserve_requests_total"),
+      (std::map<std::string, double>{
+          {"biserve_requests_total{code=\"NOT_FOUND\",model=\"\",rpc="
+           "\"ModelInfer\",version=\"\"}",
+           1},
+          {"biserve_requests_total{code=\"NOT_FOUND\",model=\"m\",rpc="
+           "\"Predict\",version=\"\"}",
+           1},
+          {"biserve_requests_total{code=\"OK\",model=\"m\",rpc="
+           "\"GetModelMetadata\",version=\"\"}",
+           1},
+          {"biserve_requests_total{code=\"RESOURCE_EXHAUSTED\",model=\"m\","
+           "rpc=\"PredictStream\",version=\"2\"}",
+           1},
+          {"biserve_requests_total{code=\"UNAVAILABLE\",model=\"loading\","
+           "rpc=\"Predict\",version=\"\"}",
+           1}}));
+  EXPECT_EQ(Of("biserve_inflight_requests"),
+            (std::map<std::string, double>{
+                {"biserve_inflight_requests{model=\"m\"}", 0}}));
+}
+
+TEST_F(ServerMetricsTest, AnUnloadedVersionLeavesTheLoadedSeries) {
+  Loaded("m", 1);
+  Loaded("m", 2);
+  metrics_.VersionChanged("m", 1, VersionState::kUnloading);
+  metrics_.VersionChanged("m", 3, VersionState::kFailed);
+  EXPECT_EQ(Of("biserve_model_loaded"),
+            (std::map<std::string, double>{
+                {"biserve_model_loaded{model=\"m\",version=\"2\"}", 1}}));
+  EXPECT_EQ(Samples().at("biserve_model_load_failures_total{model=\"m\"}"), 1);
+}
 
 TEST_F(MetricsTest, CountsKnownTrafficExactly) {
   ASSERT_NO_FATAL_FAILURE(Start());
