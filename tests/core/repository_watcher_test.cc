@@ -23,14 +23,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "biserve/v1/model.pb.h"
+#include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
 #include "core/model/model.h"
 #include "core/serving/model_registry.h"
-#include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
 #include "proto/model_config_codec.h"
+#include "tests/support/fake_clock.h"
 #include "tests/support/notification.h"
 #include "tests/support/random_model.h"
 #include "tests/support/registry_test_util.h"
@@ -220,6 +221,7 @@ class RepositoryWatcherTest : public ::testing::Test {
 
   std::string root_;
   ModelSpec spec_;
+  testing::FakeClock clock_;  // for the watchers given it
   testing::ServingLog log_;
   std::mutex mu_;
   std::vector<std::string> loads_;                       // guarded by mu_
@@ -1132,15 +1134,33 @@ TEST_F(RepositoryWatcherTest, PollingThreadPicksUpANewVersionAndModel) {
   watcher_.reset();  // stops and joins the polling thread
 }
 
+TEST_F(RepositoryWatcherTest, PollingThreadScansWhenThePollIntervalHasPassed) {
+  WriteModel("a", 1, "a1");
+  RepositoryWatcher::Options options = DefaultOptions();
+  options.poll_interval = absl::Hours(1);
+  options.clock = &clock_;
+  MakeWatcher(std::move(options));
+  watcher_->Start();
+  // The thread waits on the clock, which has not moved: no scan yet.
+  ASSERT_TRUE(clock_.WaitForWaitsAbove(0, kBound));
+  EXPECT_EQ(TotalLoads(), 0);
+  clock_.Advance(absl::Minutes(59));
+  ASSERT_TRUE(clock_.WaitForWaitsAbove(1, kBound));
+  EXPECT_EQ(TotalLoads(), 0);
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_TRUE(log_.WaitFor("a", true, kBound));
+  EXPECT_EQ(Loads(VersionDir("a", 1) + "/model.pbtxt"), 1);
+}
+
 TEST_F(RepositoryWatcherTest, DestructorStopsThePollingThreadWithoutWaiting) {
   RepositoryWatcher::Options options = DefaultOptions();
   options.poll_interval = absl::Hours(1);
+  options.clock = &clock_;
   MakeWatcher(std::move(options));
   watcher_->Start();
-  const absl::Time start = absl::Now();
+  ASSERT_TRUE(clock_.WaitForWaitsAbove(0, kBound));
+  // The clock never moves: only the stop can wake the thread.
   watcher_.reset();
-  // It is woken, not left to sleep out the hour.
-  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_EQ(TotalLoads(), 0);
 }
 

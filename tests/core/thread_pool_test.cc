@@ -1,8 +1,11 @@
 #include "core/common/thread_pool.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -24,6 +27,34 @@ TEST(ThreadPoolTest, RunsEveryTaskOnceForEveryThreadCount) {
     (*pool)->ParallelFor(9, [&](int i) { runs[i]++; });
     for (auto& r : runs) EXPECT_EQ(r.load(), 1);
   }
+}
+
+// The name `thread` was given (pthread_setname_np); "" if it cannot be read.
+std::string NameOf(pthread_t thread) {
+  char name[16] = {};
+  if (pthread_getname_np(thread, name, sizeof(name)) != 0) return "";
+  return name;
+}
+
+TEST(ThreadPoolTest, WorkersAreNamedBiserveEval) {
+  auto pool = *ThreadPool::Create({.num_threads = 3});
+  std::vector<std::string> names(3);
+  // Each task waits for the others to start, so that three threads run
+  // them: the caller and both workers.
+  std::mutex mu;
+  std::condition_variable cv;
+  int started = 0;
+  pool->ParallelFor(3, [&](int i) {
+    names[i] = NameOf(pthread_self());
+    std::unique_lock lock(mu);
+    ++started;
+    cv.notify_all();
+    cv.wait(lock, [&] { return started == 3; });
+  });
+  EXPECT_NE(names[0].rfind("biserve-eval-", 0), 0u) << "the caller's own name";
+  EXPECT_EQ(names[1].rfind("biserve-eval-", 0), 0u) << names[1];
+  EXPECT_EQ(names[2].rfind("biserve-eval-", 0), 0u) << names[2];
+  EXPECT_NE(names[1], names[2]);
 }
 
 TEST(ThreadPoolTest, OneThreadRunsOnTheCaller) {

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
 #include "core/model/model.h"
-#include "core/common/thread_pool.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_clock.h"
