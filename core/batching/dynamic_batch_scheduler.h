@@ -1,5 +1,5 @@
 // DynamicBatchScheduler: per-model queues whose requests are merged into
-// packed batches by the policy of core/batch_policy.h, and computed on
+// packed batches by the policy of core/batching/batch_policy.h, and computed on
 // batch threads.
 //
 // A batch is one Evaluate over the sequences of all its requests; packed

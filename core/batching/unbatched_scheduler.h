@@ -73,9 +73,9 @@ class UnbatchedScheduler final : public BatchScheduler {
   std::vector<std::thread> executors_;
 };
 
-// Runs one task now: answers it CANCELLED or DEADLINE_EXCEEDED without
-// computing if it was cancelled or has expired, else evaluates it (and
-// tells `observer`, if not null). Time from `clock` (null: the system's).
+// Runs one task now: answers it without computing if it has expired or was
+// cancelled (UnrunStatus), else evaluates it (and tells `observer`, if not
+// null). Time from `clock` (null: the system's).
 void RunTask(InferenceTask& task, ThreadPool& pool,
              ServingObserver* observer = nullptr, const Clock* clock = nullptr);
 
