@@ -47,6 +47,7 @@
 #include "server/process_collector.h"
 #include "server/request_admission.h"
 #include "server/server_credentials.h"
+#include "server/stop_signals.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0",
           "Address to listen on for gRPC (0.0.0.0: every IPv4 interface; "
@@ -220,18 +221,9 @@ void ConfigureTransport(int64_t max_message_bytes,
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
       static_cast<int>(absl::GetFlag(FLAGS_min_ping_interval_s) * 1000));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-}
-
-// Blocks until SIGTERM or SIGINT (blocked in every thread since main began)
-// and returns which.
-int WaitForStopSignal() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  int signal = 0;
-  sigwait(&signals, &signal);
-  return signal;
+  // gRPC sets SO_REUSEPORT by default, so a second server on a port in use
+  // would start and take half of its connections; refuse to start instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 }
 
 // --metrics_host, or --host when it is empty.
@@ -489,7 +481,7 @@ int Run() {
   LogListening(port, tls, counts.threads, batching_enabled, **metrics_server);
   StartServing(**watcher, **registry, service, *health_service);
 
-  DrainAndStop(WaitForStopSignal(), *health_service, service, **scheduler,
+  DrainAndStop(StopSignals::Wait(), *health_service, service, **scheduler,
                *server);
   watcher->reset();
   LogInfo("stopped");
@@ -504,15 +496,16 @@ int main(int argc, char** argv) {
       "Serves bidirectional RNN models over gRPC.\n"
       "  biserve_server --model_repository models --port 8001\n"
       "Service biserve.v1.InferenceService (proto/biserve/v1/"
-      "inference.proto), grpc.health.v1.Health and server reflection.");
+      "inference.proto), inference.GRPCInferenceService (Open Inference\n"
+      "Protocol), grpc.health.v1.Health, and server reflection with\n"
+      "--enable_reflection.");
   absl::ParseCommandLine(argc, argv);
   biserve::PrepareProcessForEvaluation();
-  // Every thread started from here on inherits the blocked signals; main
-  // takes them with sigwait.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any thread of ours starts: from here on SIGTERM and SIGINT only
+  // start (or are absorbed by) the drain, whichever thread receives them.
+  if (absl::Status status = biserve::StopSignals::Install(); !status.ok()) {
+    biserve::LogError(status.message());
+    return 1;
+  }
   return biserve::Run();
 }

@@ -20,8 +20,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "biserve/v1/inference.grpc.pb.h"
-#include "core/eval/evaluator.h"
 #include "core/common/thread_pool.h"
+#include "core/eval/evaluator.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -29,6 +29,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
+#include "tests/server/command.h"
 #include "tests/server/reflected_services.h"
 #include "tests/server/server_process.h"
 
@@ -812,6 +813,9 @@ TEST(BiserveServerTest, ShutdownDrainsEveryRequestInFlight) {
       << "the machine is too fast for this test";
   kill(server->pid(), SIGTERM);
   ASSERT_TRUE(server->WaitForLog("draining", std::chrono::seconds(10)));
+  // A second signal during the drain (an impatient operator, or a
+  // supervisor repeating itself) must not cut it short.
+  kill(server->pid(), SIGTERM);
   Client late(server->address());
   grpc::Status health_status;
   EXPECT_NE(late.Health("", &health_status),
@@ -824,6 +828,23 @@ TEST(BiserveServerTest, ShutdownDrainsEveryRequestInFlight) {
   EXPECT_EQ(succeeded.load(), kRequests);
   EXPECT_EQ(server->WaitForExit(std::chrono::seconds(60)), 0);
   EXPECT_THAT(server->Log(), HasSubstr("stopped"));
+}
+
+// gRPC would share a port in use (SO_REUSEPORT) and split the connections
+// between two servers; the second one must refuse to start instead.
+TEST(BiserveServerTest, ASecondServerOnAPortInUseRefusesToStart) {
+  auto first = ServerProcess::Start(
+      {"--model_repository=" BISERVE_SOURCE_DIR "/models"});
+  ASSERT_NE(first, nullptr);
+  const testing::CommandResult second =
+      testing::RunCommand(absl::StrCat(
+          BISERVE_BIN_DIR "/biserve_server --host=127.0.0.1 --metrics_port=0 "
+                          "--model_repository=" BISERVE_SOURCE_DIR "/models "
+                          "--port=",
+          first->port()));
+  EXPECT_NE(second.exit_code, 0) << second.out;
+  EXPECT_THAT(second.out, HasSubstr("cannot listen on"));
+  EXPECT_EQ(first->Stop(), 0);
 }
 
 }  // namespace

@@ -92,6 +92,7 @@ class ServerProcess {
   }
 
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  int port() const { return port_; }
   // The port of /metrics (0 if the log did not name one).
   int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
