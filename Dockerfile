@@ -1,7 +1,7 @@
 # biserve image: biserve_server serving the bundled models (/models).
 #
-#   podman build -t biserve .          (here: deploy/test-image.sh, or
-#                                       ../shared/container/build-image.sh)
+#   podman build -t biserve .          (built and checked by
+#                                       deploy/test-image.sh)
 #   podman run --rm --network host biserve                       # ports 8001, 8002
 #   podman run --rm --network host biserve --port=9001 --metrics_port=9002
 #   podman run --rm -p 8001:8001 -p 8002:8002 -v ./models:/models:ro biserve

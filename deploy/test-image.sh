@@ -4,10 +4,10 @@
 #   SKIP_BUILD=1 deploy/test-image.sh   # test an image built before
 #
 # 1. Builds IMAGE (default localhost/biserve:test) from the repository root:
-#    with ../shared/container/build-image.sh when it exists next to the
-#    repository (rootful podman with a local debian:bookworm base, for
-#    machines without a Docker engine or a registry), else `podman build`
-#    or `docker build`.
+#    with `podman build` or `docker build`, or with the command named by
+#    IMAGE_BUILDER (called as `$IMAGE_BUILDER --prepare`, then
+#    `$IMAGE_BUILDER . $IMAGE`: for machines without a Docker engine or a
+#    registry, whose builder provides the debian:bookworm base locally).
 # 2. Runs it with --network host, a read-only root file system and only
 #    `--port=P --metrics_port=M` as arguments (free loopback ports), so the
 #    defaults of the ENTRYPOINT (the bundled /models) serve.
@@ -23,7 +23,7 @@
 # client runs from the image in a second host-network container. Root (or
 # sudo) is needed for podman here (rootful). On Debian, podman (when neither
 # it nor docker is there) and curl are installed with apt-get if missing.
-# Environment: IMAGE, SKIP_BUILD=1,
+# Environment: IMAGE, SKIP_BUILD=1, IMAGE_BUILDER,
 # ENGINE=podman|docker, MAX_IMAGE_MB, STOP_TIMEOUT_S (45).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-localhost/biserve:test}
 MAX_IMAGE_MB=${MAX_IMAGE_MB:-150}
 STOP_TIMEOUT_S=${STOP_TIMEOUT_S:-45}
-SHARED_BUILD=../shared/container/build-image.sh
+IMAGE_BUILDER=${IMAGE_BUILDER:-}
 
 log() { printf 'test-image: %s\n' "$*"; }
 fail() { printf 'test-image: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -51,7 +51,7 @@ if [ -z "${ENGINE:-}" ]; then
   # client) cannot build: podman then, as below.
   elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     ENGINE=docker
-  elif [ -x "$SHARED_BUILD" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+  elif [ -n "$IMAGE_BUILDER" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
     ENGINE=podman  # its --prepare (below) installs podman
   else
     apt_install podman runc
@@ -68,10 +68,10 @@ quiet_timers() { "$@" 2> >(grep -v 'systemd connection' >&2); }
 # ------------------------------------------------------------------ build
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   start=$SECONDS
-  if [ "$ENGINE" = podman ] && [ -x "$SHARED_BUILD" ]; then
-    log "building $IMAGE with $SHARED_BUILD"
-    "${sudo[@]}" "$SHARED_BUILD" --prepare
-    "${sudo[@]}" "$SHARED_BUILD" . "$IMAGE"
+  if [ "$ENGINE" = podman ] && [ -n "$IMAGE_BUILDER" ]; then
+    log "building $IMAGE with $IMAGE_BUILDER"
+    "${sudo[@]}" "$IMAGE_BUILDER" --prepare
+    "${sudo[@]}" "$IMAGE_BUILDER" . "$IMAGE"
   else
     log "building $IMAGE with $ENGINE build"
     # --format docker: OCI images have no HEALTHCHECK (podman's default).
