@@ -50,6 +50,10 @@ struct DirectionBuffers {
 // zeros (Keras' Bidirectional) or the state h (TensorFlow.js), as
 // `masked_step_output` says.
 //
+// The cell's step (SimpleRNN, LSTM, GRU with reset_after true or false) is
+// chosen once per call. REQUIRES: direction.cell is set, as Model::Create
+// guarantees; an unset cell aborts.
+//
 // Sequential and lock-free: the caller runs directions on its thread pool.
 void RunDirection(const RnnDirection& direction, const PackedLayout& layout,
                   int first_row, int end_row, bool reverse_output,
