@@ -32,7 +32,9 @@ class ValidationMark {
   ValidationMark(const Model* model, bool allow_non_finite)
       : model_(model), allow_non_finite_(allow_non_finite) {}
 
-  const Model* model_ = nullptr;  // not owned; compared, never read
+  // Not owned; compared by address, never read. A mark is used while its
+  // model lives (a request's task pins the servable it was validated for).
+  const Model* model_ = nullptr;
   bool allow_non_finite_ = false;
 };
 
