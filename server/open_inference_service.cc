@@ -145,6 +145,25 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelMetadata(
   return call;
 }
 
+absl::StatusOr<OpenInferCall> OpenInferenceService::ToPredict(
+    const inference::ModelInferRequest& request,
+    const ServableModel& servable) const {
+  absl::StatusOr<OpenInferCall> call =
+      PredictRequestFromInfer(request, *servable.model, inference_->limits());
+  if (!call.ok()) return call.status();
+  // The reply's size is known from the shapes: one that cannot be sent is
+  // refused before it is computed.
+  if (absl::Status s =
+          CheckReplyBytes(InferResponseBytes(*call, *servable.model,
+                                             servable.name, servable.version),
+                          inference_->max_reply_bytes());
+      !s.ok()) {
+    return s;
+  }
+  call->request.set_model_version(servable.version);
+  return call;
+}
+
 grpc::ServerUnaryReactor* OpenInferenceService::ModelInfer(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
@@ -186,24 +205,13 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelInfer(
     const bool known = registry_->IsServing(infer.request.model_name());
     return refuse(servable.status(), known ? infer.request.model_name() : "");
   }
-  absl::StatusOr<OpenInferCall> parsed = PredictRequestFromInfer(
-      infer.request, *servable->model, inference_->limits());
-  // The reply's size is known from the shapes: one that cannot be sent is
-  // refused before it is computed.
-  absl::Status checked = parsed.status();
-  if (checked.ok()) {
-    checked =
-        CheckReplyBytes(InferResponseBytes(*parsed, *servable->model,
-                                           servable->name, servable->version),
-                        inference_->max_reply_bytes());
-  }
-  if (!checked.ok()) {
-    inference_->Refused(Rpc::kModelInfer, checked, received, *servable);
-    call->Reply(checked);
+  absl::StatusOr<OpenInferCall> parsed = ToPredict(infer.request, *servable);
+  if (!parsed.ok()) {
+    inference_->Refused(Rpc::kModelInfer, parsed.status(), received, *servable);
+    call->Reply(parsed.status());
     return call;
   }
   infer.call = *std::move(parsed);
-  infer.call.request.set_model_version(servable->version);
   infer.model = servable->model;
   absl::Status status = inference_->Submit(
       infer.call.request, &infer.predict, Rpc::kModelInfer, received,

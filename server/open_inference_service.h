@@ -9,6 +9,7 @@
 
 #include "core/serving/model_registry.h"
 #include "inference/grpc_predict_v2.grpc.pb.h"
+#include "proto/open_inference_codec.h"
 #include "server/inference_service.h"
 
 namespace biserve {
@@ -55,6 +56,13 @@ class OpenInferenceService final : public RawOpenInferenceService {
                                        grpc::ByteBuffer* response) override;
 
  private:
+  // `request` as a PredictRequest for `servable`, or why it cannot be
+  // computed: INVALID_ARGUMENT (its tensors), RESOURCE_EXHAUSTED (its reply
+  // would not fit --max_message_bytes).
+  absl::StatusOr<OpenInferCall> ToPredict(
+      const inference::ModelInferRequest& request,
+      const ServableModel& servable) const;
+
   const ModelRegistry* const registry_;
   InferenceService* const inference_;
 };
