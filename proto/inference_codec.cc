@@ -64,6 +64,83 @@ absl::Status CheckSequenceCount(int64_t count, const RequestLimits& limits) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The length `s` gives, or infers from its values when it gives 0, within
+// the server's limit. Errors name fields relative to the sequence.
+absl::StatusOr<int64_t> SequenceLength(const v1::Sequence& s,
+                                       const Model& model,
+                                       const RequestLimits& limits) {
+  int64_t length = s.length();
+  if (length < 0) {
+    return FieldError(
+        "length",
+        absl::StrCat(" must be at least 1 time step (or 0 to infer it); got ",
+                     length));
+  }
+  if (length == 0) {  // inferred from the values
+    if (model.takes_token_ids()) {
+      length = s.token_ids_size();
+    } else if (s.features_size() % model.input_dim() == 0) {
+      length = s.features_size() / model.input_dim();
+    } else {
+      return FieldError(
+          "features",
+          absl::StrCat(": expected shape [length, input_dim] = [length, ",
+                       model.input_dim(), "], got ", s.features_size(),
+                       " values, not a multiple of ", model.input_dim()));
+    }
+  }
+  if (length > limits.max_steps_per_sequence) {
+    return FieldError(
+        "length",
+        absl::StrCat(": at most ", limits.max_steps_per_sequence,
+                     " time steps (the server's --max_steps_per_sequence); "
+                     "got ",
+                     length));
+  }
+  return length;
+}
+
+// A view of `s` (which must outlive it), checked against `model` and
+// `limits` and marked validated. Errors name fields relative to the
+// sequence.
+absl::StatusOr<SequenceInput> SequenceFromProto(const v1::Sequence& s,
+                                                const Model& model,
+                                                const RequestLimits& limits,
+                                                absl::string_view model_name) {
+  // The wrong kind of input first: otherwise an inferred length of 0
+  // (no ids) is reported, which names the wrong problem.
+  if (absl::Status kind = CheckInputKind(s, model, model_name); !kind.ok()) {
+    return kind;
+  }
+  absl::StatusOr<int64_t> length = SequenceLength(s, model, limits);
+  if (!length.ok()) return length.status();
+  SequenceInput in;
+  in.length = *length;
+  in.features = absl::MakeConstSpan(s.features().data(), s.features_size());
+  in.token_ids = absl::MakeConstSpan(s.token_ids().data(), s.token_ids_size());
+  for (int k = 0; k < s.initial_state_size(); ++k) {
+    const v1::Tensor& state = s.initial_state(k);
+    if (state.shape_size() > 1 ||
+        (state.shape_size() == 1 && state.shape(0) != state.values_size())) {
+      return FieldError(absl::StrCat("initial_state[", k, "]"),
+                        absl::StrCat(": expected shape [units], got shape ",
+                                     ShapeString({state.shape().begin(),
+                                                  state.shape().end()}),
+                                     " with ", state.values_size(), " values"));
+    }
+    in.initial_state.push_back(
+        absl::MakeConstSpan(state.values().data(), state.values_size()));
+  }
+  // Validated here, once: Evaluate trusts the mark.
+  absl::Status valid = ValidateAndMark(model, limits.allow_non_finite, in);
+  if (!valid.ok()) return valid;
+  return in;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
     const v1::PredictRequest& request, const Model& model,
     const RequestLimits& limits) {
@@ -73,66 +150,15 @@ absl::StatusOr<std::vector<SequenceInput>> SequencesFromRequest(
         "sequences is empty; send at least one sequence");
   }
   if (absl::Status s = CheckSequenceCount(count, limits); !s.ok()) return s;
-  std::vector<SequenceInput> inputs(count);
+  std::vector<SequenceInput> inputs;
+  inputs.reserve(count);
   for (int i = 0; i < count; ++i) {
-    const v1::Sequence& s = request.sequences(i);
-    SequenceInput& in = inputs[i];
-    const std::string field = absl::StrCat("sequences[", i, "]");
-    // The wrong kind of input first: otherwise an inferred length of 0
-    // (no ids) is reported, which names the wrong problem.
-    if (absl::Status kind = CheckInputKind(s, model, request.model_name());
-        !kind.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": ", kind.message()));
+    absl::StatusOr<SequenceInput> in = SequenceFromProto(
+        request.sequences(i), model, limits, request.model_name());
+    if (!in.ok()) {
+      return UnderParent(absl::StrCat("sequences[", i, "]"), in.status());
     }
-    int64_t length = s.length();
-    if (length < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field,
-          ".length must be at least 1 time step (or 0 to infer it); "
-          "got ",
-          length));
-    }
-    if (length == 0) {  // inferred from the values
-      if (model.takes_token_ids()) {
-        length = s.token_ids_size();
-      } else if (s.features_size() % model.input_dim() == 0) {
-        length = s.features_size() / model.input_dim();
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ".features: expected shape [length, input_dim] = [length, ",
-            model.input_dim(), "], got ", s.features_size(),
-            " values, not a multiple of ", model.input_dim()));
-      }
-    }
-    if (length > limits.max_steps_per_sequence) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".length: at most ", limits.max_steps_per_sequence,
-          " time steps (the server's --max_steps_per_sequence); got ", length));
-    }
-    in.length = length;
-    in.features = absl::MakeConstSpan(s.features().data(), s.features_size());
-    in.token_ids =
-        absl::MakeConstSpan(s.token_ids().data(), s.token_ids_size());
-    for (int k = 0; k < s.initial_state_size(); ++k) {
-      const v1::Tensor& state = s.initial_state(k);
-      if (state.shape_size() > 1 ||
-          (state.shape_size() == 1 && state.shape(0) != state.values_size())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ".initial_state[", k,
-            "]: expected shape [units], got shape ",
-            ShapeString({state.shape().begin(), state.shape().end()}), " with ",
-            state.values_size(), " values"));
-      }
-      in.initial_state.push_back(
-          absl::MakeConstSpan(state.values().data(), state.values_size()));
-    }
-    // Validated here, once: Evaluate trusts the mark.
-    if (absl::Status status =
-            ValidateAndMark(model, limits.allow_non_finite, in);
-        !status.ok()) {
-      return UnderParent(field, status);
-    }
+    inputs.push_back(*std::move(in));
   }
   return inputs;
 }

@@ -7,9 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "core/eval/evaluator.h"
-#include "core/model/model.h"
 #include "core/common/thread_pool.h"
+#include "core/eval/evaluator.h"
+#include "core/eval/field_error.h"
+#include "core/model/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/random_model.h"
@@ -262,6 +263,27 @@ TEST_F(SequencesFromRequestTest, NonFiniteFeaturesAreRejectedByPosition) {
   const std::string error = Error();
   EXPECT_THAT(error, StartsWith("sequences[1].features[1][2] is nan"));
   EXPECT_THAT(error, HasSubstr("finite"));
+}
+
+// The field path is data on the status, for callers that map it (the Open
+// Inference codec names its own tensors).
+TEST_F(SequencesFromRequestTest, ErrorsCarryTheirFieldPath) {
+  AddFeatures(request_, 1, {1, 2, 3});
+  AddFeatures(request_, 2, {1, 2, 3, 4, 5, std::nanf("")});
+  EXPECT_EQ(ErrorField(Convert().status()), "sequences[1].features[1][2]");
+}
+
+// Validated once, here: Evaluate trusts the mark and does not check again.
+TEST_F(SequencesFromRequestTest, SequencesComeBackMarkedValidated) {
+  AddFeatures(request_, 2, std::vector<float>(6, 0.5f));
+  AddFeatures(request_, 1, {1, 2, 3});
+  absl::StatusOr<std::vector<SequenceInput>> got = Convert();
+  ASSERT_TRUE(got.ok()) << got.status();
+  for (const SequenceInput& in : *got) {
+    EXPECT_TRUE(in.validated.Covers(*model_, limits_.allow_non_finite));
+  }
+  auto other = FeatureModel();
+  EXPECT_FALSE((*got)[0].validated.Covers(*other, false));
 }
 
 TEST_F(SequencesFromRequestTest, InfiniteFeaturesAreRejected) {
