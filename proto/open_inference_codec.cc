@@ -58,20 +58,6 @@ std::string InputName(absl::string_view name) {
   return absl::StrCat("input ", QuotedInput(name));
 }
 
-// The Keras names of a Bidirectional layer's states, in order.
-std::vector<std::pair<std::string, const RnnDirection*>> States(
-    const BidirectionalLayer& layer) {
-  std::vector<std::pair<std::string, const RnnDirection*>> states;
-  for (const auto& [prefix, d] : {std::pair{"forward", &layer.forward},
-                                  std::pair{"backward", &layer.backward}}) {
-    states.emplace_back(absl::StrCat(prefix, "_h"), d);
-    if (d->cell == CellType::kLstm) {
-      states.emplace_back(absl::StrCat(prefix, "_c"), d);
-    }
-  }
-  return states;
-}
-
 std::vector<const BidirectionalLayer*> BidirectionalLayers(const Model& model) {
   std::vector<const BidirectionalLayer*> layers;
   for (const StackLayer& layer : model.layers()) {
@@ -211,7 +197,10 @@ std::string StateOutputName(const BidirectionalLayer& layer,
 
 // How initial states are named, for the message about an unknown one.
 std::string InitialStatePattern(const BidirectionalLayer& layer) {
-  return InitialStateName(layer, "<forward_h|forward_c|backward_h|backward_c>");
+  std::vector<absl::string_view> names;
+  for (const StateSpec& state : layer.states) names.push_back(state.name);
+  return InitialStateName(layer,
+                          absl::StrCat("<", absl::StrJoin(names, "|"), ">"));
 }
 
 // raw_input_contents holds one entry per input, or none.
@@ -446,18 +435,18 @@ absl::Status AddInitialStates(const inference::ModelInferRequest& request,
   const BidirectionalLayer& first =
       model.bidirectional(model.first_bidirectional());
   std::vector<std::string> names;
-  for (const auto& [state, unused] : States(first)) {
-    names.push_back(InitialStateName(first, state));
+  for (const StateSpec& state : first.states) {
+    names.push_back(InitialStateName(first, state.name));
   }
-  for (const auto& [state, d] : States(first)) {
-    const std::string name = InitialStateName(first, state);
+  for (const StateSpec& state : first.states) {
+    const std::string name = InitialStateName(first, state.name);
     auto it = given.find(name);
     if (it == given.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
           InputName(name), " is missing: give all initial states (",
           absl::StrJoin(names, ", "), ") or none"));
     }
-    absl::Status s = AddInitialState(request, it->second, name, d->units,
+    absl::Status s = AddInitialState(request, it->second, name, state.units,
                                      limits, max_elements, predict);
     if (!s.ok()) return s;
     given.erase(it);
@@ -568,9 +557,9 @@ absl::StatusOr<std::pair<int, int>> FindStateOutput(const Model& model,
   const std::vector<const BidirectionalLayer*> layers =
       BidirectionalLayers(model);
   for (int l = static_cast<int>(layers.size()) - 1; l >= 0; --l) {
-    const auto states = States(*layers[l]);
+    const std::vector<StateSpec>& states = layers[l]->states;
     for (int k = static_cast<int>(states.size()) - 1; k >= 0; --k) {
-      if (StateOutputName(*layers[l], states[k].first) == name) {
+      if (StateOutputName(*layers[l], states[k].name) == name) {
         return std::pair{l, k};
       }
     }
@@ -609,8 +598,9 @@ std::vector<OpenTensorSpec> OpenInferenceInputs(const Model& model) {
   specs.push_back({"lengths", "INT32", {-1}});
   const BidirectionalLayer& first =
       model.bidirectional(model.first_bidirectional());
-  for (const auto& [name, d] : States(first)) {
-    specs.push_back({InitialStateName(first, name), "FP32", {-1, d->units}});
+  for (const StateSpec& state : first.states) {
+    specs.push_back(
+        {InitialStateName(first, state.name), "FP32", {-1, state.units}});
   }
   return specs;
 }
@@ -627,13 +617,15 @@ std::vector<OpenTensorSpec> OpenInferenceOutputs(const Model& model) {
   }
   const BidirectionalLayer& last =
       model.bidirectional(model.last_bidirectional());
-  specs.push_back(
-      {"forward", "FP32", shape(last.return_sequences, last.forward.units)});
-  specs.push_back(
-      {"backward", "FP32", shape(last.return_sequences, last.backward.units)});
+  for (Direction which : {Direction::kForward, Direction::kBackward}) {
+    specs.push_back(
+        {std::string(DirectionName(which)), "FP32",
+         shape(last.return_sequences, last.direction(which).units)});
+  }
   for (const BidirectionalLayer* layer : BidirectionalLayers(model)) {
-    for (const auto& [name, d] : States(*layer)) {
-      specs.push_back({StateOutputName(*layer, name), "FP32", {-1, d->units}});
+    for (const StateSpec& state : layer->states) {
+      specs.push_back(
+          {StateOutputName(*layer, state.name), "FP32", {-1, state.units}});
     }
   }
   return specs;

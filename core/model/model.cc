@@ -1,7 +1,10 @@
 #include "core/model/model.h"
 
 #include <cmath>
+#include <map>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -469,6 +472,44 @@ struct Model::StackShape {
   bool token_input = false;  // whether the first layer is an Embedding
 };
 
+namespace {
+
+// The names of the Bidirectional layers, in order: the spec's, or for an
+// unnamed layer Keras' default ("bidirectional", "bidirectional_1", ...,
+// skipping names taken). They name state tensors (state/<layer>/forward_h),
+// so two layers may not share one.
+absl::StatusOr<std::vector<std::string>> BidirectionalNames(
+    const ModelSpec& spec) {
+  std::map<std::string, int> taken;  // name -> index in spec.layers
+  for (int i = 0; i < static_cast<int>(spec.layers.size()); ++i) {
+    const auto* bidi = std::get_if<BidirectionalSpec>(&spec.layers[i]);
+    if (bidi == nullptr || bidi->name.empty()) continue;
+    auto [it, inserted] = taken.emplace(bidi->name, i);
+    if (!inserted) {
+      return Invalid(LayerLabel(i, bidi->name),
+                     absl::StrCat("has the same name as layers[", it->second,
+                                  "]; Bidirectional layers need distinct "
+                                  "names (they name the state tensors)"));
+    }
+  }
+  std::vector<std::string> names;
+  int next = 0;
+  for (const LayerSpec& layer : spec.layers) {
+    const auto* bidi = std::get_if<BidirectionalSpec>(&layer);
+    if (bidi == nullptr) continue;
+    std::string name = bidi->name;
+    while (name.empty() || (bidi->name.empty() && taken.contains(name))) {
+      name = next == 0 ? "bidirectional" : absl::StrCat("bidirectional_", next);
+      ++next;
+    }
+    taken.emplace(name, -1);
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
     const ModelSpec& spec) {
   auto model = std::shared_ptr<Model>(new Model());
@@ -490,6 +531,8 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
     return s;
   }
   model->input_dim_ = spec.input_dim;
+  absl::StatusOr<std::vector<std::string>> names = BidirectionalNames(spec);
+  if (!names.ok()) return names.status();
   const int count = static_cast<int>(spec.layers.size());
   for (int i = 0; i < count; ++i) {
     absl::Status added =
@@ -498,6 +541,12 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
   }
   if (model->bidirectional_count_ == 0) {
     return Invalid(model_label, "has no Bidirectional layer");
+  }
+  int named = 0;
+  for (StackLayer& layer : model->layers_) {
+    if (auto* bidi = std::get_if<BidirectionalLayer>(&layer)) {
+      bidi->name = (*names)[named++];
+    }
   }
   model->returns_sequences_ = shape.is_sequence;
   const auto* last = std::get_if<BidirectionalLayer>(&model->layers_.back());

@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/random_model.h"
@@ -371,6 +372,30 @@ TEST_F(ModelValidationTest, MaskingFirstSetsTheMaskValue) {
 TEST_F(ModelValidationTest, LayerKindNotSet) {
   spec_.layers.push_back(std::monostate());
   EXPECT_THAT(Error(), HasSubstr("layers[3]: layer kind is not set"));
+}
+
+// Layer names name state tensors (state/<layer>/forward_h): an unnamed
+// layer gets Keras' default, skipping names taken; two layers may not share
+// one.
+TEST_F(ModelValidationTest, UnnamedBidirectionalLayersGetKerasDefaultNames) {
+  bi(0).name = "";
+  bi(1).name = "bidirectional";
+  auto model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->bidirectional(0).name, "bidirectional_1");
+  EXPECT_EQ((*model)->bidirectional(1).name, "bidirectional");
+  bi(1).name = "";
+  model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->bidirectional(0).name, "bidirectional");
+  EXPECT_EQ((*model)->bidirectional(1).name, "bidirectional_1");
+}
+
+TEST_F(ModelValidationTest, BidirectionalLayersNeedDistinctNames) {
+  bi(1).name = bi(0).name;
+  EXPECT_THAT(Error(), HasSubstr(absl::StrCat(
+                           "layers[1] '", bi(0).name,
+                           "': has the same name as layers[0]")));
 }
 
 TEST_F(ModelValidationTest, NeedsABidirectionalLayer) {
