@@ -253,7 +253,7 @@ class ServerMetrics::RequestSeries {
           return families_.requests.Add(
               {{"model", model_},
                {"version", version_},
-               {"rpc", RpcName(rpc)},
+               {"rpc", std::string(RpcName(rpc))},
                {"code",
                 absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
         })
@@ -261,7 +261,8 @@ class ServerMetrics::RequestSeries {
     (*durations_)[r]
         .Get([&]() -> Histogram& {
           return families_.request_duration.Add(
-              {{"model", model_}, {"rpc", RpcName(rpc)}}, SecondsBuckets());
+              {{"model", model_}, {"rpc", std::string(RpcName(rpc))}},
+              SecondsBuckets());
         })
         .Observe(absl::ToDoubleSeconds(elapsed));
   }

@@ -2,7 +2,7 @@
 // index, so that the request path finds its counters in an array.
 #pragma once
 
-#include <string>
+#include "absl/strings/string_view.h"
 
 namespace biserve {
 
@@ -23,8 +23,8 @@ enum class Rpc {
 inline constexpr int kRpcCount = 10;
 
 // The method's name, the label's value: "Predict".
-inline const std::string& RpcName(Rpc rpc) {
-  static const std::string* const kNames = new std::string[kRpcCount]{
+inline absl::string_view RpcName(Rpc rpc) {
+  constexpr absl::string_view kNames[kRpcCount] = {
       "Predict",        "PredictStream", "GetModelMetadata", "ListModels",
       "ModelInfer",     "ServerLive",    "ServerReady",      "ModelReady",
       "ServerMetadata", "ModelMetadata"};
