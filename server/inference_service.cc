@@ -90,7 +90,7 @@ class PredictStreamReactor final
   };
 
   void Submit(const grpc::ByteBuffer& bytes) {
-    const absl::Time received = absl::Now();
+    const absl::Time received = service_->Now();
     auto call = std::make_unique<Call>();
     absl::StatusOr<RequestAdmission::Reservation> reservation =
         service_->AdmitPredict(*context_, bytes, &call->request,
@@ -195,11 +195,11 @@ class RefusedStreamReactor final
 // The code the client gets for a computed request: gRPC answers
 // DEADLINE_EXCEEDED or CANCELLED itself when that happened first, whatever
 // the server then sends.
-absl::StatusCode CodeTheClientSees(const absl::Status& status,
+absl::StatusCode CodeTheClientSees(const absl::Status& status, absl::Time now,
                                    absl::Time deadline,
                                    const std::function<bool()>& is_cancelled) {
   if (!status.ok()) return status.code();
-  if (absl::Now() >= deadline) return absl::StatusCode::kDeadlineExceeded;
+  if (now >= deadline) return absl::StatusCode::kDeadlineExceeded;
   if (is_cancelled && is_cancelled()) return absl::StatusCode::kCancelled;
   return absl::StatusCode::kOk;
 }
@@ -232,7 +232,7 @@ absl::StatusOr<ServableModel> InferenceService::Pin(
         request.model_version()));
   }
   if (!status.ok()) {
-    metrics_->RequestRefused("", rpc, status.code(), absl::Now() - received);
+    metrics_->RequestRefused("", rpc, status.code(), Now() - received);
     return status;
   }
   absl::StatusOr<ServableModel> servable =
@@ -242,7 +242,7 @@ absl::StatusOr<ServableModel> InferenceService::Pin(
         servable.status().code() != absl::StatusCode::kNotFound ||
         registry_->IsServing(request.model_name());
     metrics_->RequestRefused(known ? request.model_name() : "", rpc,
-                             servable.status().code(), absl::Now() - received);
+                             servable.status().code(), Now() - received);
   }
   return servable;
 }
@@ -300,24 +300,24 @@ absl::Status InferenceService::Submit(
         }
         metrics_->RequestFinished(
             servable, rpc,
-            CodeTheClientSees(results.status(), deadline, is_cancelled),
-            absl::Now() - received, /*started=*/true);
+            CodeTheClientSees(results.status(), Now(), deadline, is_cancelled),
+            Now() - received, /*started=*/true);
         finish(results.status());
       };
   metrics_->RequestStarted(*servable);
   absl::Status status = scheduler_->Schedule(*std::move(task));
   if (!status.ok()) {
-    metrics_->RequestFinished(*servable, rpc, status.code(),
-                              absl::Now() - received, /*started=*/true);
+    metrics_->RequestFinished(*servable, rpc, status.code(), Now() - received,
+                              /*started=*/true);
   }
   return status;
 }
 
 absl::Status InferenceService::WhyNoMessage(
-    const grpc::CallbackServerContext& context, const grpc::ByteBuffer& bytes,
-    const absl::Status& status) {
+    absl::Time now, const grpc::CallbackServerContext& context,
+    const grpc::ByteBuffer& bytes, const absl::Status& status) {
   if (bytes.Valid()) return status;
-  if (absl::Now() >= DeadlineOf(context)) {
+  if (now >= DeadlineOf(context)) {
     return absl::DeadlineExceededError(
         "the call's deadline passed before its request message arrived");
   }
@@ -344,7 +344,7 @@ absl::StatusOr<RequestAdmission::Reservation> InferenceService::AdmitPredict(
     }
   }
   if (!reservation.ok()) {
-    reservation = WhyNoMessage(context, bytes, reservation.status());
+    reservation = WhyNoMessage(Now(), context, bytes, reservation.status());
     Refused(rpc, reservation.status(), received);
   }
   return reservation;
@@ -352,21 +352,21 @@ absl::StatusOr<RequestAdmission::Reservation> InferenceService::AdmitPredict(
 
 void InferenceService::Refused(Rpc rpc, const absl::Status& status,
                                absl::Time received, const std::string& model) {
-  metrics_->RequestRefused(model, rpc, status.code(), absl::Now() - received);
+  metrics_->RequestRefused(model, rpc, status.code(), Now() - received);
 }
 
 void InferenceService::Refused(Rpc rpc, const absl::Status& status,
                                absl::Time received,
                                const ServableModel& servable) {
-  metrics_->RequestFinished(servable, rpc, status.code(),
-                            absl::Now() - received, /*started=*/false);
+  metrics_->RequestFinished(servable, rpc, status.code(), Now() - received,
+                            /*started=*/false);
 }
 
 grpc::ServerUnaryReactor* InferenceService::Predict(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
   using Call = RawUnaryCall<v1::PredictRequest, v1::PredictResponse>;
-  const absl::Time received = absl::Now();
+  const absl::Time received = Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
       AdmitPredict(*context, *bytes, &call->request, Rpc::kPredict, received);
@@ -399,7 +399,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
     grpc::ByteBuffer* reply) {
   using Call =
       RawUnaryCall<v1::GetModelMetadataRequest, v1::GetModelMetadataResponse>;
-  const absl::Time received = absl::Now();
+  const absl::Time received = Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
       Admit(*context, *bytes, &call->request, Rpc::kGetModelMetadata, received);
@@ -430,7 +430,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
           options_.batching_enabled, options_.limits, &call->response);
       // Counted under the model, not the version: the answer is about it.
       metrics_->ModelRequestFinished(*servable, Rpc::kGetModelMetadata,
-                                     status.code(), absl::Now() - received);
+                                     status.code(), Now() - received);
       call->Reply(status);
       return call;
     }
@@ -439,7 +439,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
     }
   }
   metrics_->RequestRefused(model_label, Rpc::kGetModelMetadata, status.code(),
-                           absl::Now() - received);
+                           Now() - received);
   call->Reply(status);
   return call;
 }
@@ -448,7 +448,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes,
     grpc::ByteBuffer* reply) {
   using Call = RawUnaryCall<v1::ListModelsRequest, v1::ListModelsResponse>;
-  const absl::Time received = absl::Now();
+  const absl::Time received = Now();
   auto* call = new Call(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation =
       Admit(*context, *bytes, &call->request, Rpc::kListModels, received);
@@ -461,7 +461,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(
   if (draining_.load()) status = CheckAccepting();
   if (status.ok()) ModelStatusesToProto(registry_->List(), &call->response);
   metrics_->RequestRefused("", Rpc::kListModels, status.code(),
-                           absl::Now() - received);
+                           Now() - received);
   call->Reply(status);
   return call;
 }

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "biserve/v1/inference.grpc.pb.h"
 #include "core/batching/batch_scheduler.h"
+#include "core/common/clock.h"
 #include "core/serving/model_registry.h"
 #include "proto/inference_codec.h"
 #include "server/metrics.h"
@@ -43,6 +44,8 @@ class InferenceService final : public RawInferenceService {
     // --max_message_bytes: a request whose reply would be larger is refused
     // (RESOURCE_EXHAUSTED) before it is computed. 0: no limit.
     int64_t max_reply_bytes = 0;
+    // Where request times and deadlines are read; null: the system clock.
+    const Clock* clock = nullptr;
   };
 
   // `registry`, `scheduler`, `metrics` and `admission` are not owned and
@@ -54,7 +57,11 @@ class InferenceService final : public RawInferenceService {
         registry_(registry),
         scheduler_(scheduler),
         metrics_(metrics),
-        admission_(admission) {}
+        admission_(admission),
+        clock_(options.clock != nullptr ? *options.clock : SystemClock()) {}
+
+  // The service's time (Options::clock), for the Open Inference service too.
+  absl::Time Now() const { return clock_.Now(); }
 
   // Until this is called every call is answered UNAVAILABLE ("starting").
   void StartServing() { serving_.store(true); }
@@ -97,7 +104,7 @@ class InferenceService final : public RawInferenceService {
     absl::StatusOr<RequestAdmission::Reservation> reservation =
         admission_->Admit(bytes, request);
     if (!reservation.ok()) {
-      reservation = WhyNoMessage(context, bytes, reservation.status());
+      reservation = WhyNoMessage(Now(), context, bytes, reservation.status());
       Refused(rpc, reservation.status(), received);
     }
     return reservation;
@@ -106,7 +113,8 @@ class InferenceService final : public RawInferenceService {
   // A call whose deadline passed, or whose client cancelled, before its
   // message arrived reaches a raw handler with no message: it is counted
   // (and answered) as what happened to it, not as a malformed request.
-  static absl::Status WhyNoMessage(const grpc::CallbackServerContext& context,
+  static absl::Status WhyNoMessage(absl::Time now,
+                                   const grpc::CallbackServerContext& context,
                                    const grpc::ByteBuffer& bytes,
                                    const absl::Status& status);
 
@@ -158,6 +166,7 @@ class InferenceService final : public RawInferenceService {
   BatchScheduler* const scheduler_;
   ServerMetrics* const metrics_;
   RequestAdmission* const admission_;
+  const Clock& clock_;
 
   std::atomic<int64_t> last_call_unix_ns_{0};
   std::atomic<bool> serving_{false};

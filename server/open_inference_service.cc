@@ -42,7 +42,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ServerLive(
   auto* call = new RawUnaryCall<inference::ServerLiveRequest,
                                 inference::ServerLiveResponse>(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
-      *context, *bytes, &call->request, Rpc::kServerLive, absl::Now());
+      *context, *bytes, &call->request, Rpc::kServerLive, inference_->Now());
   if (reservation.ok()) call->response.set_live(true);
   call->Reply(reservation.status());
   return call;
@@ -54,7 +54,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ServerReady(
   auto* call = new RawUnaryCall<inference::ServerReadyRequest,
                                 inference::ServerReadyResponse>(reply);
   absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
-      *context, *bytes, &call->request, Rpc::kServerReady, absl::Now());
+      *context, *bytes, &call->request, Rpc::kServerReady, inference_->Now());
   if (reservation.ok()) call->response.set_ready(inference_->accepting());
   call->Reply(reservation.status());
   return call;
@@ -67,7 +67,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelReady(
                                 inference::ModelReadyResponse>(reply);
   absl::Status status = inference_
                             ->Admit(*context, *bytes, &call->request,
-                                    Rpc::kModelReady, absl::Now())
+                                    Rpc::kModelReady, inference_->Now())
                             .status();
   if (status.ok()) {
     absl::StatusOr<int64_t> version = ParseVersion(call->request.version());
@@ -89,7 +89,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ServerMetadata(
                                 inference::ServerMetadataResponse>(reply);
   absl::Status status = inference_
                             ->Admit(*context, *bytes, &call->request,
-                                    Rpc::kServerMetadata, absl::Now())
+                                    Rpc::kServerMetadata, inference_->Now())
                             .status();
   if (status.ok()) {
     call->response.set_name("biserve");
@@ -114,7 +114,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelMetadata(
   call->Reply([&]() -> absl::Status {
     absl::Status admitted = inference_
                                 ->Admit(*context, *bytes, &call->request,
-                                        Rpc::kModelMetadata, absl::Now())
+                                        Rpc::kModelMetadata, inference_->Now())
                                 .status();
     if (!admitted.ok()) return admitted;
     absl::StatusOr<int64_t> version = ParseVersion(call->request.version());
@@ -176,7 +176,7 @@ grpc::ServerUnaryReactor* OpenInferenceService::ModelInfer(
     std::shared_ptr<const Model> model;
   };
   using Call = RawUnaryCall<InferCall, inference::ModelInferResponse>;
-  const absl::Time received = absl::Now();
+  const absl::Time received = inference_->Now();
   auto* call = new Call(reply);
   InferCall& infer = call->request;
   absl::StatusOr<RequestAdmission::Reservation> reservation = inference_->Admit(
