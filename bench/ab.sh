@@ -7,12 +7,15 @@
 #   bench/ab.sh OLD/bin/biserve_bench build/bin/biserve_bench \
 #       'BM_Bidirectional/.*'
 # Medians, since the machine may be shared; under 3% apart is noise here.
+# TIME=cpu_time compares CPU time instead of real time (fairer for one
+# thread when other work shares the cores).
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  sed -n '2,9p' "$0"
+  sed -n '2,11p' "$0"
   exit 2
 fi
 a=$1 b=$2 filter=${3:-BM_Bidirectional/.*} rounds=${ROUNDS:-5}
+time_field=${TIME:-real_time}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for ((r = 1; r <= rounds; r++)); do
@@ -24,16 +27,16 @@ for ((r = 1; r <= rounds; r++)); do
   done
   echo "ab: round $r of $rounds done" >&2
 done
-python3 - "$out" "$rounds" <<'PY'
+python3 - "$out" "$rounds" "$time_field" <<'PY'
 import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, field = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 times = {"a": {}, "b": {}}
 for side in times:
     for r in range(1, rounds + 1):
         for bm in json.load(open(f"{out}/{side}.{r}.json"))["benchmarks"]:
             times[side].setdefault(bm["name"], []).append(
-                bm["real_time"] * {"ns": 1e-6, "us": 1e-3, "ms": 1, "s": 1e3}[bm["time_unit"]])
-print(f"{'benchmark':40} {'A ms':>10} {'B ms':>10} {'B/A':>6}")
+                bm[field] * {"ns": 1e-6, "us": 1e-3, "ms": 1, "s": 1e3}[bm["time_unit"]])
+print(f"{'benchmark (' + field + ')':40} {'A ms':>10} {'B ms':>10} {'B/A':>6}")
 for name, a in times["a"].items():
     b = times["b"].get(name)
     if not b:
