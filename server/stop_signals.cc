@@ -1,10 +1,10 @@
 #include "server/stop_signals.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <unistd.h>
+#include <time.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -12,30 +12,35 @@
 namespace biserve {
 namespace {
 
-// The pipe the handler writes to. A signal handler can reach nothing but
-// globals, so this is one; it is written once, by Install, before the
-// handler can run.
-int signal_pipe[2] = {-1, -1};
+// The signal a handler absorbed, 0 if none. A signal handler can reach
+// nothing but globals, so this is one; a lock-free atomic is safe to store
+// from a handler.
+std::atomic<int> absorbed_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
-void OnStopSignal(int signal) {
-  const int saved_errno = errno;
-  const unsigned char byte = static_cast<unsigned char>(signal);
-  // Non-blocking: should the pipe ever be full, the signal is already
-  // recorded in it.
-  [[maybe_unused]] ssize_t written = write(signal_pipe[1], &byte, 1);
-  errno = saved_errno;
+void AbsorbStopSignal(int signal) {
+  int expected = 0;
+  absorbed_signal.compare_exchange_strong(expected, signal);
+}
+
+sigset_t StopSignalSet() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  return signals;
 }
 
 }  // namespace
 
 absl::Status StopSignals::Install() {
-  if (pipe2(signal_pipe, O_CLOEXEC) != 0 ||
-      fcntl(signal_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
+  const sigset_t signals = StopSignalSet();
+  if (int error = pthread_sigmask(SIG_BLOCK, &signals, nullptr); error != 0) {
     return absl::InternalError(
-        absl::StrCat("cannot create the signal pipe: ", strerror(errno)));
+        absl::StrCat("cannot block SIGTERM and SIGINT: ", strerror(error)));
   }
   struct sigaction action = {};
-  action.sa_handler = OnStopSignal;
+  action.sa_handler = AbsorbStopSignal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
   for (int signal : {SIGTERM, SIGINT}) {
@@ -48,14 +53,16 @@ absl::Status StopSignals::Install() {
 }
 
 int StopSignals::Wait() {
-  unsigned char byte = 0;
+  const sigset_t signals = StopSignalSet();
+  // A signal absorbed by another thread's handler is seen within this
+  // period. Waiting on a pipe the handler writes would be immediate, but
+  // ThreadSanitizer defers handlers to the next intercepted call, which a
+  // thread blocked in read() never makes.
+  const timespec period = {.tv_sec = 0, .tv_nsec = 100'000'000};
   while (true) {
-    ssize_t n = read(signal_pipe[0], &byte, 1);
-    if (n == 1) return byte;
-    if (n < 0 && errno == EINTR) continue;
-    // The pipe cannot close while the process lives; answer as SIGTERM
-    // rather than spin should it ever fail.
-    return SIGTERM;
+    const int signal = sigtimedwait(&signals, nullptr, &period);
+    if (signal > 0) return signal;
+    if (int absorbed = absorbed_signal.load(); absorbed != 0) return absorbed;
   }
 }
 

@@ -1,14 +1,14 @@
-// StopSignals: waiting for SIGTERM or SIGINT, whichever thread the kernel
-// delivers them to.
+// StopSignals: waiting for SIGTERM or SIGINT, and surviving the ones that
+// come after.
 //
-// Why not block the signals and sigwait: threads that libraries start
-// before main runs (OpenBLAS' pthread build starts its workers when it is
-// loaded) keep them unblocked, so once main stops waiting, a second
-// SIGTERM during the drain lands on such a thread and its default action
-// kills the process, failing every call in flight. Here a handler, run by
-// whichever thread receives the signal, only writes the signal's number to
-// a pipe; Wait reads it. Signals after the first are absorbed by the same
-// handler: the drain already under way ends within --drain_timeout_s.
+// Install, at the top of main, blocks both signals in the calling thread,
+// so every thread main starts after it (ours and gRPC's) inherits the block
+// and Wait takes them with sigtimedwait. Threads that libraries start before
+// main runs (OpenBLAS' pthread build starts its workers when it is loaded)
+// do not have them blocked: a signal the kernel hands to one of those
+// (typically a second SIGTERM during the drain, when main no longer waits)
+// would kill the process with the default action, failing every call in
+// flight. A handler absorbs it instead and records it for Wait.
 #pragma once
 
 #include "absl/status/status.h"
@@ -17,12 +17,11 @@ namespace biserve {
 
 class StopSignals {
  public:
-  // Installs the handler for SIGTERM and SIGINT. Call once, before any
-  // thread that should not die of them can receive one.
+  // Call once, from main, before any thread of ours starts.
   static absl::Status Install();
 
   // Blocks until SIGTERM or SIGINT arrives (or has arrived since Install)
-  // and returns which.
+  // and returns which. Later signals are absorbed.
   static int Wait();
 };
 
