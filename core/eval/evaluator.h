@@ -1,7 +1,7 @@
 // Evaluate: a ragged batch of sequences through a Model.
 //
 // Every sequence's results equal its own evaluation alone: the batch is
-// packed without padding (core/packed_layout.h), and no step of one sequence
+// packed without padding (core/kernels/packed_layout.h), and no step of one sequence
 // reads another's.
 #pragma once
 

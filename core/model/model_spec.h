@@ -2,7 +2,7 @@
 //
 // These plain structs mirror proto/biserve/v1/model.proto field for field so
 // that core/ never sees protobuf; proto/model_codec.h fills them in, and
-// Model::Create (core/model.h) validates them. Optional fields keep their
+// Model::Create (core/model/model.h) validates them. Optional fields keep their
 // presence so that Keras' defaults apply only where the file is silent.
 #pragma once
 
