@@ -12,7 +12,6 @@ environment CTest sets for them:
   BISERVE_TEST_TMPDIR  where server logs and model repositories go
 """
 
-import ctypes
 import os
 import shutil
 import signal
@@ -72,10 +71,13 @@ def make_repository(root):
     return repo
 
 
-def _die_with_parent():
-    # The server never outlives the test (PR_SET_PDEATHSIG = 1).
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+# The server never outlives the test: util-linux's setpriv sets
+# PR_SET_PDEATHSIG and execs it (same pid). Not a preexec_fn: Python code
+# run between fork and exec in a process with gRPC's threads can deadlock
+# on a lock one of them held at the fork (the likely cause of one CI hang:
+# python_client_test stuck for 300 s as it started its second server), and
+# Popen then waits for the exec forever.
+_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL"]
 
 
 class ServerProcess:
@@ -87,10 +89,11 @@ class ServerProcess:
         self.port = None
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [SERVER, "--host=127.0.0.1", "--port=0", "--metrics_port=0",
-                 "--model_repository=" + repository] + list(extra_args),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_die_with_parent)
+                _DIE_WITH_PARENT + [
+                    SERVER, "--host=127.0.0.1", "--port=0",
+                    "--metrics_port=0", "--model_repository=" + repository
+                ] + list(extra_args),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
             self._wait_ready(timeout_s=60)
         except BaseException:
