@@ -114,7 +114,9 @@ class MetricsHttpTest : public ::testing::Test {
     ASSERT_GT(port_, 0) << server_->Log();
   }
   void TearDown() override {
-    if (server_) EXPECT_EQ(server_->Stop(), 0) << server_->Log();
+    if (server_) {
+      EXPECT_EQ(server_->Stop(), 0) << server_->Log();
+    }
   }
 
   // The server is running and serves biserve's metrics over plain HTTP.
