@@ -25,11 +25,11 @@
 #include "absl/strings/str_cat.h"
 #include "bench/workloads.h"
 #include "core/common/eigen_types.h"
-#include "core/eval/evaluator.h"
-#include "core/model/model.h"
-#include "core/kernels/packed_gemm.h"
 #include "core/common/process_tuning.h"
 #include "core/common/thread_pool.h"
+#include "core/eval/evaluator.h"
+#include "core/kernels/packed_gemm.h"
+#include "core/model/model.h"
 #include "proto/model_codec.h"
 
 namespace biserve::bench {

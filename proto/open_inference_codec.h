@@ -46,8 +46,8 @@ struct OpenInferCall {
   bool raw_outputs = false;          // answer in raw_output_contents
 };
 
-// INVALID_ARGUMENT naming the input (quoted, see core/common/quoted_input.h), the
-// expected and the given shape or datatype; an input of the other kind
+// INVALID_ARGUMENT naming the input (quoted, see core/common/quoted_input.h),
+// the expected and the given shape or datatype; an input of the other kind
 // (features sent to an Embedding model, token_ids to a feature model) names
 // the one the model takes. Unless limits.allow_non_finite, a NaN or Inf in
 // features (in a sequence's real steps) or initial states is refused by its

@@ -1,8 +1,8 @@
 // Evaluate: a ragged batch of sequences through a Model.
 //
 // Every sequence's results equal its own evaluation alone: the batch is
-// packed without padding (core/kernels/packed_layout.h), and no step of one sequence
-// reads another's.
+// packed without padding (core/kernels/packed_layout.h), and no step of one
+// sequence reads another's.
 #pragma once
 
 #include <cstdint>

@@ -393,9 +393,9 @@ TEST_F(ModelValidationTest, UnnamedBidirectionalLayersGetKerasDefaultNames) {
 
 TEST_F(ModelValidationTest, BidirectionalLayersNeedDistinctNames) {
   bi(1).name = bi(0).name;
-  EXPECT_THAT(Error(), HasSubstr(absl::StrCat(
-                           "layers[1] '", bi(0).name,
-                           "': has the same name as layers[0]")));
+  EXPECT_THAT(Error(),
+              HasSubstr(absl::StrCat("layers[1] '", bi(0).name,
+                                     "': has the same name as layers[0]")));
 }
 
 TEST_F(ModelValidationTest, NeedsABidirectionalLayer) {

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "core/model/model.h"
 #include "core/common/thread_pool.h"
+#include "core/model/model.h"
 
 namespace biserve {
 

@@ -6,8 +6,8 @@
 #include <sstream>
 #include <vector>
 
-#include "core/eval/evaluator.h"
 #include "core/common/thread_pool.h"
+#include "core/eval/evaluator.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"

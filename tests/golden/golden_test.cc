@@ -4,14 +4,14 @@
 #include <string>
 #include <vector>
 
+#include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
 #include "core/model/model.h"
-#include "core/common/thread_pool.h"
 #include "golden/golden_case.pb.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
-#include "tests/support/test_util.h"
 #include "tests/golden/golden_check.h"
+#include "tests/support/test_util.h"
 
 namespace biserve {
 namespace {
