@@ -219,17 +219,29 @@ absl::Status InferenceService::CheckAccepting() const {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A request's model name and version, before they are looked up: a
+// negative version is malformed (INVALID_ARGUMENT), not an unknown one.
+absl::Status CheckModelSelector(absl::string_view name, int64_t version) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        "model_name is empty; ListModels shows the models served");
+  }
+  if (version < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model_version must be 0 (newest) or a version number; got ", version));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<ServableModel> InferenceService::Pin(
     const v1::PredictRequest& request, Rpc rpc, absl::Time received) const {
   absl::Status status = CheckAccepting();
-  if (status.ok() && request.model_name().empty()) {
-    status = absl::InvalidArgumentError(
-        "model_name is empty; ListModels shows the models served");
-  }
-  if (status.ok() && request.model_version() < 0) {
-    status = absl::InvalidArgumentError(absl::StrCat(
-        "model_version must be 0 (newest) or a version number; got ",
-        request.model_version()));
+  if (status.ok()) {
+    status = CheckModelSelector(request.model_name(), request.model_version());
   }
   if (!status.ok()) {
     metrics_->RequestRefused("", rpc, status.code(), Now() - received);
@@ -410,15 +422,8 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
   const v1::GetModelMetadataRequest& request = call->request;
   std::string model_label;
   absl::Status status = CheckAccepting();
-  if (status.ok() && request.model_name().empty()) {
-    status = absl::InvalidArgumentError(
-        "model_name is empty; ListModels shows the models served");
-  }
-  // As Predict: a negative version is malformed, not an unknown one.
-  if (status.ok() && request.model_version() < 0) {
-    status = absl::InvalidArgumentError(absl::StrCat(
-        "model_version must be 0 (newest) or a version number; got ",
-        request.model_version()));
+  if (status.ok()) {
+    status = CheckModelSelector(request.model_name(), request.model_version());
   }
   if (status.ok()) {
     absl::StatusOr<ServableModel> servable =
