@@ -15,7 +15,7 @@
 namespace biserve {
 namespace {
 
-constexpr std::array<std::pair<absl::string_view, Activation>, 16> kNames = {{
+constexpr std::array<std::pair<absl::string_view, Activation>, 17> kNames = {{
     {"linear", Activation::kLinear},
     {"tanh", Activation::kTanh},
     {"sigmoid", Activation::kSigmoid},
@@ -31,6 +31,7 @@ constexpr std::array<std::pair<absl::string_view, Activation>, 16> kNames = {{
     {"gelu", Activation::kGelu},
     {"exponential", Activation::kExponential},
     {"softmax", Activation::kSoftmax},
+    {"log_softmax", Activation::kLogSoftmax},
     // Aliases last, so ActivationName finds the canonical name first.
     {"silu", Activation::kSwish},
 }};
@@ -43,6 +44,13 @@ void Softmax(ArrayMap a) {
   if (a.size() == 0) return;
   a = (a - a.maxCoeff()).exp();
   a /= a.sum();
+}
+
+// x - max - log(sum(exp(x - max))): Keras' and PyTorch's stable form.
+void LogSoftmax(ArrayMap a) {
+  if (a.size() == 0) return;
+  a -= a.maxCoeff();
+  a -= std::log(a.exp().sum());
 }
 
 }  // namespace
@@ -116,6 +124,9 @@ void Activate(Activation activation, absl::Span<float> row) {
       return;
     case Activation::kSoftmax:
       Softmax(a);
+      return;
+    case Activation::kLogSoftmax:
+      LogSoftmax(a);
       return;
   }
 }

@@ -24,7 +24,8 @@ enum class Activation {
   kSwish,  // x * sigmoid(x); Keras 3 also calls it "silu"
   kGelu,   // exact (erf) form, Keras' default approximate = false
   kExponential,
-  kSoftmax,  // over the row (Keras: over the last axis)
+  kSoftmax,     // over the row (Keras: over the last axis)
+  kLogSoftmax,  // log of softmax over the row, as Keras' log_softmax
 };
 
 // Parses a Keras activation name ("tanh", "hard_sigmoid", ...). Unknown names
@@ -34,8 +35,8 @@ absl::StatusOr<Activation> ParseActivation(absl::string_view name);
 // The canonical name ParseActivation accepts for `activation`.
 absl::string_view ActivationName(Activation activation);
 
-// Applies `activation` to every value of `row` in place; kSoftmax normalises
-// over the whole row.
+// Applies `activation` to every value of `row` in place; kSoftmax and
+// kLogSoftmax normalise over the whole row.
 void Activate(Activation activation, absl::Span<float> row);
 
 }  // namespace biserve

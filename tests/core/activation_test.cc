@@ -68,11 +68,20 @@ TEST(ActivationTest, SoftmaxNormalisesTheRowStably) {
   EXPECT_NEAR(row[2], 1 / sum, 1e-6);
 }
 
+TEST(ActivationTest, LogSoftmaxIsTheLogOfSoftmaxStably) {
+  std::vector<float> row = {1000.0f, 1001.0f, 1002.0f};
+  Activate(Activation::kLogSoftmax, absl::MakeSpan(row));
+  const double e1 = std::exp(-2.0), e2 = std::exp(-1.0), sum = e1 + e2 + 1;
+  EXPECT_NEAR(row[0], std::log(e1 / sum), 1e-6);
+  EXPECT_NEAR(row[1], std::log(e2 / sum), 1e-6);
+  EXPECT_NEAR(row[2], std::log(1 / sum), 1e-6);
+}
+
 TEST(ActivationTest, NamesRoundTrip) {
   for (absl::string_view name :
        {"linear", "tanh", "sigmoid", "hard_sigmoid", "hard_sigmoid_keras3",
         "relu", "relu6", "elu", "selu", "softsign", "softplus", "swish", "gelu",
-        "exponential", "softmax"}) {
+        "exponential", "softmax", "log_softmax"}) {
     auto activation = ParseActivation(name);
     ASSERT_TRUE(activation.ok()) << name;
     EXPECT_EQ(ActivationName(*activation), name);
