@@ -12,6 +12,7 @@ packages=(
   python3 python3-grpcio python3-protobuf
   libmicrohttpd-dev libgnutls28-dev libssl-dev openssl curl python3-h2
   clang-14 libfuzzer-14-dev
+  libonnx-dev
 )
 
 missing=()
