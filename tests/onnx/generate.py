@@ -231,6 +231,16 @@ case('lstm_classifier_2layer_packed', 'nn.Embedding(16, 6) -> pack_padded_sequen
      'softmax',
      kind='lstm', vocab=16, inp=6, hidden=8, layers=2, batch_first=True, packed=True,
      lengths=[6, 2, 4, 5], T=6, batch=4, head='cls', head_out=3, act='softmax')
+case('gru_classifier_3layer_sigmoid', 'nn.GRU(5, 6, num_layers=3, bidirectional=True, '
+     'batch_first=True) -> nn.Linear(12, 2) on torch.cat((h_n[-2], h_n[-1]), dim=1) (the last '
+     'layer\'s directions; Gemm) -> sigmoid',
+     kind='gru', inp=5, hidden=6, layers=3, batch_first=True, head='cls', head_out=2,
+     act='sigmoid', batch=4, T=5)
+case('rnn_relu_packed_batch_first', 'pack_padded_sequence(batch_first=True, enforce_sorted=False) '
+     '-> nn.RNN(4, 7, nonlinearity=relu, bidirectional=True, batch_first=True) -> '
+     'pad_packed_sequence; lengths INT64 input (ragged 2, 6, 4); returns (output, h_n)',
+     kind='rnn', nonlinearity='relu', inp=4, hidden=7, batch_first=True, packed=True,
+     lengths=[2, 6, 4], T=6)
 # The realistic tagger.
 case('tagger', 'POS-tagger shape: nn.Embedding(30, 16) -> pack_padded_sequence(batch_first=True, '
      'enforce_sorted=False) -> nn.LSTM(16, 32, num_layers=2, bidirectional=True, batch_first=True) '
@@ -309,10 +319,10 @@ case('refuse_head_on_last_step', 'nn.LSTM(5, 8, bidirectional=True, batch_first=
      head_out=3)
 case('refuse_mean_pooling', 'nn.GRU(4, 6, bidirectional=True, batch_first=True) -> y.mean(dim=1) -> '
      'nn.Linear(12, 3): mean pooling over time exports ReduceMean, outside the supported ops',
-     refuse=['ReduceMean'], kind='gru', inp=4, hidden=6, batch_first=True, head='mean', head_out=3)
+     refuse=['ReduceMean', '{node:ReduceMean}'], kind='gru', inp=4, hidden=6, batch_first=True, head='mean', head_out=3)
 case('refuse_conv1d_front', 'nn.Conv1d(5, 5, 3, padding=1) over time in front of nn.LSTM(5, 6, '
      'bidirectional=True, batch_first=True): Conv is outside the supported ops',
-     refuse=['Conv'], kind='lstm', inp=5, hidden=6, batch_first=True, conv=True)
+     refuse=['Conv', '{node:Conv}'], kind='lstm', inp=5, hidden=6, batch_first=True, conv=True)
 case('refuse_corrupt_file', 'the first 100 bytes of lstm_basic.onnx: a truncated protobuf',
      refuse=['ONNX'], kind='lstm', inp=5, hidden=8, edit='truncate')
 case('refuse_empty_file', 'an empty file', refuse=['ONNX'], kind='lstm', inp=5, hidden=8,
@@ -478,7 +488,13 @@ def generate(c):
         msg['solo'] = solos
     msg['tolerance'] = TOLERANCE
     if c['refuse'] is not None:
-        msg['expected_error'] = [s.replace('{node}', node_name or '?') for s in c['refuse']]
+        errors = []
+        for s in c['refuse']:
+            if s.startswith('{node:'):  # the name of the first node of that op type
+                op = s[len('{node:'):-1]
+                s = next(n.name for n in proto.graph.node if n.op_type == op)
+            errors.append(s.replace('{node}', node_name or '?'))
+        msg['expected_error'] = errors
     with open(os.path.join(FIXTURES, name + '.onnx'), 'wb') as f:
         f.write(data)
     with open(os.path.join(FIXTURES, name + '.json'), 'w') as f:

@@ -113,11 +113,13 @@ async function main() {
     const session = await ort.InferenceSession.create(path.join(FIXTURES, c.onnx_file));
     const batch = await check(session, c.batch);
     let solo = 0;
+    let soloRan = 0;
     const notes = [];
     let tiled = 0;
     for (const [i, run] of (c.solo || []).entries()) {
       try {
         solo = Math.max(solo, await check(session, run));
+        soloRan++;
       } catch (e) {
         // The graph holds a zero initial state sized to the export batch, so
         // ORT refuses batch 1: run the sequence repeated to the export batch
@@ -129,7 +131,7 @@ async function main() {
     const tol = c.tolerance || 1e-5;
     const bad = batch > tol || solo > tol || tiled > tol;
     failed = failed || bad;
-    console.log(`${c.name}: batch ${batch.toExponential(2)} solo ${solo.toExponential(2)}` +
+    console.log(`${c.name}: batch ${batch.toExponential(2)} solo ${soloRan ? solo.toExponential(2) : '-'}` +
       `${notes.length ? ' (' + notes.length + ' solo runs refused by ORT at batch 1; at the export batch, repeated: ' + tiled.toExponential(2) + ')' : ''}` +
       `${bad ? '  EXCEEDS ' + tol : ''}`);
     if (process.env.VERBOSE && notes.length) console.log('  ' + notes[0]);
