@@ -462,7 +462,7 @@ def generate(c):
         node_name = rnn[0].name if rnn else None
     description = c['description']
     if c['net'].get('packed'):
-        description += ('. The exporter sizes the zero initial state of every LSTM/GRU node to the '
+        description += ('. The exporter sizes the zero initial state of every recurrent node to the '
                         'export batch (a constant expanded to [2, B, H]); served meaning: zeros for '
                         'any batch. ONNX Runtime itself refuses the solo runs (batch 1); their '
                         'outputs are PyTorch\'s (ort_check.js checks them at the export batch, the '
