@@ -48,6 +48,51 @@ RnnLayerSpec RnnFromProto(const v1::RnnLayer& proto) {
   return spec;
 }
 
+SignatureRole RoleFromProto(v1::SignatureTensor::Role role) {
+  switch (role) {
+    case v1::SignatureTensor::INPUT:
+      return SignatureRole::kInput;
+    case v1::SignatureTensor::LENGTHS:
+      return SignatureRole::kLengths;
+    case v1::SignatureTensor::INITIAL_H:
+      return SignatureRole::kInitialH;
+    case v1::SignatureTensor::INITIAL_C:
+      return SignatureRole::kInitialC;
+    case v1::SignatureTensor::OUTPUT:
+      return SignatureRole::kOutput;
+    case v1::SignatureTensor::FINAL_H:
+      return SignatureRole::kFinalH;
+    case v1::SignatureTensor::FINAL_C:
+      return SignatureRole::kFinalC;
+    default:
+      return SignatureRole::kUnspecified;
+  }
+}
+
+std::vector<SignatureTensor> SignatureTensorsFromProto(
+    const google::protobuf::RepeatedPtrField<v1::SignatureTensor>& proto) {
+  std::vector<SignatureTensor> tensors;
+  for (const v1::SignatureTensor& t : proto) {
+    tensors.push_back(SignatureTensor{.name = t.name(),
+                                      .role = RoleFromProto(t.role()),
+                                      .datatype = t.datatype(),
+                                      .time_major = t.time_major()});
+  }
+  return tensors;
+}
+
+// The model's signature, present when the file gives a source or any
+// tensor (proto3 cannot tell an empty message from an absent one).
+std::optional<Signature> SignatureFromProto(const v1::Signature& proto) {
+  if (proto.source().empty() && proto.inputs().empty() &&
+      proto.outputs().empty()) {
+    return std::nullopt;
+  }
+  return Signature{.source = proto.source(),
+                   .inputs = SignatureTensorsFromProto(proto.inputs()),
+                   .outputs = SignatureTensorsFromProto(proto.outputs())};
+}
+
 }  // namespace
 
 Tensor TensorFromProto(const v1::Tensor& proto) {
@@ -108,6 +153,7 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto) {
         break;
     }
   }
+  spec.signature = SignatureFromProto(proto.signature());
   return spec;
 }
 

@@ -175,6 +175,37 @@ std::string DataName(const Model& model) {
   return model.takes_token_ids() ? "token_ids" : "features";
 }
 
+// How a call names and lays out its sequences: biserve's names (batch
+// first) or the model's signature.
+struct DataLayout {
+  std::string data;         // the sequences: features, token_ids, INPUT
+  std::string lengths;      // their lengths
+  bool time_major = false;  // data is [T, B, ...] rather than [B, T, ...]
+};
+
+DataLayout BiserveLayout(const Model& model) {
+  return DataLayout{.data = DataName(model), .lengths = "lengths"};
+}
+
+// REQUIRES: model.signature() (checked: it has an INPUT).
+DataLayout SignatureLayout(const Model& model) {
+  const Signature& signature = *model.signature();
+  const SignatureTensor* input = signature.Find(SignatureRole::kInput);
+  const SignatureTensor* lengths = signature.Find(SignatureRole::kLengths);
+  return DataLayout{.data = input->name,
+                    .lengths = lengths != nullptr ? lengths->name : "lengths",
+                    .time_major = input->time_major};
+}
+
+// "[batch, time, 3]", "[time, batch]", ...: the data input's dimensions.
+std::string DataPattern(const Model& model, const DataLayout& layout) {
+  std::string pattern = layout.time_major ? "[time, batch" : "[batch, time";
+  if (!model.takes_token_ids()) {
+    absl::StrAppend(&pattern, ", ", model.input_dim());
+  }
+  return absl::StrCat(pattern, "]");
+}
+
 // What the model takes, for messages: the input's name, datatype and shape.
 std::string DataSpec(const Model& model) {
   return model.takes_token_ids()
@@ -223,6 +254,25 @@ struct InputIndices {
   std::map<std::string, int> states;  // initial_state/..., by name
 };
 
+std::vector<OpenTensorSpec> BiserveInputs(const Model& model);
+std::vector<OpenTensorSpec> BiserveOutputs(const Model& model);
+std::vector<OpenTensorSpec> SignatureSpecs(const Model& model, bool inputs);
+
+std::string JoinNames(const std::vector<OpenTensorSpec>& specs) {
+  std::vector<absl::string_view> names;
+  for (const OpenTensorSpec& s : specs) names.push_back(s.name);
+  return absl::StrJoin(names, ", ");
+}
+
+// The names a model's inputs may have, for messages: biserve's, and with a
+// signature its names first.
+std::string AcceptedInputs(const Model& model) {
+  if (!model.signature().has_value()) return JoinNames(BiserveInputs(model));
+  return absl::StrCat(JoinNames(SignatureSpecs(model, /*inputs=*/true)),
+                      " (or biserve's names: ", JoinNames(BiserveInputs(model)),
+                      ")");
+}
+
 // The error for input `name`, which is none of the model's inputs.
 absl::Status UnknownInput(const inference::ModelInferRequest& request,
                           const Model& model, const std::string& name) {
@@ -232,22 +282,14 @@ absl::Status UnknownInput(const inference::ModelInferRequest& request,
         InputName(name), ": model ", QuotedInput(request.model_name()),
         " takes ", DataSpec(model), ", not ", name));
   }
-  std::vector<std::string> names;
-  for (const OpenTensorSpec& s : OpenInferenceInputs(model)) {
-    names.push_back(s.name);
-  }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown ", InputName(name),
-                   "; this model takes: ", absl::StrJoin(names, ", ")));
+                   "; this model takes: ", AcceptedInputs(model)));
 }
 
-// Sorts the request's inputs by role. INVALID_ARGUMENT for a name given
-// twice, contents beside raw_input_contents, an input the model does not
-// take, or a missing data input.
-absl::StatusOr<InputIndices> ClassifyInputs(
-    const inference::ModelInferRequest& request, const Model& model) {
-  const std::string data_name = DataName(model);
-  InputIndices found;
+// The frame of the request's inputs, whatever their names: INVALID_ARGUMENT
+// for a name given twice or contents beside raw_input_contents.
+absl::Status CheckInputFrame(const inference::ModelInferRequest& request) {
   std::set<std::string> seen;
   for (int i = 0; i < request.inputs_size(); ++i) {
     const std::string& name = request.inputs(i).name();
@@ -262,6 +304,34 @@ absl::StatusOr<InputIndices> ClassifyInputs(
           " has contents although raw_input_contents is used; give every "
           "input's data one way"));
     }
+  }
+  return absl::OkStatus();
+}
+
+// The error for a request without its sequences.
+absl::Status MissingData(const inference::ModelInferRequest& request,
+                         const Model& model) {
+  if (!model.signature().has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input '", DataName(model), "' is missing: model ",
+        QuotedInput(request.model_name()), " takes ", DataSpec(model)));
+  }
+  const DataLayout layout = SignatureLayout(model);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "input '", layout.data, "' is missing: model ",
+      QuotedInput(request.model_name()), " takes ", layout.data, " (",
+      model.takes_token_ids() ? "INT64 or INT32 " : "FP32 ",
+      DataPattern(model, layout), "), or biserve's ", DataSpec(model)));
+}
+
+// Sorts the request's inputs by biserve's names. INVALID_ARGUMENT for an
+// input the model does not take, or a missing data input.
+absl::StatusOr<InputIndices> ClassifyInputs(
+    const inference::ModelInferRequest& request, const Model& model) {
+  const std::string data_name = DataName(model);
+  InputIndices found;
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    const std::string& name = request.inputs(i).name();
     if (name == data_name) {
       found.data = i;
     } else if (name == "lengths") {
@@ -272,11 +342,7 @@ absl::StatusOr<InputIndices> ClassifyInputs(
       return UnknownInput(request, model, name);
     }
   }
-  if (found.data < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input '", data_name, "' is missing: model ",
-        QuotedInput(request.model_name()), " takes ", DataSpec(model)));
-  }
+  if (found.data < 0) return MissingData(request, model);
   return found;
 }
 
@@ -286,34 +352,50 @@ struct BatchShape {
   int64_t steps = 0;
 };
 
-// The data input's datatype and shape checked against the model's.
+// The data input's datatype and shape checked against the model's, in the
+// call's layout.
 absl::StatusOr<BatchShape> DataShape(const InputTensor& input,
-                                     const Model& model, int64_t max_elements) {
-  if (model.takes_token_ids()) {
-    if (auto s = CheckType(input, {"INT32", "INT64"}); !s.ok()) return s;
-    if (auto s = CheckShape(input, {-1, -1}, "[batch, time]", max_elements);
-        !s.ok()) {
-      return s;
-    }
-  } else {
-    if (auto s = CheckType(input, {"FP32"}); !s.ok()) return s;
-    if (auto s =
-            CheckShape(input, {-1, -1, model.input_dim()},
-                       absl::StrCat("[batch, time, ", model.input_dim(), "]"),
-                       max_elements);
-        !s.ok()) {
-      return s;
-    }
+                                     const Model& model,
+                                     const DataLayout& layout,
+                                     int64_t max_elements) {
+  const bool tokens = model.takes_token_ids();
+  if (auto s = tokens ? CheckType(input, {"INT32", "INT64"})
+                      : CheckType(input, {"FP32"});
+      !s.ok()) {
+    return s;
   }
-  return BatchShape{.batch = input.shape(0), .steps = input.shape(1)};
+  const std::vector<int64_t> dims =
+      tokens ? std::vector<int64_t>{-1, -1}
+             : std::vector<int64_t>{-1, -1, model.input_dim()};
+  if (auto s =
+          CheckShape(input, dims, DataPattern(model, layout), max_elements);
+      !s.ok()) {
+    return s;
+  }
+  const int batch_axis = layout.time_major ? 1 : 0;
+  return BatchShape{.batch = input.shape(batch_axis),
+                    .steps = input.shape(1 - batch_axis)};
 }
 
-// Each sequence's length: input `index` ("lengths"), or T for all when
-// index < 0.
+// Where step t of sequence b is in the data input, counted in steps (rows
+// of input_dim values, or token ids).
+int64_t StepOffset(const DataLayout& layout, const BatchShape& shape, int64_t b,
+                   int64_t t) {
+  return layout.time_major ? t * shape.batch + b : b * shape.steps + t;
+}
+
+// The client's index of step t of sequence b: [b, t], or [t, b].
+std::vector<int64_t> StepIndex(const DataLayout& layout, int64_t b, int64_t t) {
+  return layout.time_major ? std::vector<int64_t>{t, b}
+                           : std::vector<int64_t>{b, t};
+}
+
+// Each sequence's length: input `index` (layout.lengths), or T for all
+// when index < 0. A length of 0 is refused, as PyTorch's
+// pack_padded_sequence refuses it: every sequence has a first step.
 absl::StatusOr<std::vector<int64_t>> SequenceLengths(
     const inference::ModelInferRequest& request, int index,
-    const BatchShape& shape, const std::string& data_name,
-    int64_t max_elements) {
+    const BatchShape& shape, const DataLayout& layout, int64_t max_elements) {
   std::vector<int64_t> length(shape.batch, shape.steps);
   if (index < 0) return length;
   const InputTensor& input = request.inputs(index);
@@ -329,33 +411,35 @@ absl::StatusOr<std::vector<int64_t>> SequenceLengths(
   for (int64_t b = 0; b < shape.batch; ++b) {
     if ((*values)[b] < 1 || (*values)[b] > shape.steps) {
       return absl::InvalidArgumentError(
-          absl::StrCat("input 'lengths': lengths[", b, "] = ", (*values)[b],
-                       " is outside [1, ", shape.steps,
-                       "] (the time dimension of '", data_name, "')"));
+          absl::StrCat(InputName(layout.lengths), ": ", layout.lengths, "[", b,
+                       "] = ", (*values)[b], " is outside [1, ", shape.steps,
+                       "] (the time dimension of '", layout.data, "')"));
     }
     length[b] = (*values)[b];
   }
   return length;
 }
 
-// One sequence per row of token_ids (input `index`, [B, T]), each cut to
-// its length; ids outside the vocabulary are refused.
+// One sequence per batch row of the token ids (input `index`, [B, T] or
+// [T, B]), each cut to its length; ids outside the vocabulary are refused.
 absl::Status AddTokenSequences(const inference::ModelInferRequest& request,
                                int index, const Model& model,
                                const std::vector<int64_t>& length,
-                               int64_t steps, v1::PredictRequest& predict) {
-  const int64_t batch = static_cast<int64_t>(length.size());
-  auto values = Values<int64_t>(request, index, batch * steps);
+                               const BatchShape& shape,
+                               const DataLayout& layout,
+                               v1::PredictRequest& predict) {
+  auto values = Values<int64_t>(request, index, shape.batch * shape.steps);
   if (!values.ok()) return values.status();
   const int64_t vocabulary = model.embedding()->embeddings.rows();
-  for (int64_t b = 0; b < batch; ++b) {
+  for (int64_t b = 0; b < shape.batch; ++b) {
     v1::Sequence* s = predict.add_sequences();
     s->set_length(length[b]);
     for (int64_t t = 0; t < length[b]; ++t) {
-      const int64_t id = (*values)[b * steps + t];
+      const int64_t id = (*values)[StepOffset(layout, shape, b, t)];
       if (id < 0 || id >= vocabulary) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "input 'token_ids': token_ids[", b, "][", t, "] = ", id,
+            InputName(layout.data), ": ", layout.data, "[",
+            absl::StrJoin(StepIndex(layout, b, t), "]["), "] = ", id,
             " is outside the vocabulary [0, ", vocabulary, ")"));
       }
       s->add_token_ids(static_cast<int32_t>(id));
@@ -364,32 +448,39 @@ absl::Status AddTokenSequences(const inference::ModelInferRequest& request,
   return absl::OkStatus();
 }
 
-// One sequence per row of features (input `index`, [B, T, input_dim]),
-// each cut to its length; non-finite values in the real steps are refused
-// unless limits allow them.
+// One sequence per batch row of the features (input `index`, [B, T,
+// input_dim] or [T, B, input_dim]), each cut to its length; non-finite
+// values in the real steps are refused unless limits allow them.
 absl::Status AddFeatureSequences(const inference::ModelInferRequest& request,
                                  int index, const Model& model,
                                  const std::vector<int64_t>& length,
-                                 int64_t steps, const RequestLimits& limits,
+                                 const BatchShape& shape,
+                                 const DataLayout& layout,
+                                 const RequestLimits& limits,
                                  v1::PredictRequest& predict) {
-  const int64_t batch = static_cast<int64_t>(length.size());
   const int64_t width = model.input_dim();
-  auto values = Values<float>(request, index, batch * steps * width);
+  auto values =
+      Values<float>(request, index, shape.batch * shape.steps * width);
   if (!values.ok()) return values.status();
-  for (int64_t b = 0; b < batch; ++b) {
+  for (int64_t b = 0; b < shape.batch; ++b) {
     v1::Sequence* s = predict.add_sequences();
     s->set_length(length[b]);
-    const float* begin = values->data() + b * steps * width;
+    s->mutable_features()->Reserve(length[b] * width);
     // Only the real steps: padding past lengths[b] is never computed.
-    if (const int64_t v =
-            limits.allow_non_finite
-                ? -1
-                : FirstNonFinite(absl::MakeConstSpan(begin, length[b] * width));
-        v >= 0) {
-      return NonFiniteError("features", {b, v / width, v % width}, begin[v],
-                            "inputs");
+    for (int64_t t = 0; t < length[b]; ++t) {
+      const float* row =
+          values->data() + StepOffset(layout, shape, b, t) * width;
+      if (const int64_t v =
+              limits.allow_non_finite
+                  ? -1
+                  : FirstNonFinite(absl::MakeConstSpan(row, width));
+          v >= 0) {
+        std::vector<int64_t> at = StepIndex(layout, b, t);
+        at.push_back(v);
+        return NonFiniteError(layout.data, at, row[v], "inputs");
+      }
+      s->mutable_features()->Add(row, row + width);
     }
-    s->mutable_features()->Assign(begin, begin + length[b] * width);
   }
   return absl::OkStatus();
 }
@@ -459,21 +550,20 @@ absl::Status AddInitialStates(const inference::ModelInferRequest& request,
   return absl::OkStatus();
 }
 
-// The outputs the request names, in order, or the model's default (its
-// output, else its two directions).
+// The outputs the request names, in order, among `available`, or
+// `defaults` when it names none.
 absl::StatusOr<std::vector<std::string>> SelectedOutputs(
-    const inference::ModelInferRequest& request, const Model& model) {
-  const std::vector<OpenTensorSpec> available = OpenInferenceOutputs(model);
+    const inference::ModelInferRequest& request,
+    const std::vector<OpenTensorSpec>& available,
+    std::vector<std::string> defaults) {
   std::vector<std::string> outputs;
   for (const auto& requested : request.outputs()) {
     const std::string& name = requested.name();
     if (std::none_of(available.begin(), available.end(),
                      [&](const OpenTensorSpec& s) { return s.name == name; })) {
-      std::vector<std::string> names;
-      for (const OpenTensorSpec& s : available) names.push_back(s.name);
       return absl::InvalidArgumentError(
           absl::StrCat("unknown output ", QuotedInput(name),
-                       "; this model gives: ", absl::StrJoin(names, ", ")));
+                       "; this model gives: ", JoinNames(available)));
     }
     if (std::find(outputs.begin(), outputs.end(), name) != outputs.end()) {
       return absl::InvalidArgumentError(
@@ -481,12 +571,18 @@ absl::StatusOr<std::vector<std::string>> SelectedOutputs(
     }
     outputs.push_back(name);
   }
-  if (outputs.empty() && model.output_size() > 0) {
-    outputs = {"output"};
-  } else if (outputs.empty()) {
-    outputs = {"forward", "backward"};
-  }
+  if (outputs.empty()) return defaults;
   return outputs;
+}
+
+// The outputs a biserve-named request asks for; by default the model's
+// output, else its two directions.
+absl::StatusOr<std::vector<std::string>> BiserveOutputSelection(
+    const inference::ModelInferRequest& request, const Model& model) {
+  return SelectedOutputs(request, BiserveOutputs(model),
+                         model.output_size() > 0
+                             ? std::vector<std::string>{"output"}
+                             : std::vector<std::string>{"forward", "backward"});
 }
 
 // What `outputs` need computed: merged output, directions, states.
@@ -586,9 +682,7 @@ absl::StatusOr<OutputValues> StateOutputValues(
   return output;
 }
 
-}  // namespace
-
-std::vector<OpenTensorSpec> OpenInferenceInputs(const Model& model) {
+std::vector<OpenTensorSpec> BiserveInputs(const Model& model) {
   std::vector<OpenTensorSpec> specs;
   if (model.takes_token_ids()) {
     specs.push_back({"token_ids", "INT32", {-1, -1}});
@@ -605,7 +699,7 @@ std::vector<OpenTensorSpec> OpenInferenceInputs(const Model& model) {
   return specs;
 }
 
-std::vector<OpenTensorSpec> OpenInferenceOutputs(const Model& model) {
+std::vector<OpenTensorSpec> BiserveOutputs(const Model& model) {
   std::vector<OpenTensorSpec> specs;
   auto shape = [](bool sequences, int width) {
     return sequences ? std::vector<int64_t>{-1, -1, width}
@@ -631,6 +725,385 @@ std::vector<OpenTensorSpec> OpenInferenceOutputs(const Model& model) {
   return specs;
 }
 
+// The units of a signature's state tensors: every direction they cover has
+// the same (CheckSignature), the first layer's forward units.
+int SignatureStateUnits(const Model& model) {
+  return model.bidirectional(model.first_bidirectional()).forward.units;
+}
+
+// The Open Inference shape of `tensor`, with -1 for B and T (a time-major
+// tensor has T first, which is also -1).
+std::vector<int64_t> SignatureShape(const SignatureTensor& tensor,
+                                    const Model& model) {
+  const int64_t units = SignatureStateUnits(model);
+  switch (tensor.role) {
+    case SignatureRole::kInput:
+      if (model.takes_token_ids()) return {-1, -1};
+      return {-1, -1, model.input_dim()};
+    case SignatureRole::kLengths:
+      return {-1};
+    case SignatureRole::kInitialH:
+    case SignatureRole::kInitialC:
+      return {2, -1, units};
+    case SignatureRole::kOutput:
+      if (model.returns_sequences()) return {-1, -1, model.output_size()};
+      return {-1, model.output_size()};
+    case SignatureRole::kFinalH:
+    case SignatureRole::kFinalC:
+      return {2 * model.bidirectional_count(), -1, units};
+    case SignatureRole::kUnspecified:
+      break;
+  }
+  return {};
+}
+
+// The signature's inputs (or outputs) as Open Inference tensors, in its
+// order. REQUIRES: model.signature().
+std::vector<OpenTensorSpec> SignatureSpecs(const Model& model, bool inputs) {
+  const Signature& signature = *model.signature();
+  std::vector<OpenTensorSpec> specs;
+  for (const SignatureTensor& t :
+       inputs ? signature.inputs : signature.outputs) {
+    specs.push_back({t.name, t.datatype, SignatureShape(t, model)});
+  }
+  return specs;
+}
+
+// The signature's output named `name`, or nullptr.
+const SignatureTensor* SignatureOutput(const Model& model,
+                                       absl::string_view name) {
+  if (!model.signature().has_value()) return nullptr;
+  for (const SignatureTensor& t : model.signature()->outputs) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+// Whether the request names its tensors by the model's signature: it sends
+// the signature's INPUT.
+bool UsesSignature(const inference::ModelInferRequest& request,
+                   const Model& model) {
+  if (!model.signature().has_value()) return false;
+  const std::string& input =
+      model.signature()->Find(SignatureRole::kInput)->name;
+  return std::any_of(request.inputs().begin(), request.inputs().end(),
+                     [&](const InputTensor& t) { return t.name() == input; });
+}
+
+// Where each signature input of a request is: indices into
+// request.inputs(), -1 when not given.
+struct SignatureIndices {
+  int data = -1;  // INPUT, always found
+  int lengths = -1;
+  int initial_h = -1;
+  int initial_c = -1;
+};
+
+// Sorts the request's inputs by signature role: INVALID_ARGUMENT for an
+// input the signature does not have.
+absl::StatusOr<SignatureIndices> ClassifySignatureInputs(
+    const inference::ModelInferRequest& request, const Model& model) {
+  SignatureIndices found;
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    const std::string& name = request.inputs(i).name();
+    const auto& inputs = model.signature()->inputs;
+    auto it =
+        std::find_if(inputs.begin(), inputs.end(),
+                     [&](const SignatureTensor& t) { return t.name == name; });
+    if (it == inputs.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown ", InputName(name), "; this model takes: ",
+                       JoinNames(SignatureSpecs(model, /*inputs=*/true)),
+                       " (biserve's own names are not mixed with these)"));
+    }
+    int* slot = it->role == SignatureRole::kInput      ? &found.data
+                : it->role == SignatureRole::kLengths  ? &found.lengths
+                : it->role == SignatureRole::kInitialH ? &found.initial_h
+                                                       : &found.initial_c;
+    *slot = i;
+  }
+  return found;
+}
+
+// A signature state input ([2, B, units], input `index`), checked; its
+// values in the client's order.
+absl::StatusOr<std::vector<float>> SignatureStateInput(
+    const inference::ModelInferRequest& request, int index, int64_t batch,
+    int64_t units, const RequestLimits& limits, int64_t max_elements) {
+  const InputTensor& t = request.inputs(index);
+  if (auto s = CheckType(t, {"FP32"}); !s.ok()) return s;
+  if (auto s = CheckShape(t, {2, batch, units},
+                          absl::StrCat("[2, ", batch, ", ", units,
+                                       "] (directions, batch, units)"),
+                          max_elements);
+      !s.ok()) {
+    return s;
+  }
+  auto values = Values<float>(request, index, 2 * batch * units);
+  if (!values.ok()) return values.status();
+  if (const int64_t v = limits.allow_non_finite ? -1 : FirstNonFinite(*values);
+      v >= 0) {
+    return NonFiniteError(t.name(),
+                          {v / (batch * units), v / units % batch, v % units},
+                          (*values)[v], "initial states");
+  }
+  return values;
+}
+
+// INITIAL_H and INITIAL_C (input indices, -1 when not sent) as every
+// sequence's initial_state, in Keras' order (the first layer's `states`);
+// a state not sent is zeros. Direction d of sequence b is row [d, b].
+absl::Status AddSignatureStates(const inference::ModelInferRequest& request,
+                                const SignatureIndices& inputs,
+                                const Model& model, const RequestLimits& limits,
+                                int64_t max_elements,
+                                v1::PredictRequest& predict) {
+  if (inputs.initial_h < 0 && inputs.initial_c < 0) return absl::OkStatus();
+  const int64_t batch = predict.sequences_size();
+  const int64_t units = SignatureStateUnits(model);
+  std::vector<float> given[2];  // h, c: [2, B, units]; empty: zeros
+  for (const auto& [kind, index] :
+       {std::pair{StateKind::kH, inputs.initial_h},
+        std::pair{StateKind::kC, inputs.initial_c}}) {
+    if (index < 0) continue;
+    auto values =
+        SignatureStateInput(request, index, batch, units, limits, max_elements);
+    if (!values.ok()) return values.status();
+    given[static_cast<int>(kind)] = *std::move(values);
+  }
+  const std::vector<float> zeros(units, 0.0f);
+  const BidirectionalLayer& first =
+      model.bidirectional(model.first_bidirectional());
+  for (int64_t b = 0; b < batch; ++b) {
+    for (const StateSpec& state : first.states) {
+      const std::vector<float>& values = given[static_cast<int>(state.kind)];
+      const int64_t d = state.direction == Direction::kForward ? 0 : 1;
+      const float* begin = values.empty()
+                               ? zeros.data()
+                               : values.data() + (d * batch + b) * units;
+      v1::Tensor* t = predict.mutable_sequences(b)->add_initial_state();
+      t->add_shape(units);
+      t->mutable_values()->Assign(begin, begin + units);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The sequences of a request, from its data input (index `data`) and its
+// lengths (index `lengths`, -1: every sequence has T steps), in `layout`.
+absl::Status AddSequences(const inference::ModelInferRequest& request, int data,
+                          int lengths, const Model& model,
+                          const DataLayout& layout, const RequestLimits& limits,
+                          int64_t max_elements, OpenInferCall& call) {
+  absl::StatusOr<BatchShape> shape =
+      DataShape(request.inputs(data), model, layout, max_elements);
+  if (!shape.ok()) return shape.status();
+  absl::StatusOr<std::vector<int64_t>> length =
+      SequenceLengths(request, lengths, *shape, layout, max_elements);
+  if (!length.ok()) return length.status();
+  call.time_steps = shape->steps;
+  return model.takes_token_ids()
+             ? AddTokenSequences(request, data, model, *length, *shape, layout,
+                                 call.request)
+             : AddFeatureSequences(request, data, model, *length, *shape,
+                                   layout, limits, call.request);
+}
+
+// A request named by biserve: features or token_ids, lengths,
+// initial_state/..., outputs output, forward, backward, state/...
+absl::Status BiserveRequest(const inference::ModelInferRequest& request,
+                            const Model& model, const RequestLimits& limits,
+                            int64_t max_elements, OpenInferCall& call) {
+  absl::StatusOr<InputIndices> inputs = ClassifyInputs(request, model);
+  if (!inputs.ok()) return inputs.status();
+  if (absl::Status s =
+          AddSequences(request, inputs->data, inputs->lengths, model,
+                       BiserveLayout(model), limits, max_elements, call);
+      !s.ok()) {
+    return s;
+  }
+  if (!inputs->states.empty()) {
+    absl::Status s = AddInitialStates(request, inputs->states, model, limits,
+                                      max_elements, call.request);
+    if (!s.ok()) return s;
+  }
+  absl::StatusOr<std::vector<std::string>> outputs =
+      BiserveOutputSelection(request, model);
+  if (!outputs.ok()) return outputs.status();
+  call.outputs = *std::move(outputs);
+  SetOutputSelection(call.outputs, call.request);
+  return absl::OkStatus();
+}
+
+// A request named by the model's signature (see UsesSignature).
+absl::Status SignatureRequest(const inference::ModelInferRequest& request,
+                              const Model& model, const RequestLimits& limits,
+                              int64_t max_elements, OpenInferCall& call) {
+  absl::StatusOr<SignatureIndices> inputs =
+      ClassifySignatureInputs(request, model);
+  if (!inputs.ok()) return inputs.status();
+  if (absl::Status s =
+          AddSequences(request, inputs->data, inputs->lengths, model,
+                       SignatureLayout(model), limits, max_elements, call);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = AddSignatureStates(request, *inputs, model, limits,
+                                          max_elements, call.request);
+      !s.ok()) {
+    return s;
+  }
+  const std::vector<OpenTensorSpec> available =
+      SignatureSpecs(model, /*inputs=*/false);
+  std::vector<std::string> all;
+  for (const OpenTensorSpec& spec : available) all.push_back(spec.name);
+  absl::StatusOr<std::vector<std::string>> outputs =
+      SelectedOutputs(request, available, all);
+  if (!outputs.ok()) return outputs.status();
+  call.outputs = *std::move(outputs);
+  call.signature = true;
+  // OUTPUT is the merged output; FINAL_H and FINAL_C need the states.
+  call.request.set_outputs(v1::OUTPUT_SELECTION_MERGED);
+  call.request.set_return_states(std::any_of(
+      call.outputs.begin(), call.outputs.end(), [&](const std::string& name) {
+        return SignatureOutput(model, name)->role != SignatureRole::kOutput;
+      }));
+  return absl::OkStatus();
+}
+
+// The signature's OUTPUT of every sequence, [B, T, D] ([T, B, D] time
+// major) or [B, D]; steps past a sequence's length hold the model's
+// padding_step_output, as ONNX Runtime gives them.
+absl::StatusOr<OutputValues> SignatureModelOutput(
+    const v1::PredictResponse& predict, const std::vector<int64_t>& shape,
+    bool time_major, const Model& model) {
+  const int64_t batch = predict.sequences_size();
+  const int64_t width = model.output_size();
+  const bool sequences = model.returns_sequences();
+  const int64_t steps = sequences ? (time_major ? shape[0] : shape[1]) : 1;
+  OutputValues output{.shape = shape};
+  output.values.resize(batch * steps * width);
+  const float* padding = model.padding_step_output().data();
+  for (int64_t b = 0; b < batch; ++b) {
+    const v1::Tensor& t = predict.sequences(b).output();
+    const int64_t length = sequences && t.shape_size() == 2 ? t.shape(0) : 1;
+    if (t.values_size() != length * width || length > steps) {
+      return absl::InternalError(
+          absl::StrCat("sequence ", b, " has ", t.values_size(),
+                       " output values for ", length, " steps of ", width));
+    }
+    for (int64_t step = 0; step < steps; ++step) {
+      const float* from =
+          step < length ? t.values().data() + step * width : padding;
+      const int64_t row = time_major ? step * batch + b : b * steps + step;
+      std::copy(from, from + width, output.values.begin() + row * width);
+    }
+  }
+  return output;
+}
+
+// The final states of `kind` of every layer and sequence, [2 * layers, B,
+// units]: row [2 * l + d, b] is layer l's direction d of sequence b.
+absl::StatusOr<OutputValues> SignatureFinalStates(
+    const v1::PredictResponse& predict, const std::vector<int64_t>& shape,
+    StateKind kind, const Model& model) {
+  const std::vector<const BidirectionalLayer*> layers =
+      BidirectionalLayers(model);
+  const int64_t batch = predict.sequences_size();
+  const int64_t units = SignatureStateUnits(model);
+  OutputValues output{.shape = shape};
+  output.values.resize(2 * layers.size() * batch * units);
+  for (int64_t l = 0; l < static_cast<int64_t>(layers.size()); ++l) {
+    for (const Direction d : {Direction::kForward, Direction::kBackward}) {
+      const int index = layers[l]->state_index(d, kind);
+      const int64_t row = 2 * l + (d == Direction::kForward ? 0 : 1);
+      for (int64_t b = 0; b < batch; ++b) {
+        const v1::SequenceOutput& s = predict.sequences(b);
+        if (index < 0 || s.states_size() <= l ||
+            s.states(l).states_size() <= index ||
+            s.states(l).states(index).values_size() != units) {
+          return absl::InternalError(
+              absl::StrCat("sequence ", b, " lacks final state ",
+                           StateKindName(kind), " of layer ", layers[l]->name));
+        }
+        const auto& values = s.states(l).states(index).values();
+        std::copy(values.begin(), values.end(),
+                  output.values.begin() + (row * batch + b) * units);
+      }
+    }
+  }
+  return output;
+}
+
+// Signature output `name` of the reply.
+absl::StatusOr<OutputValues> SignatureOutputValues(
+    const v1::PredictResponse& predict, const OpenInferCall& call,
+    const Model& model, const std::string& name) {
+  const SignatureTensor* tensor = SignatureOutput(model, name);
+  if (tensor == nullptr) {
+    return absl::InternalError(absl::StrCat("no signature output ", name));
+  }
+  const std::vector<int64_t> shape = InferOutputShape(call, model, name);
+  switch (tensor->role) {
+    case SignatureRole::kOutput:
+      return SignatureModelOutput(predict, shape, tensor->time_major, model);
+    case SignatureRole::kFinalH:
+      return SignatureFinalStates(predict, shape, StateKind::kH, model);
+    default:
+      return SignatureFinalStates(predict, shape, StateKind::kC, model);
+  }
+}
+
+// Biserve-named output `name` of the reply.
+absl::StatusOr<OutputValues> BiserveOutputValues(
+    const v1::PredictResponse& predict, const OpenInferCall& call,
+    const Model& model, const std::string& name) {
+  if (name == "output" || name == "forward" || name == "backward") {
+    return SequenceOutputValues(predict, name, call.time_steps);
+  }
+  return StateOutputValues(predict, name, model);
+}
+
+}  // namespace
+
+std::vector<OpenTensorSpec> OpenInferenceInputs(const Model& model) {
+  if (model.signature().has_value()) {
+    return SignatureSpecs(model, /*inputs=*/true);
+  }
+  return BiserveInputs(model);
+}
+
+std::vector<OpenTensorSpec> OpenInferenceOutputs(const Model& model) {
+  if (model.signature().has_value()) {
+    return SignatureSpecs(model, /*inputs=*/false);
+  }
+  return BiserveOutputs(model);
+}
+
+std::vector<int64_t> InferOutputShape(const OpenInferCall& call,
+                                      const Model& model,
+                                      absl::string_view name) {
+  const int64_t batch = call.request.sequences_size();
+  const int64_t steps = call.time_steps;
+  if (call.signature) {
+    const SignatureTensor* tensor = SignatureOutput(model, name);
+    if (tensor == nullptr) return {};
+    std::vector<int64_t> shape = SignatureShape(*tensor, model);
+    if (tensor->role != SignatureRole::kOutput)
+      return {shape[0], batch, shape[2]};
+    if (shape.size() == 2) return {batch, shape[1]};
+    if (tensor->time_major) return {steps, batch, shape[2]};
+    return {batch, steps, shape[2]};
+  }
+  for (const OpenTensorSpec& spec : BiserveOutputs(model)) {
+    if (spec.name != name) continue;
+    const int64_t width = spec.shape.back();
+    return spec.shape.size() == 3 ? std::vector<int64_t>{batch, steps, width}
+                                  : std::vector<int64_t>{batch, width};
+  }
+  return {};
+}
+
 absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     const inference::ModelInferRequest& request, const Model& model) {
   RequestLimits unchecked;
@@ -642,40 +1115,18 @@ absl::StatusOr<OpenInferCall> PredictRequestFromInfer(
     const inference::ModelInferRequest& request, const Model& model,
     const RequestLimits& limits) {
   if (absl::Status s = CheckRawContentsCount(request); !s.ok()) return s;
-  absl::StatusOr<InputIndices> inputs = ClassifyInputs(request, model);
-  if (!inputs.ok()) return inputs.status();
+  if (absl::Status s = CheckInputFrame(request); !s.ok()) return s;
   // Every value takes at least a byte of the request: no shape may claim
   // more elements than it has bytes (see CheckShape).
   const int64_t max_elements = static_cast<int64_t>(request.ByteSizeLong());
-  const InputTensor& data = request.inputs(inputs->data);
-  absl::StatusOr<BatchShape> shape = DataShape(data, model, max_elements);
-  if (!shape.ok()) return shape.status();
-  absl::StatusOr<std::vector<int64_t>> lengths = SequenceLengths(
-      request, inputs->lengths, *shape, DataName(model), max_elements);
-  if (!lengths.ok()) return lengths.status();
-
   OpenInferCall call;
-  call.time_steps = shape->steps;
-  v1::PredictRequest& predict = call.request;
-  absl::Status added =
-      model.takes_token_ids()
-          ? AddTokenSequences(request, inputs->data, model, *lengths,
-                              shape->steps, predict)
-          : AddFeatureSequences(request, inputs->data, model, *lengths,
-                                shape->steps, limits, predict);
-  if (!added.ok()) return added;
-  if (!inputs->states.empty()) {
-    absl::Status s = AddInitialStates(request, inputs->states, model, limits,
-                                      max_elements, predict);
-    if (!s.ok()) return s;
-  }
-  absl::StatusOr<std::vector<std::string>> outputs =
-      SelectedOutputs(request, model);
-  if (!outputs.ok()) return outputs.status();
-  call.outputs = *std::move(outputs);
-  SetOutputSelection(call.outputs, predict);
-  predict.set_model_name(request.model_name());
-  predict.set_request_id(request.id());
+  absl::Status parsed =
+      UsesSignature(request, model)
+          ? SignatureRequest(request, model, limits, max_elements, call)
+          : BiserveRequest(request, model, limits, max_elements, call);
+  if (!parsed.ok()) return parsed;
+  call.request.set_model_name(request.model_name());
+  call.request.set_request_id(request.id());
   call.raw_outputs = WantsRawOutputs(request);
   return call;
 }
@@ -691,21 +1142,16 @@ absl::Status InferResponseFromPredict(const v1::PredictResponse& predict,
     auto* out = response->add_outputs();
     out->set_name(name);
     out->set_datatype("FP32");
-    OutputValues output;
-    if (name == "output" || name == "forward" || name == "backward") {
-      output = SequenceOutputValues(predict, name, call.time_steps);
-    } else {
-      absl::StatusOr<OutputValues> state =
-          StateOutputValues(predict, name, model);
-      if (!state.ok()) return state.status();
-      output = *std::move(state);
-    }
-    out->mutable_shape()->Assign(output.shape.begin(), output.shape.end());
+    absl::StatusOr<OutputValues> output =
+        call.signature ? SignatureOutputValues(predict, call, model, name)
+                       : BiserveOutputValues(predict, call, model, name);
+    if (!output.ok()) return output.status();
+    out->mutable_shape()->Assign(output->shape.begin(), output->shape.end());
     if (call.raw_outputs) {
-      AppendRaw(output.values, response->add_raw_output_contents());
+      AppendRaw(output->values, response->add_raw_output_contents());
     } else {
       out->mutable_contents()->mutable_fp32_contents()->Assign(
-          output.values.begin(), output.values.end());
+          output->values.begin(), output->values.end());
     }
   }
   return absl::OkStatus();

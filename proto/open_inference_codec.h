@@ -15,12 +15,30 @@
 //            forward, backward FP32 [B, T, units] or [B, units]
 //            state/<layer>/<forward_h|...> FP32 [B, units]
 // Output steps past a sequence's length are zeros.
+//
+// A model with a signature (core/model/signature.h: one imported from ONNX,
+// say) is described by ModelMetadata with the signature's tensors only, and
+// a ModelInfer request that sends the signature's INPUT is read and answered
+// in the signature's names and layouts, as ONNX Runtime behind Triton would:
+//   INPUT      FP32 [B, T, input_dim], or INT64|INT32 [B, T] token ids;
+//              time_major: [T, B, ...]
+//   LENGTHS    INT64|INT32 [B], each in [1, T]; without it every sequence
+//              has T steps
+//   INITIAL_H  FP32 [2, B, units] (forward, backward) of the first layer;
+//   INITIAL_C  one not sent is zeros
+//   OUTPUT     FP32 [B, T, D] (time_major [T, B, D]) or [B, D]; a step past
+//              a sequence's length holds Model::padding_step_output()
+//   FINAL_H    FP32 [2 * layers, B, units]: layer 0 forward, layer 0
+//   FINAL_C    backward, layer 1 forward, ...
+// No outputs requested: all of the signature's, in its order. A request in
+// biserve's names (above) works as for any model.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "biserve/v1/inference.pb.h"
 #include "core/model/model.h"
 #include "inference/grpc_predict_v2.pb.h"
@@ -34,7 +52,8 @@ struct OpenTensorSpec {
   std::vector<int64_t> shape;  // -1: variable (batch, time)
 };
 
-// What the model takes and gives, as Open Inference tensors.
+// What the model takes and gives, as Open Inference tensors: the
+// signature's tensors when it has one, else biserve's names.
 std::vector<OpenTensorSpec> OpenInferenceInputs(const Model& model);
 std::vector<OpenTensorSpec> OpenInferenceOutputs(const Model& model);
 
@@ -44,7 +63,16 @@ struct OpenInferCall {
   std::vector<std::string> outputs;  // names to return, in order
   int64_t time_steps = 0;            // T of the inputs
   bool raw_outputs = false;          // answer in raw_output_contents
+  // Tensors named and laid out by the model's signature (the request sent
+  // its INPUT), not by biserve.
+  bool signature = false;
 };
+
+// The shape of output `name` in the reply to `call` (B and T filled in);
+// empty if the model has no such output.
+std::vector<int64_t> InferOutputShape(const OpenInferCall& call,
+                                      const Model& model,
+                                      absl::string_view name);
 
 // INVALID_ARGUMENT naming the input (quoted, see core/common/quoted_input.h),
 // the expected and the given shape or datatype; an input of the other kind

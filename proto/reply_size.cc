@@ -93,15 +93,6 @@ int64_t Int64Field(int64_t value) {
   return value == 0 ? 0 : kTagBytes + VarintBytes(value);
 }
 
-// The shape of Open Inference output `spec` for `batch` sequences padded
-// to `steps`: [B, T, W] or [B, W].
-std::vector<int64_t> OpenOutputShape(const OpenTensorSpec& spec, int64_t batch,
-                                     int64_t steps) {
-  const int64_t width = spec.shape.back();
-  return spec.shape.size() == 3 ? std::vector<int64_t>{batch, steps, width}
-                                : std::vector<int64_t>{batch, width};
-}
-
 }  // namespace
 
 int64_t PredictResponseBytes(const Model& model, absl::string_view model_name,
@@ -118,18 +109,11 @@ int64_t PredictResponseBytes(const Model& model, absl::string_view model_name,
 
 int64_t InferResponseBytes(const OpenInferCall& call, const Model& model,
                            absl::string_view model_name, int64_t version) {
-  const int64_t batch = call.request.sequences_size();
   int64_t bytes = StringField(model_name) + StringField(absl::StrCat(version)) +
                   StringField(call.request.request_id());
-  const std::vector<OpenTensorSpec> specs = OpenInferenceOutputs(model);
   for (const std::string& name : call.outputs) {
-    int64_t values = 0;
-    std::vector<int64_t> shape;
-    for (const OpenTensorSpec& spec : specs) {
-      if (spec.name != name) continue;
-      shape = OpenOutputShape(spec, batch, call.time_steps);
-      values = Product(shape);
-    }
+    const std::vector<int64_t> shape = InferOutputShape(call, model, name);
+    const int64_t values = shape.empty() ? 0 : Product(shape);
     int64_t tensor =
         StringField(name) + StringField("FP32") + PackedInt64s(shape);
     if (call.raw_outputs) {

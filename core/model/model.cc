@@ -441,6 +441,17 @@ absl::string_view CellTypeName(CellType cell) {
   return "unspecified";
 }
 
+void DenseLayer::Apply(RowMatrix& x) const {
+  RowMatrix y = x * kernel;
+  y.rowwise() += bias;
+  if (activation != Activation::kLinear) {
+    for (Eigen::Index r = 0; r < y.rows(); ++r) {
+      Activate(activation, absl::Span<float>(&y(r, 0), y.cols()));
+    }
+  }
+  x = std::move(y);
+}
+
 int BidirectionalLayer::output_size() const {
   return merge_mode == MergeMode::kConcat || merge_mode == MergeMode::kNone
              ? forward.units + backward.units
@@ -552,7 +563,24 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
   const auto* last = std::get_if<BidirectionalLayer>(&model->layers_.back());
   model->output_size_ =
       last != nullptr && last->merge_mode == MergeMode::kNone ? 0 : shape.width;
+  model->SetPaddingStepOutput();
+  if (spec.signature.has_value()) {
+    if (absl::Status s = CheckSignature(*spec.signature, *model); !s.ok()) {
+      return Invalid(model_label, s.message());
+    }
+    model->signature_ = spec.signature;
+  }
   return std::shared_ptr<const Model>(std::move(model));
+}
+
+void Model::SetPaddingStepOutput() {
+  if (!returns_sequences_ || output_size_ == 0) return;
+  RowMatrix x =
+      RowMatrix::Zero(1, bidirectional(last_bidirectional_).output_size());
+  for (size_t i = last_bidirectional_ + 1; i < layers_.size(); ++i) {
+    std::get<DenseLayer>(layers_[i]).Apply(x);
+  }
+  padding_step_output_ = x.row(0);
 }
 
 absl::Status Model::AddLayer(const LayerSpec& spec, int index, bool is_last,

@@ -16,6 +16,7 @@
 #include "core/kernels/activation.h"
 #include "core/kernels/packed_gemm.h"
 #include "core/model/model_spec.h"
+#include "core/model/signature.h"
 #include "core/model/state_spec.h"
 
 namespace biserve {
@@ -97,6 +98,9 @@ struct DenseLayer {
   RowMatrix kernel;  // [input_size, units]
   RowVector bias;    // [units]; zeros without use_bias
   int units() const { return static_cast<int>(kernel.cols()); }
+  // x := activation(x * kernel + bias), row by row; x is [rows,
+  // input_size] before and [rows, units] after.
+  void Apply(RowMatrix& x) const;
 };
 
 struct EmbeddingLayer {
@@ -147,6 +151,18 @@ class Model {
   // with merge mode none (its two directions are the outputs).
   int output_size() const { return output_size_; }
 
+  // The model's output at a padding step (t >= a sequence's length) of a
+  // sequence output, as ONNX Runtime computes it: the layers after the last
+  // Bidirectional (Dense heads, with their activations) applied to a zero
+  // vector of its output width; zeros when there are none. [output_size()]
+  // when returns_sequences() and output_size() > 0, else empty. Computed
+  // once, by Create.
+  const RowVector& padding_step_output() const { return padding_step_output_; }
+
+  // How clients of the framework the model came from name and lay out its
+  // tensors; checked against the model by Create (CheckSignature).
+  const std::optional<Signature>& signature() const { return signature_; }
+
  private:
   // The width and time axis of the value the layers added so far output.
   struct StackShape;
@@ -157,6 +173,8 @@ class Model {
   // layers added so far, and adds it.
   absl::Status AddLayer(const LayerSpec& spec, int index, bool is_last,
                         StackShape& shape);
+  // padding_step_output_, once the layers are built.
+  void SetPaddingStepOutput();
   absl::Status AddBidirectional(const BidirectionalSpec& spec,
                                 absl::string_view where, bool is_last,
                                 StackShape& shape);
@@ -171,6 +189,8 @@ class Model {
   int bidirectional_count_ = 0;
   bool returns_sequences_ = true;
   int output_size_ = 0;
+  RowVector padding_step_output_;
+  std::optional<Signature> signature_;
 };
 
 }  // namespace biserve

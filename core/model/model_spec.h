@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/common/tensor.h"
+#include "core/model/signature.h"
 
 namespace biserve {
 
@@ -85,6 +86,9 @@ struct ModelSpec {
   std::string name;
   int input_dim = 0;  // 0 when the first layer is an Embedding
   std::vector<LayerSpec> layers;
+  // Names and layouts for clients of the framework the model came from;
+  // absent for models written for biserve.
+  std::optional<Signature> signature;
 };
 
 }  // namespace biserve
