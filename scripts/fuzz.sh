@@ -4,7 +4,9 @@
 # each target in turn on a copy of its committed seeds and regression inputs
 # (the committed folders are never written). Fails on any crash, leak,
 # timeout, out-of-memory or sanitizer report, and prints the reproducer.
-#   scripts/fuzz.sh [seconds per target]       (default 25; 8 targets)
+#   scripts/fuzz.sh [seconds per target]       (default 25; 9 targets)
+# onnx_import also starts from the real PyTorch exports in
+# tests/onnx/fixtures/*.onnx, when they are there.
 # A failing input is kept in build-fuzz/artifacts/<target>/; rerun it with
 #   build-fuzz/bin/fuzz_<target> build-fuzz/artifacts/<target>/<file>
 set -euo pipefail
@@ -28,6 +30,11 @@ for seeds in tests/fuzz/corpus/*/; do
   cp "$seeds"* "$corpus/"
   if [ -d "tests/fuzz/regressions/$target" ]; then
     cp "tests/fuzz/regressions/$target/"* "$corpus/"
+  fi
+  if [ "$target" = onnx_import ]; then
+    for fixture in tests/onnx/fixtures/*.onnx; do
+      [ -f "$fixture" ] && cp "$fixture" "$corpus/fixture_$(basename "$fixture")"
+    done
   fi
   dict=()
   if [ -f "tests/fuzz/dict/$target.dict" ]; then

@@ -37,8 +37,8 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "importers/model_file.h"
 #include "prometheus/registry.h"
-#include "proto/model_codec.h"
 #include "proto/model_config_codec.h"
 #include "server/inference_service.h"
 #include "server/metrics.h"
@@ -70,7 +70,9 @@ ABSL_FLAG(std::string, metrics_tls_key_file, "",
           "Unencrypted PEM private key of --metrics_tls_cert_file.");
 ABSL_FLAG(std::string, model_repository, "models",
           "Model repository: <dir>/<model>/<version>/model.pb (or "
-          "model.pbtxt), with an optional <dir>/<model>/config.pbtxt.");
+          "model.pbtxt, or a PyTorch model.onnx, imported at load), with an "
+          "optional <dir>/<model>/config.pbtxt. A version folder holding "
+          "more than one model file is refused.");
 ABSL_FLAG(int32_t, threads, 0,
           "Evaluation threads (the pool that runs a batch's directions at "
           "once). 0: one per CPU core.");
@@ -251,7 +253,10 @@ absl::StatusOr<std::unique_ptr<RepositoryWatcher>> MakeWatcher(
   RepositoryWatcher::Options watch;
   watch.repository_path = absl::GetFlag(FLAGS_model_repository);
   watch.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_interval_s));
-  watch.load_model = LoadModelFile;
+  // One list and one loader (importers/model_file.h): a format added
+  // there is accepted in version folders at once.
+  watch.model_file_names = RepositoryModelFileNames();
+  watch.load_model = LoadAnyModelFile;
   watch.load_config = ReadModelConfig;
   watch.warm_up = [pool](const Model& model) { return WarmUp(model, *pool); };
   return RepositoryWatcher::Create(std::move(watch), registry);
@@ -495,6 +500,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves bidirectional RNN models over gRPC.\n"
       "  biserve_server --model_repository models --port 8001\n"
+      "Each <model>/<version>/ folder holds one model.pb, model.pbtxt or\n"
+      "model.onnx (torch.onnx.export's file, imported when it loads).\n"
       "Service biserve.v1.InferenceService (proto/biserve/v1/"
       "inference.proto), inference.GRPCInferenceService (Open Inference\n"
       "Protocol), grpc.health.v1.Health, and server reflection with\n"

@@ -2,9 +2,16 @@
 //
 //   biserve_convert --from tfjs path/model.json
 //       --out models/<name>/<version>/model.pb [--text] [--name NAME]
+//   biserve_convert --from onnx path/model.onnx
+//       --out models/<name>/<version>/model.pb [--text] [--name NAME]
+//
+// (A model.onnx also serves as it is from a repository version folder;
+// converting it once spares the server the import at every load and shows
+// the result.)
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,12 +22,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/text_format.h"
+#include "importers/model_file.h"
+#include "importers/onnx_importer.h"
 #include "importers/tfjs_importer.h"
+#include "proto/model_codec.h"
 
 ABSL_FLAG(std::string, from, "tfjs",
           "Input format: tfjs (the TensorFlow.js Layers format: model.json "
           "with its weight shards, from tensorflowjs_converter or "
-          "TensorFlow.js' model.save).");
+          "TensorFlow.js' model.save) or onnx (a PyTorch bidirectional RNN "
+          "from torch.onnx.export; see docs/onnx.md).");
 ABSL_FLAG(std::string, out, "",
           "Output model file, e.g. models/<name>/1/model.pb. Parent folders "
           "are created.");
@@ -29,37 +40,52 @@ ABSL_FLAG(bool, text, false,
           ".pbtxt).");
 ABSL_FLAG(std::string, name, "",
           "Model name; default: the folder two levels above --out "
-          "(models/<name>/<version>/model.pb), else the Keras model's name.");
+          "(models/<name>/<version>/model.pb), else the Keras model's name "
+          "(tfjs) or the ONNX graph's (onnx).");
 
 namespace biserve {
 namespace {
 
-// models/<name>/<version>/model.pb -> <name>, when the path has that shape.
-std::string NameFromOutput(const std::filesystem::path& out) {
-  const std::filesystem::path version = out.parent_path();
-  const std::string v = version.filename().string();
-  if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos) {
-    return "";
+// The model in `input`, in format `from`, named `name` (empty: the
+// importer's default).
+absl::StatusOr<v1::Model> Import(const std::string& from,
+                                 const std::string& input,
+                                 const std::string& name) {
+  if (from == "tfjs") {
+    TfjsImportOptions options;
+    options.model_name = name;
+    return ImportTfjsLayersModel(input, options);
   }
-  return version.parent_path().filename().string();
+  OnnxImportOptions options;
+  options.model_name = name;
+  return ImportOnnxFile(input, options);
 }
 
 absl::Status Run(const std::vector<char*>& args) {
-  if (absl::GetFlag(FLAGS_from) != "tfjs") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--from must be tfjs; was '", absl::GetFlag(FLAGS_from), "'"));
+  const std::string from = absl::GetFlag(FLAGS_from);
+  if (from != "tfjs" && from != "onnx") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--from must be tfjs or onnx; was '", from, "'"));
   }
   if (args.size() != 2) {
     return absl::InvalidArgumentError(
-        "expected one input: the path of model.json");
+        absl::StrCat("expected one input: the path of ",
+                     from == "tfjs" ? "model.json" : "the .onnx file"));
   }
   const std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) return absl::InvalidArgumentError("--out is required");
-  TfjsImportOptions options;
-  options.model_name = absl::GetFlag(FLAGS_name);
-  if (options.model_name.empty()) options.model_name = NameFromOutput(out);
-  absl::StatusOr<v1::Model> model = ImportTfjsLayersModel(args[1], options);
+  std::string name = absl::GetFlag(FLAGS_name);
+  if (name.empty()) name = ModelNameFromPath(out);
+  absl::StatusOr<v1::Model> model = Import(from, args[1], name);
   if (!model.ok()) return model.status();
+  // The importers promise a model that validates; checked before anything
+  // is written, so a bad model never lands in a repository.
+  if (absl::StatusOr<std::shared_ptr<const Model>> valid =
+          Model::Create(ModelSpecFromProto(*model));
+      !valid.ok()) {
+    return absl::Status(valid.status().code(),
+                        absl::StrCat(args[1], ": ", valid.status().message()));
+  }
 
   std::string bytes;
   if (absl::GetFlag(FLAGS_text) || absl::EndsWith(out, ".pbtxt")) {
@@ -103,6 +129,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Converts a model to biserve's format.\n"
       "  biserve_convert --from tfjs path/model.json --out "
+      "models/<name>/<version>/model.pb [--text] [--name NAME]\n"
+      "  biserve_convert --from onnx path/model.onnx --out "
       "models/<name>/<version>/model.pb [--text] [--name NAME]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   absl::Status status = biserve::Run(args);

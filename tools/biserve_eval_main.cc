@@ -15,12 +15,13 @@
 #include "core/common/process_tuning.h"
 #include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
+#include "importers/model_file.h"
 #include "proto/eval_json.h"
 #include "proto/input_file.h"
-#include "proto/model_codec.h"
 
 ABSL_FLAG(std::string, model, "",
-          "Model file: binary .pb, text .pbtxt or JSON .json.");
+          "Model file: binary .pb, text .pbtxt or JSON .json, or an ONNX "
+          ".onnx from torch.onnx.export (imported as the server would).");
 ABSL_FLAG(biserve::InputFile, input, {"-"},
           "JSON input file, or - for standard input.");
 ABSL_FLAG(std::string, outputs, "merged",
@@ -54,7 +55,7 @@ absl::Status Run() {
   options.states = absl::GetFlag(FLAGS_states);
 
   absl::StatusOr<std::shared_ptr<const Model>> model =
-      LoadModelFile(model_path);
+      LoadAnyModelFile(model_path);
   if (!model.ok()) return model.status();
   absl::StatusOr<std::string> json = ReadInput(absl::GetFlag(FLAGS_input));
   if (!json.ok()) return json.status();

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/common/log.h"
 #include "core/common/process_tuning.h"
 #include "core/common/thread_name.h"
@@ -46,6 +47,13 @@ std::vector<std::string> SubFolders(const std::string& dir) {
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+// "a, b or c".
+std::string OrList(const std::vector<std::string>& names) {
+  if (names.size() <= 1) return absl::StrJoin(names, "");
+  return absl::StrCat(absl::StrJoin(names.begin(), names.end() - 1, ", "),
+                      " or ", names.back());
 }
 
 // A version folder's name: digits only, value >= 1.
@@ -93,6 +101,10 @@ absl::StatusOr<std::unique_ptr<RepositoryWatcher>> RepositoryWatcher::Create(
     Options options, ModelRegistry* registry) {
   if (options.repository_path.empty()) {
     return absl::InvalidArgumentError("repository_path is empty");
+  }
+  if (options.model_file_names.empty()) {
+    return absl::InvalidArgumentError(
+        "model_file_names must name at least one file");
   }
   if (!options.load_model || !options.load_config) {
     return absl::InvalidArgumentError(
@@ -234,22 +246,40 @@ void RepositoryWatcher::ApplySettings(const std::string& name,
 }
 
 std::map<int64_t, RepositoryWatcher::FileSignature>
-RepositoryWatcher::VersionsOnDisk(const std::string& dir) {
+RepositoryWatcher::VersionsOnDisk(const std::string& dir) const {
   std::map<int64_t, FileSignature> on_disk;
   for (const std::string& folder : SubFolders(dir)) {
     std::optional<int64_t> version = ParseVersion(folder);
     if (!version) continue;
     FileSignature signature;
-    for (const char* file : {"model.pb", "model.pbtxt"}) {
+    for (const std::string& file : options_.model_file_names) {
       std::string path = absl::StrCat(dir, "/", folder, "/", file);
-      if (auto st = Stat(path)) {
-        signature = FileSignature{path, st->first, st->second};
-        break;
+      auto st = Stat(path);
+      if (!st) continue;
+      if (signature.path.empty()) {
+        signature = FileSignature{path, st->first, st->second, {}};
+      } else {
+        signature.also.push_back(file);
       }
     }
-    on_disk[*version] = signature;
+    on_disk[*version] = std::move(signature);
   }
   return on_disk;
+}
+
+std::string RepositoryWatcher::Refusal(const FileSignature& signature,
+                                       const std::string& folder) const {
+  if (signature.path.empty()) {
+    return absl::StrCat("no ", OrList(options_.model_file_names), " in ",
+                        folder);
+  }
+  if (signature.also.empty()) return "";
+  std::vector<std::string> files = {
+      std::filesystem::path(signature.path).filename().string()};
+  files.insert(files.end(), signature.also.begin(), signature.also.end());
+  return absl::StrCat(folder, " holds more than one model file (",
+                      absl::StrJoin(files, ", "),
+                      "); keep one: which was meant is not guessed");
 }
 
 bool RepositoryWatcher::LoadSelected(const std::string& name, VersionScan& scan,
@@ -337,14 +367,15 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
       absl::StrCat("model ", name, " version ", version, ": ");
   WatchedVersion& entry = model.versions[version];
   entry.signature = signature;
-  if (signature.path.empty()) {
-    const std::string folder = absl::StrCat(name, "/", version);
-    LogError(absl::StrCat(what, "no model.pb or model.pbtxt in ",
-                          options_.repository_path, "/", folder));
-    // Reasons reach clients (ListModels, FAILED_PRECONDITION): paths in them
-    // are relative to the repository.
-    registry_->SetFailed(
-        name, version, absl::StrCat("no model.pb or model.pbtxt in ", folder));
+  // Reasons reach clients (ListModels, FAILED_PRECONDITION): paths in them
+  // are relative to the repository.
+  if (const std::string refusal =
+          Refusal(signature, absl::StrCat(name, "/", version));
+      !refusal.empty()) {
+    LogError(
+        absl::StrCat(what, refusal, " (in ", options_.repository_path, ")",
+                     entry.available ? "; the loaded copy keeps serving" : ""));
+    registry_->SetFailed(name, version, refusal);
     return entry.available;  // a serving copy keeps serving
   }
   LogInfo(absl::StrCat(what, reload ? "file changed; reloading " : "loading ",

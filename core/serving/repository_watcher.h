@@ -2,8 +2,10 @@
 // on disk.
 //
 //   <repository>/<name>/config.pbtxt          optional ModelConfig
-//   <repository>/<name>/<version>/model.pb    or model.pbtxt
+//   <repository>/<name>/<version>/<file>      one of Options::model_file_names
 //
+// A version folder holding more than one of those files is refused (its
+// reason names them): which one was meant is never guessed.
 // Each scan loads the versions the model's VersionPolicy selects that are
 // new or whose file changed (size or modification time), warms each up,
 // and only then lets it serve. A version that fails stays failed (with its
@@ -56,7 +58,13 @@ class RepositoryWatcher {
     std::string repository_path;
     // Time between scans of the polling thread.
     absl::Duration poll_interval = absl::Seconds(5);
-    // Reads and validates one model file. Required.
+    // The model file names a version folder may hold (e.g. model.pb,
+    // model.pbtxt, model.onnx), in the order messages list them. The server
+    // gives importers/model_file.h's list, which its load_model reads.
+    // Required: not empty.
+    std::vector<std::string> model_file_names;
+    // Reads and validates one model file (a path ending in one of
+    // model_file_names). Required.
     std::function<absl::StatusOr<std::shared_ptr<const Model>>(
         const std::string& path)>
         load_model;
@@ -92,6 +100,9 @@ class RepositoryWatcher {
     std::string path;  // empty: no model file in the version folder
     int64_t size = 0;
     int64_t mtime_ns = 0;
+    // Other model files in the same folder: the version is refused while
+    // there are any. Part of the signature, so removing one reloads.
+    std::vector<std::string> also;
     bool operator==(const FileSignature&) const = default;
   };
   struct WatchedVersion {
@@ -128,8 +139,11 @@ class RepositoryWatcher {
                      WatchedModel& model)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(scan_mu_);
   // The version folders in `dir` and the model file each would load from.
-  static std::map<int64_t, FileSignature> VersionsOnDisk(
-      const std::string& dir);
+  std::map<int64_t, FileSignature> VersionsOnDisk(const std::string& dir) const;
+  // Why `signature` cannot load (no model file, or more than one), or ""
+  // if it can. `folder` is relative to the repository: clients see it.
+  std::string Refusal(const FileSignature& signature,
+                      const std::string& folder) const;
   // Loads the selected versions that are new or changed; records in `scan`
   // whether one serves. Returns whether a serving version was replaced.
   bool LoadSelected(const std::string& name, VersionScan& scan,

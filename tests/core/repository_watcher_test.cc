@@ -112,6 +112,8 @@ class RepositoryWatcherTest : public ::testing::Test {
     RepositoryWatcher::Options options;
     options.repository_path = root_;
     options.poll_interval = absl::Minutes(10);  // tests call PollOnce
+    // The server's list (importers/model_file.h); core cannot include it.
+    options.model_file_names = {"model.pb", "model.pbtxt", "model.onnx"};
     options.load_model = [this](const std::string& path) {
       return FakeLoad(path);
     };
@@ -236,6 +238,13 @@ TEST_F(RepositoryWatcherTest, CreateRejectsMissingOrInvalidOptions) {
   no_path.repository_path.clear();
   EXPECT_EQ(RepositoryWatcher::Create(no_path, registry_.get()).status().code(),
             absl::StatusCode::kInvalidArgument);
+
+  RepositoryWatcher::Options no_names = DefaultOptions();
+  no_names.model_file_names.clear();
+  auto nameless = RepositoryWatcher::Create(no_names, registry_.get());
+  EXPECT_EQ(nameless.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(nameless.status().message()),
+              HasSubstr("model_file_names"));
 
   RepositoryWatcher::Options no_loader = DefaultOptions();
   no_loader.load_model = nullptr;
@@ -470,7 +479,8 @@ TEST_F(RepositoryWatcherTest, VersionFolderWithoutAModelFileFails) {
   ASSERT_EQ(status.versions.size(), 1u);
   EXPECT_EQ(status.versions[0].state, VersionState::kFailed);
   // Relative to the repository: clients see it.
-  EXPECT_EQ(status.versions[0].reason, "no model.pb or model.pbtxt in m/1");
+  EXPECT_EQ(status.versions[0].reason,
+            "no model.pb, model.pbtxt or model.onnx in m/1");
   EXPECT_EQ(registry_->Get("m", 0).status().code(),
             absl::StatusCode::kFailedPrecondition);
 
@@ -715,14 +725,74 @@ TEST_F(RepositoryWatcherTest,
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(RepositoryWatcherTest, ModelPbIsPreferredOverModelPbtxt) {
+TEST_F(RepositoryWatcherTest, OnlyTheListedFileNamesAreModelFiles) {
+  WriteModel("m", 1, "one", "model.json");
+  RepositoryWatcher::Options options = DefaultOptions();
+  options.model_file_names = {"model.pb"};
+  MakeWatcher(std::move(options));
+  watcher_->PollOnce();
+  EXPECT_EQ(TotalLoads(), 0);
+  EXPECT_EQ(StatusOf("m").versions[0].reason, "no model.pb in m/1");
+}
+
+TEST_F(RepositoryWatcherTest, OnnxFileLoadsThroughTheInjectedLoader) {
+  const std::string onnx = WriteModel("m", 1, "imported", "model.onnx");
+  MakeWatcher();
+  watcher_->PollOnce();
+  EXPECT_EQ(Word("m"), "imported");
+  EXPECT_EQ(Loads(onnx), 1);
+}
+
+TEST_F(RepositoryWatcherTest, RefusedOnnxFileShowsItsReasonAndOthersServe) {
+  WriteModel("bad", 1, "broken", "model.onnx");
+  WriteModel("good", 1, "fine", "model.onnx");
+  MakeWatcher();
+  watcher_->PollOnce();
+  EXPECT_THAT(States("bad"), ElementsAre(Pair(1, VersionState::kFailed)));
+  EXPECT_EQ(StatusOf("bad").versions[0].reason,
+            "bad/1/model.onnx: the weights are broken");
+  EXPECT_EQ(Word("good"), "fine");
+}
+
+TEST_F(RepositoryWatcherTest, FolderWithTwoModelFilesIsRefusedNamingBoth) {
+  WriteModel("m", 1, "binary", "model.pb");
+  WriteModel("m", 1, "imported", "model.onnx");
+  MakeWatcher();
+  watcher_->PollOnce();
+  EXPECT_EQ(TotalLoads(), 0);  // never a guess
+  const ModelStatus status = StatusOf("m");
+  ASSERT_EQ(status.versions.size(), 1u);
+  EXPECT_EQ(status.versions[0].state, VersionState::kFailed);
+  EXPECT_EQ(status.versions[0].reason,
+            "m/1 holds more than one model file (model.pb, model.onnx); keep "
+            "one: which was meant is not guessed");
+  EXPECT_EQ(registry_->Get("m", 0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RepositoryWatcherTest, RemovingTheSecondModelFileLoadsTheOneLeft) {
   const std::string pb = WriteModel("m", 1, "binary", "model.pb");
   const std::string pbtxt = WriteModel("m", 1, "text", "model.pbtxt");
   MakeWatcher();
   watcher_->PollOnce();
-  EXPECT_EQ(Word("m"), "binary");
-  EXPECT_EQ(Loads(pb), 1);
-  EXPECT_EQ(Loads(pbtxt), 0);
+  EXPECT_THAT(StatusOf("m").versions[0].reason,
+              HasSubstr("(model.pb, model.pbtxt)"));
+  fs::remove(pb);
+  watcher_->PollOnce();
+  EXPECT_EQ(Word("m"), "text");
+  EXPECT_EQ(Loads(pbtxt), 1);
+  EXPECT_EQ(Loads(pb), 0);
+}
+
+TEST_F(RepositoryWatcherTest, SecondModelFileBesideAServingOneKeepsItServing) {
+  WriteModel("m", 1, "binary", "model.pb");
+  MakeWatcher();
+  watcher_->PollOnce();
+  WriteModel("m", 1, "imported", "model.onnx");
+  watcher_->PollOnce();
+  EXPECT_EQ(Word("m"), "binary");  // the loaded copy keeps serving
+  EXPECT_THAT(StatusOf("m").versions[0].reason,
+              HasSubstr("(model.pb, model.onnx)"));
 }
 
 TEST_F(RepositoryWatcherTest, FoldersThatAreNotVersionsOrModelsAreIgnored) {
@@ -813,7 +883,7 @@ TEST_F(RepositoryWatcherTest, ServingCopyStaysWhenItsFileDisappears) {
   watcher_->PollOnce();
   EXPECT_EQ(Word("m"), "one");
   EXPECT_THAT(StatusOf("m").versions[0].reason,
-              HasSubstr("no model.pb or model.pbtxt"));
+              HasSubstr("no model.pb, model.pbtxt or model.onnx"));
 }
 
 TEST_F(RepositoryWatcherTest, ReloadServesTheLoadedCopyMeanwhile) {

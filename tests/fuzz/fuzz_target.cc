@@ -4,12 +4,14 @@
 
 namespace biserve {
 
-// Defined in model_fuzz.cc, tfjs_fuzz.cc, request_fuzz.cc, eval_json_fuzz.cc.
+// Defined in model_fuzz.cc, tfjs_fuzz.cc, onnx_fuzz.cc, request_fuzz.cc,
+// eval_json_fuzz.cc.
 int FuzzModelBinary(const uint8_t* data, size_t size);
 int FuzzModelText(const uint8_t* data, size_t size);
 int FuzzModelJson(const uint8_t* data, size_t size);
 int FuzzModelConfig(const uint8_t* data, size_t size);
 int FuzzTfjsImport(const uint8_t* data, size_t size);
+int FuzzOnnxImport(const uint8_t* data, size_t size);
 int FuzzPredictRequest(const uint8_t* data, size_t size);
 int FuzzModelInfer(const uint8_t* data, size_t size);
 int FuzzEvalJson(const uint8_t* data, size_t size);
@@ -17,10 +19,15 @@ int FuzzEvalJson(const uint8_t* data, size_t size);
 namespace {
 
 constexpr FuzzTarget kTargets[] = {
-    {"model_binary", FuzzModelBinary}, {"model_text", FuzzModelText},
-    {"model_json", FuzzModelJson},     {"model_config", FuzzModelConfig},
-    {"tfjs_import", FuzzTfjsImport},   {"predict_request", FuzzPredictRequest},
-    {"model_infer", FuzzModelInfer},   {"eval_json", FuzzEvalJson},
+    {"model_binary", FuzzModelBinary},
+    {"model_text", FuzzModelText},
+    {"model_json", FuzzModelJson},
+    {"model_config", FuzzModelConfig},
+    {"tfjs_import", FuzzTfjsImport},
+    {"onnx_import", FuzzOnnxImport},
+    {"predict_request", FuzzPredictRequest},
+    {"model_infer", FuzzModelInfer},
+    {"eval_json", FuzzEvalJson},
 };
 
 }  // namespace

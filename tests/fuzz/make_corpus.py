@@ -262,6 +262,90 @@ def tfjs_corpus():
 
 # ---------------------------------------------------------------------------
 # Requests: the bundled models' sample requests and variants.
+def onnx_corpus():
+    """Seeds of onnx_import: small bidirectional RNN graphs built with
+    Debian's python3-onnx (what torch.onnx.export writes, without torch),
+    and hostile variants: tensors whose declared dims or data sizes are huge
+    or do not match, so that the fuzzer starts at the size checks.
+    scripts/fuzz.sh adds the real PyTorch fixtures (tests/onnx/fixtures/)
+    at run time; they are too big to commit twice."""
+    import random
+    import onnx
+    from onnx import TensorProto, helper
+
+    rng = random.Random(17)
+
+    def weights(name, dims):
+        n = 1
+        for d in dims:
+            n *= d
+        return helper.make_tensor(name, TensorProto.FLOAT, dims,
+                                  [round(rng.uniform(-0.5, 0.5), 3)
+                                   for _ in range(n)])
+
+    def rnn_model(op, gates, direction="bidirectional", extra_attrs=None,
+                  initializers=None):
+        d, hidden, width = 2 if direction == "bidirectional" else 1, 3, 4
+        inits = initializers or [
+            weights("W", [d, gates * hidden, width]),
+            weights("R", [d, gates * hidden, hidden]),
+            weights("B", [d, 2 * gates * hidden])]
+        outputs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+        node = helper.make_node(
+            op, ["input", "W", "R", "B"], outputs, name="/rnn/" + op,
+            direction=direction, hidden_size=hidden, **(extra_attrs or {}))
+        graph = helper.make_graph(
+            [node], "main_graph",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                           ["T", "B", width])],
+            [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+             for o in outputs],
+            inits)
+        model = helper.make_model(
+            graph, producer_name="pytorch",
+            opset_imports=[helper.make_opsetid("", 14)])
+        return model.SerializeToString()
+
+    def huge(name, dims, raw):
+        t = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=dims)
+        t.raw_data = raw
+        return t
+
+    seeds = {
+        "bilstm": rnn_model("LSTM", 4),
+        "bigru_linear_before_reset": rnn_model(
+            "GRU", 3, extra_attrs={"linear_before_reset": 1}),
+        "birnn_tanh": rnn_model("RNN", 1),
+        "unidirectional_lstm": rnn_model("LSTM", 4, direction="forward"),
+        "lstm_clip": rnn_model("LSTM", 4, extra_attrs={"clip": 1.0}),
+        # dims whose product is 2^42 floats, 16 bytes of data.
+        "huge_dims_small_raw_data": rnn_model("LSTM", 4, initializers=[
+            huge("W", [2, 1 << 20, 1 << 20], b"\0" * 16),
+            weights("R", [2, 12, 3]), weights("B", [2, 24])]),
+        # dims whose product overflows int64.
+        "overflowing_dims": rnn_model("LSTM", 4, initializers=[
+            huge("W", [1 << 40, 1 << 40, 4], b"\0" * 16),
+            weights("R", [2, 12, 3]), weights("B", [2, 24])]),
+        "negative_dims": rnn_model("LSTM", 4, initializers=[
+            huge("W", [2, -12, 4], b"\0" * 16),
+            weights("R", [2, 12, 3]), weights("B", [2, 24])]),
+        # raw_data shorter than its dims say.
+        "short_raw_data": rnn_model("LSTM", 4, initializers=[
+            huge("W", [2, 12, 4], b"\0" * 40),
+            weights("R", [2, 12, 3]), weights("B", [2, 24])]),
+        "empty": b"",
+        "not_onnx": b"\x08\xff\xff\xff\xff\x0f not a ModelProto",
+    }
+    write_seeds("onnx_import", seeds)
+    words = {"LSTM", "GRU", "RNN", "Gather", "MatMul", "Add", "Gemm",
+             "Softmax", "LogSoftmax", "Sigmoid", "Tanh", "Relu", "Shape",
+             "Unsqueeze", "Squeeze", "Concat", "ConstantOfShape", "Transpose",
+             "Reshape", "Slice", "Expand", "Cast", "Identity", "Constant",
+             "direction", "bidirectional", "forward", "reverse", "hidden_size",
+             "linear_before_reset", "activations", "clip", "input_forget",
+             "sequence_lens", "perm", "axis", "axes", "to", "value"}
+    write_dict("onnx_import", words)
+
 
 def state_names(model):
     """initial_state/ and state/ suffixes of the first Bidirectional layer."""
@@ -452,9 +536,14 @@ def request_corpora(models):
 
 
 def main():
+    # `make_corpus.py onnx_import` rewrites only that target's seeds.
+    if sys.argv[1:] == ["onnx_import"]:
+        onnx_corpus()
+        return
     models = model_corpora()
     config_corpus()
     tfjs_corpus()
+    onnx_corpus()
     request_corpora(models)
     shutil.rmtree(_gen, ignore_errors=True)
     for target in sorted(os.listdir(os.path.join(HERE, "corpus"))):

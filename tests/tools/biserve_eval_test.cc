@@ -138,4 +138,14 @@ TEST(BiserveEvalTest, BadInputGivesAClearMessageAndNonZeroExit) {
                                       "or both"));
 }
 
+TEST(BiserveEvalTest, CorruptOnnxGivesItsPathAndNonZeroExit) {
+  const std::string onnx =
+      WriteInput("corrupt.onnx", "\x0a\x7f truncated, not a ModelProto");
+  ProcessResult run =
+      Execute("--model " + onnx + " --input " + WriteInput("in.json", kInput));
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.out, StartsWith("biserve_eval: " + onnx));
+  EXPECT_THAT(run.out, Not(HasSubstr("\"results\"")));
+}
+
 }  // namespace
