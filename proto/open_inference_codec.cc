@@ -816,11 +816,20 @@ absl::StatusOr<SignatureIndices> ClassifySignatureInputs(
                        JoinNames(SignatureSpecs(model, /*inputs=*/true)),
                        " (biserve's own names are not mixed with these)"));
     }
-    int* slot = it->role == SignatureRole::kInput      ? &found.data
-                : it->role == SignatureRole::kLengths  ? &found.lengths
-                : it->role == SignatureRole::kInitialH ? &found.initial_h
-                                                       : &found.initial_c;
-    *slot = i;
+    switch (it->role) {
+      case SignatureRole::kInput:
+        found.data = i;
+        break;
+      case SignatureRole::kLengths:
+        found.lengths = i;
+        break;
+      case SignatureRole::kInitialH:
+        found.initial_h = i;
+        break;
+      default:  // a checked signature's inputs have input roles
+        found.initial_c = i;
+        break;
+    }
   }
   return found;
 }
@@ -861,22 +870,22 @@ absl::Status AddSignatureStates(const inference::ModelInferRequest& request,
   if (inputs.initial_h < 0 && inputs.initial_c < 0) return absl::OkStatus();
   const int64_t batch = predict.sequences_size();
   const int64_t units = SignatureStateUnits(model);
-  std::vector<float> given[2];  // h, c: [2, B, units]; empty: zeros
-  for (const auto& [kind, index] :
-       {std::pair{StateKind::kH, inputs.initial_h},
-        std::pair{StateKind::kC, inputs.initial_c}}) {
+  // [2, B, units] each; empty: not sent, zeros.
+  std::vector<float> h, c;
+  for (const auto& [index, values] :
+       {std::pair{inputs.initial_h, &h}, std::pair{inputs.initial_c, &c}}) {
     if (index < 0) continue;
-    auto values =
+    auto read =
         SignatureStateInput(request, index, batch, units, limits, max_elements);
-    if (!values.ok()) return values.status();
-    given[static_cast<int>(kind)] = *std::move(values);
+    if (!read.ok()) return read.status();
+    *values = *std::move(read);
   }
   const std::vector<float> zeros(units, 0.0f);
   const BidirectionalLayer& first =
       model.bidirectional(model.first_bidirectional());
   for (int64_t b = 0; b < batch; ++b) {
     for (const StateSpec& state : first.states) {
-      const std::vector<float>& values = given[static_cast<int>(state.kind)];
+      const std::vector<float>& values = state.kind == StateKind::kH ? h : c;
       const int64_t d = state.direction == Direction::kForward ? 0 : 1;
       const float* begin = values.empty()
                                ? zeros.data()
