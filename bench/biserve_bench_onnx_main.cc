@@ -1,7 +1,8 @@
 // biserve_bench_onnx: biserve's side of the ONNX side-by-side benchmark
-// (bench/peers/onnx_side_by_side.js, issue 17). Imports an .onnx file as
-// the server would (ImportOnnxFile, then Model::Create), then evaluates one
-// batch of token ids in process:
+// (bench/peers/onnx_side_by_side.js, issue 17). Loads an .onnx file as the
+// server does (LoadAnyModelFile: ImportOnnxFile, then Model::Create; any
+// other model file the server takes works too), then evaluates one batch of
+// token ids in process:
 //
 //   build/bin/biserve_bench_onnx --model tagger.onnx --input batch.txt
 //       --threads 2 [--min_time 1] [--min_runs 5] [--out output.f32]
@@ -11,7 +12,7 @@
 // warm-up, Evaluate() of the whole batch is timed (wall clock) until at
 // least --min_time seconds and --min_runs runs have passed (3 runs if that
 // takes over --max_time), and one JSON line goes to stdout: the median and
-// min ms per batch, the runs, and the import and Model::Create ms.
+// min ms per batch, the runs, and the ms the loading took.
 // `--out` writes the model's output of the last run, every sequence's real
 // steps in batch order ([sum of lengths, D] float32, little-endian), for the
 // output check against ONNX Runtime.
@@ -21,6 +22,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,10 +35,9 @@
 #include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
 #include "core/model/model.h"
-#include "importers/onnx_importer.h"
-#include "proto/model_codec.h"
+#include "importers/model_file.h"
 
-ABSL_FLAG(std::string, model, "", "The .onnx file.");
+ABSL_FLAG(std::string, model, "", "The model file (.onnx, or biserve's).");
 ABSL_FLAG(std::string, input, "", "The batch: 'B T', B lengths, B x T ids.");
 ABSL_FLAG(int, threads, 1, "Evaluation threads (ThreadPool num_threads).");
 ABSL_FLAG(double, min_time, 1.0, "Seconds to time at least.");
@@ -106,16 +107,11 @@ absl::Status WriteOutputs(const std::string& path,
 }
 
 absl::Status Run() {
-  const auto import_start = Clock::now();
-  absl::StatusOr<v1::Model> proto =
-      ImportOnnxFile(absl::GetFlag(FLAGS_model), {});
-  if (!proto.ok()) return proto.status();
-  const double import_ms = MsSince(import_start);
-  const auto create_start = Clock::now();
+  const auto load_start = Clock::now();
   absl::StatusOr<std::shared_ptr<const Model>> model =
-      Model::Create(ModelSpecFromProto(*proto));
+      LoadAnyModelFile(absl::GetFlag(FLAGS_model));
   if (!model.ok()) return model.status();
-  const double create_ms = MsSince(create_start);
+  const double load_ms = MsSince(load_start);
   if (!(*model)->takes_token_ids()) {
     return absl::InvalidArgumentError(
         "the model takes features, not token ids; this benchmark feeds ids");
@@ -171,11 +167,11 @@ absl::Status Run() {
   std::printf(
       "{\"ms\": %.6f, \"min_ms\": %.6f, \"runs\": %zu, \"threads\": %d, "
       "\"batch\": %lld, \"time\": %lld, \"output_dim\": %lld, "
-      "\"import_ms\": %.3f, \"create_ms\": %.3f}\n",
+      "\"load_ms\": %.3f}\n",
       median, n == 0 ? 0.0 : sorted.front(), n, absl::GetFlag(FLAGS_threads),
       static_cast<long long>(tokens->batch),
       static_cast<long long>(tokens->time), static_cast<long long>(output_dim),
-      import_ms, create_ms);
+      load_ms);
   return absl::OkStatus();
 }
 
