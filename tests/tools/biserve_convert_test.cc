@@ -92,7 +92,8 @@ TEST(BiserveConvertTest, MissingOnnxFileFailsNamingIt) {
 
 // Waits for the importer (importers/onnx_importer.cc) and the fixtures.
 TEST(BiserveConvertTest, OnnxConvertsIntoARepositoryLayoutThatEvaluates) {
-  const std::string onnx = testing::FindOnnxFixture("lstm", {"embed", "bad"});
+  const std::string onnx =
+      testing::FindOnnxFixture("lstm", {"embed", "refuse"});
   if (onnx.empty()) GTEST_SKIP() << "no tests/onnx/fixtures/*lstm*.onnx yet";
   const std::string out = TestPath("repo") + "/tagger/2/model.pbtxt";
   auto convert = RunCommand(kBin + "/biserve_convert --from onnx " + onnx +
