@@ -109,7 +109,11 @@ struct Value {
   bool sliced = false;    // kGraphInput: a part of it (h0 of several layers)
   int layer = 0;  // kSequence: recurrent layers applied; kRnnOutput, kState:
                   // the layer; kStates: the first layer
-  int last_layer = 0;         // kStates
+  int last_layer = 0;  // kStates
+  // kStates: [2 * n, B, H] as the nodes give them; [n, 2, B, H] after
+  // h_n.view(layers, 2, B, H); [B, 2, H] after h_n[-2:].transpose(0, 1).
+  enum class StatesForm { kStacked, kSplit, kBatchMajor };
+  StatesForm form = StatesForm::kStacked;
   bool is_c = false;          // kStates, kState: LSTM's c rather than h
   int direction = 0;          // kState: 0 forward, 1 backward
   int heads = 0;              // kSequence, kFinal: dense layers applied
@@ -462,7 +466,12 @@ class GraphReader {
          d.constant.shape.size() <= 1)) {
       return GatherShape(node, *AsDims(d), i);
     }
-    if (d.kind == Kind::kStates) return GatherState(node, d, i, axis);
+    if (d.kind == Kind::kStates && d.form == Value::StatesForm::kSplit) {
+      return GatherLayer(node, d, i, axis);
+    }
+    if (d.kind == Kind::kStates && d.form == Value::StatesForm::kStacked) {
+      return GatherState(node, d, i, axis);
+    }
     if (d.kind == Kind::kSequence) return RefuseOneStep(node, d, axis);
     return Refuse(node, "gathers from a value biserve cannot follow");
   }
@@ -559,6 +568,24 @@ class GraphReader {
     return absl::OkStatus();
   }
 
+  // h_n.view(layers, 2, B, H)[k]: one layer's two directions.
+  absl::Status GatherLayer(const onnx::NodeProto& node, const Value& d,
+                           const Value& i, int64_t axis) {
+    const int count = d.last_layer - d.layer + 1;
+    if (NormalizeAxis(axis, d.dims.size()) != 0 || !i.constant.shape.empty()) {
+      return Refuse(node, "expected one layer of h_n.view(layers, 2, B, H)");
+    }
+    int64_t k = i.constant.ints[0];
+    if (k < -count || k >= count) return Refuse(node, "index out of range");
+    if (k < 0) k += count;
+    Value value = d;
+    value.form = Value::StatesForm::kStacked;
+    value.layer = value.last_layer = d.layer + static_cast<int>(k);
+    value.dims.erase(value.dims.begin());
+    SetOutput(node, 0, std::move(value));
+    return absl::OkStatus();
+  }
+
   absl::Status RefuseOneStep(const onnx::NodeProto& node, const Value& d,
                              int64_t axis) {
     const int a = NormalizeAxis(axis, d.dims.size());
@@ -640,7 +667,10 @@ class GraphReader {
     if (kind == Kind::kShape || kind == Kind::kConstant) {
       return ConcatShapes(node, parts);
     }
-    if (kind == Kind::kStates) return ConcatStates(node, parts, axis);
+    if (kind == Kind::kStates &&
+        parts[0]->form == Value::StatesForm::kStacked) {
+      return ConcatStates(node, parts, axis);
+    }
     if (kind == Kind::kState) return ConcatFinal(node, parts, axis);
     return Refuse(node, "concatenates values biserve cannot follow");
   }
@@ -681,8 +711,10 @@ class GraphReader {
     }
     for (size_t i = 1; i < parts.size(); ++i) {
       const Value& part = *parts[i];
-      if (part.kind != Kind::kStates || part.layer != value.last_layer + 1 ||
-          part.is_c != value.is_c || part.sorted != value.sorted) {
+      if (part.kind != Kind::kStates ||
+          part.form != Value::StatesForm::kStacked ||
+          part.layer != value.last_layer + 1 || part.is_c != value.is_c ||
+          part.sorted != value.sorted) {
         return Refuse(node,
                       "expected the final states of consecutive "
                       "layers, stacked in order");
@@ -740,6 +772,9 @@ class GraphReader {
     const Value& v = **x;
     const int64_t axis = axes ? (*axes)[0] : 0;
     if (v.kind == Kind::kSequence) return RefuseOneStep(node, v, axis);
+    if (v.kind == Kind::kStates && v.form == Value::StatesForm::kStacked) {
+      return SliceLayers(node, v, axis, (*starts)[0], (*ends)[0]);
+    }
     const std::vector<Dim>& dims = v.dims;
     const int a = NormalizeAxis(axis, v.kind == Kind::kShape ? 1 : dims.size());
     if (a < 0) return Refuse(node, "axis out of range");
@@ -774,6 +809,28 @@ class GraphReader {
       return absl::OkStatus();
     }
     return Refuse(node, "slices a value biserve cannot follow");
+  }
+
+  // h_n[-2:] and the like: whole layers of the stacked final states.
+  absl::Status SliceLayers(const onnx::NodeProto& node, const Value& v,
+                           int64_t axis, int64_t start, int64_t end) {
+    const int64_t count = 2 * (v.last_layer - v.layer + 1);
+    if (start < 0) start += count;
+    if (end < 0) end += count;
+    start = std::clamp<int64_t>(start, 0, count);
+    end = std::clamp<int64_t>(end, start, count);
+    if (NormalizeAxis(axis, v.dims.size()) != 0 || start % 2 != 0 ||
+        end % 2 != 0 || end == start) {
+      return Refuse(node,
+                    "slices the final states other than by whole "
+                    "layers (both directions)");
+    }
+    Value value = v;
+    value.layer = v.layer + static_cast<int>(start / 2);
+    value.last_layer = v.layer + static_cast<int>(end / 2) - 1;
+    value.dims[0] = Fixed(end - start);
+    SetOutput(node, 0, std::move(value));
+    return absl::OkStatus();
   }
 
   absl::Status OpReduceProd(const onnx::NodeProto& node) {
@@ -934,6 +991,7 @@ class GraphReader {
     if (perm.empty()) {
       for (size_t i = rank; i > 0; --i) perm.push_back(i - 1);
     }
+    if (v.kind == Kind::kStates) return TransposeStates(node, v, perm);
     const bool movable = v.kind == Kind::kGraphInput ||
                          v.kind == Kind::kSequence || v.kind == Kind::kZeros ||
                          v.kind == Kind::kRnnOutput;
@@ -949,6 +1007,23 @@ class GraphReader {
       value.dims[i] = v.dims[perm[i]];
       if (v.kind == Kind::kRnnOutput) value.axes[i] = v.axes[perm[i]];
     }
+    SetOutput(node, 0, std::move(value));
+    return absl::OkStatus();
+  }
+
+  // One layer's [2, B, H] to [B, 2, H], on the way to [B, 2H]:
+  // h_n[-2:].transpose(0, 1).reshape(B, -1).
+  absl::Status TransposeStates(const onnx::NodeProto& node, const Value& v,
+                               const std::vector<int64_t>& perm) {
+    if (v.form != Value::StatesForm::kStacked || v.layer != v.last_layer ||
+        perm != std::vector<int64_t>{1, 0, 2}) {
+      return Refuse(node,
+                    "transposes the final states other than one "
+                    "layer's [2, B, H] to [B, 2, H]");
+    }
+    Value value = v;
+    value.form = Value::StatesForm::kBatchMajor;
+    value.dims = {v.dims[1], v.dims[0], v.dims[2]};
     SetOutput(node, 0, std::move(value));
     return absl::OkStatus();
   }
@@ -984,6 +1059,7 @@ class GraphReader {
                     "reshapes to a shape biserve cannot "
                     "follow");
     if (v.kind == Kind::kRnnOutput) return MergeDirections(node, v, *target);
+    if (v.kind == Kind::kStates) return ReshapeStates(node, v, *target);
     if (v.kind == Kind::kSequence || v.kind == Kind::kZeros ||
         v.kind == Kind::kFinal) {
       bool same = target->size() == v.dims.size();
@@ -999,6 +1075,51 @@ class GraphReader {
     return Refuse(node, absl::StrCat("reshapes a ", DimsText(Resolved(v.dims)),
                                      " value to ", DimsText(Resolved(*target)),
                                      "; biserve cannot follow that"));
+  }
+
+  // Whether a Reshape target's dim is `dim` or -1 (to be inferred).
+  bool MatchesOrInferred(Dim target, Dim dim) {
+    const Dim t = unifier_.Resolve(target);
+    return (t.fixed() && t.size == -1) || unifier_.Unify(t, dim);
+  }
+
+  // h_n.view(layers, 2, B, H), and one layer's [B, 2, H] to [B, 2H] (the
+  // same as cat(h_n[-2], h_n[-1]) for the last layer).
+  absl::Status ReshapeStates(const onnx::NodeProto& node, const Value& v,
+                             const std::vector<Dim>& target) {
+    const int64_t hidden = layer_hidden_.at(v.layer);
+    const int64_t layers = v.last_layer - v.layer + 1;
+    Value value = v;
+    if (v.form == Value::StatesForm::kStacked && target.size() == 4 &&
+        unifier_.Unify(target[0], Fixed(layers)) &&
+        unifier_.Unify(target[1], Fixed(2)) &&
+        MatchesOrInferred(target[2], v.dims[1]) &&
+        unifier_.Unify(target[3], Fixed(hidden))) {
+      value.form = Value::StatesForm::kSplit;
+      value.dims = {Fixed(layers), Fixed(2), v.dims[1], Fixed(hidden)};
+      SetOutput(node, 0, std::move(value));
+      return absl::OkStatus();
+    }
+    if (v.form == Value::StatesForm::kBatchMajor && !v.is_c &&
+        target.size() == 2 && MatchesOrInferred(target[0], v.dims[0]) &&
+        MatchesOrInferred(target[1], Fixed(2 * hidden)) &&
+        !(unifier_.Resolve(target[0]).fixed() &&
+          unifier_.Resolve(target[1]).fixed() &&
+          unifier_.Resolve(target[0]).size == -1 &&
+          unifier_.Resolve(target[1]).size == -1)) {
+      value.kind = Kind::kFinal;
+      value.form = Value::StatesForm::kStacked;
+      value.dims = {v.dims[0], Fixed(2 * hidden)};
+      SetOutput(node, 0, std::move(value));
+      return absl::OkStatus();
+    }
+    return Refuse(
+        node,
+        absl::StrCat("reshapes the final states ", DimsText(Resolved(v.dims)),
+                     " to ", DimsText(Resolved(target)),
+                     "; expected h_n.view(layers, 2, batch, hidden) "
+                     "or one layer's [batch, 2, hidden] to "
+                     "[batch, 2 * hidden]"));
   }
 
   absl::Status MergeDirections(const onnx::NodeProto& node, const Value& v,
@@ -1496,7 +1617,8 @@ class GraphReader {
       } else if (v.kind == Kind::kFinal && v.layer == layers - 1 &&
                  v.heads == heads) {
         final_output = true;
-      } else if (v.kind == Kind::kStates && v.layer == 0 &&
+      } else if (v.kind == Kind::kStates &&
+                 v.form == Value::StatesForm::kStacked && v.layer == 0 &&
                  v.last_layer == layers - 1) {
         tensor.role = v.is_c ? v1::SignatureTensor::FINAL_C
                              : v1::SignatureTensor::FINAL_H;

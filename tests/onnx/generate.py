@@ -98,6 +98,14 @@ class Net(nn.Module):
             z = self.linear(y)
         elif self.head == 'cls':
             z = self.linear(torch.cat((h_n[-2], h_n[-1]), dim=1))
+        elif self.head == 'cls_view':
+            # The last layer's states through h_n.view(layers, 2, B, H)[-1].
+            batch = h_n.shape[1]
+            last = h_n.view(self.layers, 2, batch, self.hidden)[-1]
+            z = self.linear(torch.cat((last[0], last[1]), dim=1))
+        elif self.head == 'cls_transpose':
+            # The same vector as h_n[-2:].transpose(0, 1).reshape(B, -1).
+            z = self.linear(h_n[-2:].transpose(0, 1).reshape(h_n.shape[1], -1))
         elif self.head == 'last':
             z = self.linear(y[:, -1] if self.batch_first else y[-1])
         elif self.head == 'mean':
@@ -236,6 +244,15 @@ case('gru_classifier_3layer_sigmoid', 'nn.GRU(5, 6, num_layers=3, bidirectional=
      'layer\'s directions; Gemm) -> sigmoid',
      kind='gru', inp=5, hidden=6, layers=3, batch_first=True, head='cls', head_out=2,
      act='sigmoid', batch=4, T=5)
+case('gru_classifier_view_2layer', 'nn.GRU(5, 6, num_layers=2, bidirectional=True, '
+     'batch_first=True) -> h_n.view(2, 2, B, 6)[-1] -> nn.Linear(12, 3) on torch.cat((h[0], h[1]), '
+     'dim=1) -> softmax: the last layer\'s final states through a view',
+     kind='gru', inp=5, hidden=6, layers=2, batch_first=True, head='cls_view', head_out=3,
+     act='softmax')
+case('lstm_classifier_transpose_packed', 'nn.LSTM(4, 5, bidirectional=True) packed (lengths 4, 7, '
+     '2), time-major -> nn.Linear(10, 2) on h_n[-2:].transpose(0, 1).reshape(B, -1)',
+     kind='lstm', inp=4, hidden=5, packed=True, lengths=[4, 7, 2], head='cls_transpose',
+     head_out=2)
 case('rnn_relu_packed_batch_first', 'pack_padded_sequence(batch_first=True, enforce_sorted=False) '
      '-> nn.RNN(4, 7, nonlinearity=relu, bidirectional=True, batch_first=True) -> '
      'pad_packed_sequence; lengths INT64 input (ragged 2, 6, 4); returns (output, h_n)',
