@@ -31,12 +31,15 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBISERVE_NATIVE=OFF \
 FROM debian:bookworm-slim AS runtime
 # Runtime libraries of biserve_server and biserve (ldd, mapped to packages):
 # gRPC, protobuf, Abseil, OpenBLAS (pthread), prometheus-cpp's core,
-# libmicrohttpd (the /metrics port) (+ what they depend on: libssl3,
-# libre2-9, libc-ares2, libgnutls30, libgfortran5).
+# libmicrohttpd (the /metrics port), libonnx1's libonnx_proto (the server
+# imports model.onnx files from its repository) (+ what they depend on:
+# libssl3, libre2-9, libc-ares2, libgnutls30, libgfortran5).
 # To stay small, files of those packages that neither program loads are not
 # installed: dpkg path-exclude (as the slim base does for docs) for gRPC's
 # unsecure/channelz/plugin libraries, libprotoc (needed only by the protoc
-# plugin library) and OpenSSL's engines and legacy provider; OpenBLAS' separate
+# plugin library), libonnx.so.1 (ONNX's checker and shape inference, 3 MB;
+# biserve reads the protobuf only) and OpenSSL's engines and legacy
+# provider; OpenBLAS' separate
 # libblas.so.3/liblapack.so.3 builds (7.5 MB; biserve links
 # libopenblas.so.0) are deregistered from update-alternatives and deleted.
 RUN printf '%s\n' \
@@ -46,13 +49,14 @@ RUN printf '%s\n' \
       'path-exclude=/usr/lib/*/libgrpc_plugin_support.so*' \
       'path-exclude=/usr/lib/*/libgrpcpp_channelz.so*' \
       'path-exclude=/usr/lib/*/libprotoc.so*' \
+      'path-exclude=/usr/lib/*/libonnx.so*' \
       'path-exclude=/usr/lib/*/engines-3/*' \
       'path-exclude=/usr/lib/*/ossl-modules/*' \
       > /etc/dpkg/dpkg.cfg.d/biserve-runtime-excludes \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
-      libopenblas0-pthread libprometheus-cpp-core1.0 libmicrohttpd12 \
+      libopenblas0-pthread libprometheus-cpp-core1.0 libmicrohttpd12 libonnx1 \
  && for lib in /usr/lib/*/openblas-pthread/libblas.so.3 \
                /usr/lib/*/openblas-pthread/liblapack.so.3; do \
       triplet=${lib#/usr/lib/}; triplet=${triplet%%/*}; \

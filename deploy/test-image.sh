@@ -18,6 +18,10 @@
 # 4. Stops the container (SIGTERM) and checks that the server drained and
 #    exited 0; fails if the image is larger than MAX_IMAGE_MB (150, in MB of
 #    10^6 bytes as podman and docker print them).
+# 5. Runs the image once more on a repository mounted over /models holding
+#    a PyTorch export (tests/onnx/fixtures/tagger.onnx as tagger/1/
+#    model.onnx, when the fixture is there) and checks that ListModels shows
+#    it AVAILABLE: the runtime stage has what the ONNX import needs.
 #
 # The host client is build/bin/biserve when it exists; otherwise the same
 # client runs from the image in a second host-network container. Root (or
@@ -185,6 +189,39 @@ grep -q "received SIGTERM; draining" "$workdir/server.log" ||
 grep -q "INFO stopped" "$workdir/server.log" || fail "the server did not log 'stopped'"
 log "ok: SIGTERM -> drained, 'stopped', exit 0 in $((SECONDS - start)) s"
 grep -E "listening on|ready:|SIGTERM|stopped" "$workdir/server.log" | sed 's/^/  | /'
+
+# ------------------------------------------------------------------ ONNX
+onnx_fixture=tests/onnx/fixtures/tagger.onnx
+if [ -f "$onnx_fixture" ]; then
+  mkdir -p "$workdir/repo/tagger/1"
+  cp "$onnx_fixture" "$workdir/repo/tagger/1/model.onnx"
+  chmod -R a+rX "$workdir/repo"
+  onnx_port=$(free_port "$port")
+  onnx_metrics_port=$(free_port "$onnx_port")
+  name_onnx="$name-onnx"
+  quiet_timers engine run -d --name "$name_onnx" --network host "${read_only[@]}" \
+    -v "$workdir/repo:/models:ro" "$IMAGE" \
+    --port="$onnx_port" --metrics_port="$onnx_metrics_port" >/dev/null
+  deadline=$((SECONDS + 60))
+  until "${client[@]}" --server "127.0.0.1:$onnx_port" --timeout_s 2 list \
+      > "$workdir/list.json" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ] ||
+        [ "$(engine inspect --format '{{.State.Running}}' "$name_onnx")" != true ]; then
+      engine logs "$name_onnx" 2>&1 | sed 's/^/  | /' >&2 || true
+      engine rm -f "$name_onnx" >/dev/null 2>&1 || true
+      fail "the server on a model.onnx repository did not answer ListModels"
+    fi
+    sleep 0.5
+  done
+  engine rm -f "$name_onnx" >/dev/null 2>&1 || true
+  grep -q STATE_AVAILABLE "$workdir/list.json" || {
+    sed 's/^/  | /' "$workdir/list.json" >&2
+    fail "tagger/1/model.onnx is not AVAILABLE"
+  }
+  log "ok: tagger/1/model.onnx (a PyTorch export) imported and AVAILABLE"
+else
+  log "skipped: no $onnx_fixture"
+fi
 
 # ------------------------------------------------------------------ size
 bytes=$(engine image inspect --format '{{.Size}}' "$IMAGE")
