@@ -5,7 +5,7 @@
 //
 //   node bench/peers/onnx_side_by_side.js [--rounds 5] [--threads 1,2]
 //       [--min-time 1] [--build build] [--models bench/results/onnx]
-//       [--filter REGEX] [--json out.json] [--ort-only]
+//       [--filter REGEX] [--json out.json] [--ort-only] [--ort-no-spin]
 //
 // (onnx_side_by_side.sh makes the models first when they are missing.)
 //
@@ -25,6 +25,10 @@
 //    GFLOP/s count the real tokens (flopsPerToken); "% of peak" divides by
 //    biserve_bench's BM_GemmPeak at the same thread count (read once per
 //    round, the highest reading kept), when <build>/bin/biserve_bench exists.
+//
+// --ort-no-spin sets ORT's session.intra_op.allow_spinning = 0: its idle
+// intra-op threads then sleep instead of spinning, which can help it on a
+// busy machine (the default spins, as Triton's ONNX Runtime backend does).
 //
 // Progress goes to stderr, the report (markdown) to stdout. Without a
 // working importer (biserve_bench_onnx fails) it reports ORT alone and says
@@ -102,7 +106,7 @@ function nowSeconds() {
 
 // One .onnx file, one batch, one intra-op thread count.
 class OrtTaggerCase {
-  static async create(modelPath, c, lengths, threads) {
+  static async create(modelPath, c, lengths, threads, spin = true) {
     const o = new OrtTaggerCase();
     o.c = c;
     o.threads = threads;
@@ -112,6 +116,7 @@ class OrtTaggerCase {
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
+      ...(spin ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
     });
     const ids = new BigInt64Array(c.batch * c.T);
     for (let b = 0; b < c.batch; b++) {
@@ -249,6 +254,7 @@ async function main() {
     filter: '',
     json: '',
     'ort-only': false,
+    'ort-no-spin': false,
   });
   ort.env.logLevel = 'error';
   const buildDir = path.resolve(REPO_ROOT, opts.build);
@@ -316,7 +322,7 @@ async function main() {
     const batchFile = path.join(tmp, `speed_${c.name.replace(/ /g, '_')}.txt`);
     writeBatchFile(batchFile, c.batch, c.T, lengths);
     for (const n of threadCounts) {
-      const oc = await OrtTaggerCase.create(modelPath, c, lengths, n);
+      const oc = await OrtTaggerCase.create(modelPath, c, lengths, n, !opts['ort-no-spin']);
       await oc.warmup();
       slots.push({ c, n, lengths, modelPath, batchFile, oc, rounds: [] });
     }
@@ -402,7 +408,10 @@ async function main() {
     `- biserve ${gitRev || '?'}, ${path.relative(REPO_ROOT, bin)}` +
       (process.env.OPENBLAS_CORETYPE ? `, OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : ''),
   );
-  lines.push(`- onnxruntime-node ${ORT_VERSION} (CPU EP), node ${process.version}`);
+  lines.push(
+    `- onnxruntime-node ${ORT_VERSION} (CPU EP), node ${process.version}` +
+      (opts['ort-no-spin'] ? ', intra-op spinning off (--ort-no-spin)' : ''),
+  );
   lines.push(
     `- model: ${path.relative(REPO_ROOT, modelsDir)}/{tagger,tagger_packed}.onnx (Embedding 5000x128, ` +
       `2-layer BiLSTM 256, Linear 20); ${(fpt / 1e6).toFixed(2)} MFLOP per token`,
