@@ -61,6 +61,41 @@ absl::StatusOr<v1::Model> Import(const std::string& from,
   return ImportOnnxFile(input, options);
 }
 
+// Writes `model` to `out` (text format if `text`) beside the target and
+// renames it, so a server polling the repository never sees half a file.
+// Returns the bytes written.
+absl::StatusOr<size_t> WriteModel(const v1::Model& model,
+                                  const std::string& out, bool text) {
+  std::string bytes;
+  if (text) {
+    google::protobuf::TextFormat::Printer printer;
+    printer.SetUseShortRepeatedPrimitives(true);
+    printer.PrintToString(model, &bytes);
+  } else if (!model.SerializeToString(&bytes)) {
+    return absl::InternalError("the model does not serialise");
+  }
+  const std::filesystem::path path(out);
+  std::error_code error;
+  if (path.has_parent_path()) {
+    std::filesystem::create_directories(path.parent_path(), error);
+  }
+  const std::string temporary = out + ".tmp";
+  {
+    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
+    file << bytes;
+    if (!file.flush()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(temporary, ": cannot write"));
+    }
+  }
+  std::filesystem::rename(temporary, path, error);
+  if (error) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(out, ": cannot write: ", error.message()));
+  }
+  return bytes.size();
+}
+
 absl::Status Run(const std::vector<char*>& args) {
   const std::string from = absl::GetFlag(FLAGS_from);
   if (from != "tfjs" && from != "onnx") {
@@ -86,38 +121,11 @@ absl::Status Run(const std::vector<char*>& args) {
     return absl::Status(valid.status().code(),
                         absl::StrCat(args[1], ": ", valid.status().message()));
   }
-
-  std::string bytes;
-  if (absl::GetFlag(FLAGS_text) || absl::EndsWith(out, ".pbtxt")) {
-    google::protobuf::TextFormat::Printer printer;
-    printer.SetUseShortRepeatedPrimitives(true);
-    printer.PrintToString(*model, &bytes);
-  } else if (!model->SerializeToString(&bytes)) {
-    return absl::InternalError("the model does not serialise");
-  }
-  // Write beside the target and rename, so a server polling the repository
-  // never sees half a file.
-  const std::filesystem::path path(out);
-  std::error_code error;
-  if (path.has_parent_path()) {
-    std::filesystem::create_directories(path.parent_path(), error);
-  }
-  const std::string temporary = out + ".tmp";
-  {
-    std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
-    file << bytes;
-    if (!file.flush()) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(temporary, ": cannot write"));
-    }
-  }
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(out, ": cannot write: ", error.message()));
-  }
+  absl::StatusOr<size_t> written = WriteModel(
+      *model, out, absl::GetFlag(FLAGS_text) || absl::EndsWith(out, ".pbtxt"));
+  if (!written.ok()) return written.status();
   std::cerr << "biserve_convert: wrote " << out << " (model '" << model->name()
-            << "', " << model->layers_size() << " layers, " << bytes.size()
+            << "', " << model->layers_size() << " layers, " << *written
             << " bytes)\n";
   return absl::OkStatus();
 }
