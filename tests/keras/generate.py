@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(HERE, 'fixtures')
 TFJS_MODELS = os.path.join(ROOT, 'tests', 'golden', 'tfjs_models')
+GOLDEN_FIXTURES = os.path.join(ROOT, 'tests', 'golden', 'fixtures')
 ZIP_DATE = (2025, 7, 21, 18, 31, 4)
 DATE_SAVED = '2025-07-21@18:31:04'
 
@@ -106,6 +107,101 @@ def read_tfjs_model(case):
     if model['functional']:
         for name, _, tensor in body['output_layers']:
             model['outputs'].append((names[name], tensor))
+    return model
+
+
+def read_golden_fixture(name):
+    """The same description from a golden fixture's biserve model
+    (tests/golden/fixtures/<name>.json): floats there are the shortest
+    decimals that read back to the float32 values, so np.float32 restores
+    them bit for bit."""
+    with open(os.path.join(GOLDEN_FIXTURES, name + '.json')) as f:
+        golden = json.load(f)
+    spec = golden['model']
+
+    def tensor(t):
+        return np.array(t['values'], dtype=np.float32).reshape(t['shape'])
+
+    def rnn(d):
+        cfg = {'name': d['name'], 'units': d['units'],
+               'activation': d['activation'],
+               'recurrent_activation': d.get('recurrent_activation'),
+               'use_bias': d.get('use_bias', False),
+               'return_sequences': d.get('return_sequences', False),
+               'return_state': d.get('return_state', False),
+               'go_backwards': d.get('go_backwards', False),
+               'reset_after': d.get('reset_after', False)}
+        class_name = {'LSTM': 'LSTM', 'GRU': 'GRU',
+                      'SIMPLE_RNN': 'SimpleRNN'}[d['cell']]
+        w = d['weights']
+        weights = [tensor(w['kernel']), tensor(w['recurrent_kernel'])]
+        if 'bias' in w:
+            weights.append(tensor(w['bias']))
+        return rnn_config(cfg, class_name), weights
+
+    model = {'functional': False, 'features': spec.get('input_dim') or None,
+             'state_inputs': [], 'layers': [], 'outputs': []}
+    for entry in spec['layers']:
+        (kind, d), = entry.items()
+        if kind == 'bidirectional':
+            fwd, fw = rnn(d['layer'])
+            if 'backward_layer' in d:
+                bwd, bw = rnn(d['backward_layer'])
+                same = False
+            else:  # Keras' default backward layer: backward_weights only
+                bwd, bw = None, rnn(dict(d['layer'],
+                                         weights=d['backward_weights']))[1]
+                same = True
+            merge = d.get('merge_mode', 'concat')
+            model['layers'].append({
+                'kind': 'Bidirectional',
+                'merge_mode': None if merge == 'none' else merge,
+                'forward': fwd, 'backward': None if same else bwd,
+                'weights': fw + bw})
+        elif kind == 'dense':
+            model['layers'].append({
+                'kind': 'Dense', 'units': d['units'],
+                'activation': d.get('activation', 'linear'),
+                'use_bias': d.get('use_bias', False),
+                'weights': [tensor(d['kernel'])] + (
+                    [tensor(d['bias'])] if 'bias' in d else [])})
+        elif kind == 'embedding':
+            model['layers'].append({
+                'kind': 'Embedding', 'input_dim': d['input_dim'],
+                'output_dim': d['output_dim'],
+                'mask_zero': d.get('mask_zero', False),
+                'weights': [tensor(d['embeddings'])]})
+        else:
+            raise ValueError(kind)
+    # Initial states, several outputs or states: a Functional model, as
+    # Keras needs for them.
+    bidis = [i for i, l in enumerate(model['layers'])
+             if l['kind'] == 'Bidirectional']
+    first = model['layers'][bidis[0]]
+    last_index = bidis[-1]
+    last = model['layers'][last_index]
+    with_state = any(seq.get('initial_state') for seq in golden['sequences'])
+    if with_state:
+        for direction in (first['forward'], first['backward'] or
+                          first['forward']):
+            count = 2 if direction['class'] == 'LSTM' else 1
+            model['state_inputs'] += [direction['units']] * count
+    if with_state or last['forward']['return_state'] or \
+            last['merge_mode'] is None:
+        model['functional'] = True
+        top = len(model['layers']) - 1
+        if last['merge_mode'] is None and top == last_index:
+            model['outputs'] = [(top, 0), (top, 1)]
+        else:
+            model['outputs'] = [(top, 0)]
+        if last['forward']['return_state']:
+            start = 2 if last['merge_mode'] is None else 1
+            states = 0
+            for direction in (last['forward'], last['backward'] or
+                              last['forward']):
+                states += 2 if direction['class'] == 'LSTM' else 1
+            model['outputs'] += [(last_index, start + k)
+                                 for k in range(states)]
     return model
 
 
@@ -549,7 +645,9 @@ class Built:
             outputs = [[self.names[i]['name'], 0, t]
                        for i, t in model['outputs']]
             inputs = [[n, 0, 0] for n in self.input_names]
-            if fl.kind == 'k3':
+            if fl.kind == 'k3' and fl.dtype_policy:
+                # Keras 3.10 maps a single input or output tensor to a flat
+                # [name, 0, 0] (Keras 3.0: always a list of them).
                 if len(inputs) == 1:
                     inputs = inputs[0]
                 if len(outputs) == 1:
@@ -849,7 +947,7 @@ def layout_writers():
 
 CASES = [
     ('tfjs_lstm_concat_seq_td_softmax', {
-        'files': ['keras2.1.6.h5', 'keras3.10.0.keras', 'tf_keras2.13.1.keras']}),
+        'files': ['keras2.1.6.h5', 'keras3.10.0.keras']}),
     ('tfjs_gru_softsign_sum_last_dense_sigmoid', {
         # hard_sigmoid: Keras 2 writers only (Keras 3's differs).
         'files': ['tf_keras2.15.0.h5', 'tf_keras2.15.0.keras',
@@ -865,30 +963,27 @@ CASES = [
         'files': ['tf_keras2.13.1.keras', 'keras3.0.5.keras',
                   'tf_keras2.15.0.h5']}),
     ('tfjs_embedding_gru_softplus_concat_last', {
-        'files': ['keras2.2.4.h5', 'tf_keras2.13.1.keras',
-                  'keras3.10.0.keras']}),
+        'files': ['keras2.2.4.h5', 'tf_keras2.13.1.keras']}),
     ('tfjs_embedding_mask_zero_lstm_concat_seq', {
         'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras'],
         'keras_masking': True}),
     ('tfjs_masking_gru_last_dense_relu', {
-        'files': ['keras3.10.0.h5', 'tf_keras2.15.0.keras',
-                  'keras3.0.5.keras']}),
+        'files': ['keras3.10.0.h5', 'tf_keras2.15.0.keras']}),
     ('tfjs_masking_simple_rnn_none_seq_state', {
         'files': ['tf_keras2.9.0.h5', 'keras3.10.0.keras'],
         'keras_masking': True}),
     ('tfjs_initial_state_lstm_seq_state_td_tanh', {
-        'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras',
-                  'tf_keras2.15.0.keras']}),
+        'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras']}),
     ('tfjs_gru_linear_go_backwards_concat_seq', {
         'files': ['keras3.10.0.h5', 'tf_keras2.13.1.keras']}),
     ('tfjs_lstm_no_bias_hard_sigmoid_sum_last', {
         'files': ['tf_keras2.9.0.h5', 'keras2.1.6.h5']}),
     ('keras_gru_reset_after_concat_seq_td_softmax', {
         'files': ['keras3.10.0.keras', 'keras3.0.5.keras',
-                  'tf_keras2.13.1.keras', 'tf_keras2.15.0.h5']}),
+                  'tf_keras2.15.0.h5']}),
     ('keras_lstm_backward_layer_relu_concat_seq', {
         'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras',
-                  'tf_keras2.15.0.keras', 'keras3.10.0.h5']}),
+                  'keras3.10.0.h5']}),
     ('keras_lstm_backward_layer_gru_concat_seq', {
         'files': ['keras3.10.0.h5', 'keras3.0.5.keras', 'tf_keras2.9.0.h5']}),
     ('keras_functional_initial_state_lstm_seq_state_td_sigmoid', {
@@ -896,17 +991,37 @@ CASES = [
                   'tf_keras2.13.1.keras']}),
     ('keras_embedding_mask_zero_gru_reset_after_concat_seq', {
         'files': ['tf_keras2.15.0.keras', 'keras3.10.0.keras',
-                  'tf_keras2.13.1.keras', 'tf_keras2.9.0.h5']}),
+                  'tf_keras2.9.0.h5']}),
     ('keras_stack_lstm_simple_rnn_dense_softmax_sharded', {
         'files': ['keras2.2.4.h5', 'keras3.10.0.keras', 'keras3.0.5.keras']}),
+    # Golden fixtures (tests/golden/fixtures/) that no TF.js model has.
+    ('golden_gru_backward_layer_elu_sum', {
+        'golden': 'gru_backward_layer_elu_sum',
+        'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras',
+                  'tf_keras2.13.1.keras']}),
+    ('golden_gru_reset_after_true_none_seq_state', {
+        'golden': 'gru_reset_after_true_none_seq_state',
+        'files': ['keras3.0.5.keras', 'tf_keras2.15.0.h5',
+                  'keras3.10.0.h5']}),
+    ('golden_gru_reset_after_true_initial_state_return_state', {
+        'golden': 'gru_reset_after_true_initial_state_return_state',
+        'files': ['keras3.10.0.h5', 'tf_keras2.13.1.keras']}),
+    ('golden_simple_rnn_forward_go_backwards_selu_state', {
+        'golden': 'simple_rnn_forward_go_backwards_selu_state',
+        'files': ['keras3.0.5.keras', 'tf_keras2.9.0.h5']}),
+    ('golden_stack_gru_simple_rnn_state_dense_tanh', {
+        'golden': 'stack_gru_simple_rnn_state_dense_tanh',
+        'files': ['tf_keras2.15.0.keras', 'keras3.10.0.keras']}),
+    ('golden_embedding_gru_dense_relu_linear', {
+        'golden': 'embedding_gru_dense_relu_linear',
+        'files': ['tf_keras2.9.0.h5', 'tf_keras2.15.0.keras']}),
     # Identity layers at inference between a golden model's layers.
     ('dropout_stack_lstm_gru_selu_dense_linear', {
         'source': 'tfjs_stack_lstm_gru_selu_dense_linear',
         'insert': [(0, {'kind': 'SpatialDropout1D', 'rate': 0.25}),
                    (1, {'kind': 'Dropout', 'rate': 0.5}),
                    (2, {'kind': 'GaussianNoise', 'stddev': 0.1})],
-        'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras',
-                  'tf_keras2.13.1.keras'],
+        'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras'],
         'needs': ['dropout']}),
     ('dropout_gru_reset_after_concat_seq_td_softmax', {
         'source': 'keras_gru_reset_after_concat_seq_td_softmax',
@@ -954,14 +1069,22 @@ def keras_masking_expected(case, model, golden):
 
 def write_case(case, options, writers):
     source = options.get('source', case)
-    model = read_tfjs_model(source)
+    golden_fixture = options.get('golden')
+    model = read_golden_fixture(golden_fixture) if golden_fixture else \
+        read_tfjs_model(source)
     for at, layer in sorted(options.get('insert', []), key=lambda x: -x[0]):
         model['layers'].insert(at, dict(layer, weights=[]))
     folder = os.path.join(FIXTURES, case)
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     expected = 'tests/golden/tfjs_models/%s/expected.json' % source
+    tfjs_model = 'tests/golden/tfjs_models/%s/model.json' % source
     same_as_tfjs = True
+    if golden_fixture:
+        # No TF.js model: the golden fixture's own biserve model and
+        # expected outputs.
+        expected = 'tests/golden/fixtures/%s.json' % golden_fixture
+        tfjs_model = ''
     if options.get('keras_masking'):
         with open(os.path.join(ROOT, expected)) as f:
             golden = json.load(f)
@@ -981,7 +1104,7 @@ def write_case(case, options, writers):
     case_json = {
         'name': case,
         'expected': expected,
-        'tfjs_model': 'tests/golden/tfjs_models/%s/model.json' % source,
+        'tfjs_model': tfjs_model,
         # TF.js' masked-step outputs differ from Keras' (see
         # tests/golden/tfjs_models/README.md, "Masking").
         'same_outputs_as_tfjs': same_as_tfjs,
