@@ -254,6 +254,8 @@ struct InputIndices {
   std::map<std::string, int> states;  // initial_state/..., by name
 };
 
+// The tensors of biserve's names, and the signature's inputs (or outputs);
+// defined below, beside the metadata they answer.
 std::vector<OpenTensorSpec> BiserveInputs(const Model& model);
 std::vector<OpenTensorSpec> BiserveOutputs(const Model& model);
 std::vector<OpenTensorSpec> SignatureSpecs(const Model& model, bool inputs);
