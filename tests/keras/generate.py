@@ -734,8 +734,11 @@ class Built:
         return [{'args': [main], 'kwargs': kwargs}]
 
 
-def legacy_h5(built, keras_version, fixed_strings, stale=False):
-    """model.save('m.h5'): root attributes and model_weights."""
+def legacy_h5(built, keras_version, fixed_strings, stale=False,
+              compiled=False):
+    """model.save('m.h5'): root attributes and model_weights; with
+    `compiled`, a training_config attribute and an optimizer_weights group
+    (what a compiled, trained model carries; an importer ignores them)."""
     fl = built.fl
     config = built.config()
     functional = built.model['functional']
@@ -745,6 +748,12 @@ def legacy_h5(built, keras_version, fixed_strings, stale=False):
         set_str_attr(f, 'keras_version', keras_version)
         set_str_attr(f, 'backend', 'tensorflow')
         set_str_attr(f, 'model_config', json.dumps(config))
+        if compiled:
+            set_str_attr(f, 'training_config', json.dumps({
+                'loss': 'mse', 'metrics': None, 'weighted_metrics': None,
+                'loss_weights': None, 'optimizer_config': {
+                    'class_name': 'Adam', 'config': {
+                        'name': 'Adam', 'learning_rate': 0.001}}}))
         mw = f.create_group('model_weights')
         layer_names = []
         groups = []
@@ -770,6 +779,11 @@ def legacy_h5(built, keras_version, fixed_strings, stale=False):
         if fl.kind != 'k22':
             g = mw.create_group('top_level_model_weights')
             set_list_attr(g, 'weight_names', [], fixed_strings)
+        if compiled:
+            g = f.create_group('optimizer_weights')
+            set_list_attr(g, 'weight_names', ['Adam/iter:0'], fixed_strings)
+            g.create_dataset('Adam/iter:0', data=np.int64(120),
+                             track_times=False)
     return h5_bytes(write)
 
 
@@ -840,6 +854,13 @@ def keras_zip(built, keras_version, container='layers', double_count=False,
             else:
                 vars_group(g, '', name, ws)
         vars_group(f, '', built.model_name)
+        if vars_names:
+            # Keras >= 3.6 with a compiled model: the optimizer's variables
+            # (iteration count, learning rate) beside layers/.
+            opt = f.create_group('optimizer/vars')
+            set_str_attr(opt, 'name', 'adam')
+            opt.create_dataset('0', data=np.int64(120), track_times=False)
+            opt.create_dataset('1', data=np.float32(0.001), track_times=False)
 
     weights = h5_bytes(write)
     metadata = json.dumps({'keras_version': keras_version,
@@ -875,7 +896,7 @@ def layout_writers():
             fl = Flavour('tfk', version,
                          nested_module=version.startswith('2.15'))
             return legacy_h5(Built(model, fl), version, fixed_strings=False,
-                             stale=stale)
+                             stale=stale, compiled=stale)
         return write
 
     def h5_k3(model):
@@ -917,7 +938,8 @@ def layout_writers():
         'tf_keras2.9.0.h5': (
             'legacy HDF5 as tf.keras 2.9 writes it, with stale weight names '
             '(bidirectional_9/forward_lstm_25/lstm_cell_25/kernel:0, '
-            'dense_7/kernel:0)', h5_tfk('2.9.0', True)),
+            'dense_7/kernel:0), compiled: training_config and '
+            'optimizer_weights', h5_tfk('2.9.0', True)),
         'keras3.10.0.h5': (
             'Keras 3.10 legacy HDF5: weight names are variable paths without '
             ':0 (sequential/bidirectional/forward_lstm/lstm_cell/kernel), '
@@ -925,7 +947,8 @@ def layout_writers():
         'keras3.10.0.keras': (
             '.keras zip as Keras 3.10 writes it: DTypePolicy dicts, explicit '
             'forward_/backward_ layer configs, layers/<class>[_k]/'
-            'forward_layer/cell/vars/0..2, vars@name attributes', zip_k3_10),
+            'forward_layer/cell/vars/0..2, vars@name attributes, '
+            'optimizer/vars', zip_k3_10),
         'keras3.0.5.keras': (
             '.keras zip as Keras 3.0 writes it: dtype strings, empty '
             'layer/cell/vars groups of the wrapped layer', zip_k3_0),
