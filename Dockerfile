@@ -57,6 +57,7 @@ RUN printf '%s\n' \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 \
       libopenblas0-pthread libprometheus-cpp-core1.0 libmicrohttpd12 libonnx1 \
+      libhdf5-103-1 libhdf5-hl-100 libzip4 \
  && for lib in /usr/lib/*/openblas-pthread/libblas.so.3 \
                /usr/lib/*/openblas-pthread/liblapack.so.3; do \
       triplet=${lib#/usr/lib/}; triplet=${triplet%%/*}; \

@@ -13,6 +13,7 @@ packages=(
   libmicrohttpd-dev libgnutls28-dev libssl-dev openssl curl python3-h2
   clang-14 libfuzzer-14-dev
   libonnx-dev
+  libhdf5-dev libzip-dev
 )
 
 missing=()
