@@ -274,6 +274,36 @@ void BidirectionalSummary(const BidirectionalLayer& b, v1::LayerSummary* s) {
                     DirectionParameters(b.backward));
 }
 
+// The summary of a layer other than Bidirectional, whose input has `width`
+// values per step or vector (all but Dense keep it).
+void OtherLayerSummary(const StackLayer& layer, int width,
+                       v1::LayerSummary* s) {
+  s->set_output_size(width);
+  if (const auto* d = std::get_if<DenseLayer>(&layer)) {
+    s->set_name(d->name);
+    s->set_type("Dense");
+    s->set_units(d->units());
+    s->set_output_size(d->units());
+    s->set_parameters(d->kernel.size() + d->bias.size());
+  } else if (const auto* a = std::get_if<ActivationLayer>(&layer)) {
+    s->set_name(a->name);
+    s->set_type("Activation");
+  } else if (const auto* bn = std::get_if<BatchNormalizationLayer>(&layer)) {
+    s->set_name(bn->name);
+    s->set_type("BatchNormalization");
+    s->set_parameters(bn->gamma.size() + bn->beta.size() +
+                      bn->moving_mean.size() + bn->moving_variance.size());
+  } else if (const auto* ln = std::get_if<LayerNormalizationLayer>(&layer)) {
+    s->set_name(ln->name);
+    s->set_type("LayerNormalization");
+    s->set_parameters(ln->gamma.size() + ln->beta.size());
+  } else if (const auto* p = std::get_if<GlobalPoolingLayer>(&layer)) {
+    s->set_name(p->name);
+    s->set_type(p->pooling == PoolingType::kMax ? "GlobalMaxPooling1D"
+                                                : "GlobalAveragePooling1D");
+  }
+}
+
 // One summary per layer of the file: Embedding or Masking, then the stack.
 void LayerSummaries(
     const Model& model,
@@ -292,18 +322,17 @@ void LayerSummaries(
     s->set_output_size(model.input_dim());
     s->set_return_sequences(true);
   }
+  int width = model.embedding()
+                  ? static_cast<int>(model.embedding()->embeddings.cols())
+                  : model.input_dim();
   for (const StackLayer& layer : model.layers()) {
     v1::LayerSummary* s = layers->Add();
     if (const auto* b = std::get_if<BidirectionalLayer>(&layer)) {
       BidirectionalSummary(*b, s);
-      continue;
+    } else {
+      OtherLayerSummary(layer, width, s);
     }
-    const auto& d = std::get<DenseLayer>(layer);
-    s->set_name(d.name);
-    s->set_type("Dense");
-    s->set_units(d.units());
-    s->set_output_size(d.units());
-    s->set_parameters(d.kernel.size() + d.bias.size());
+    width = s->output_size();
   }
 }
 

@@ -48,6 +48,43 @@ RnnLayerSpec RnnFromProto(const v1::RnnLayer& proto) {
   return spec;
 }
 
+BatchNormalizationSpec BatchNormalizationFromProto(
+    const v1::BatchNormalizationLayer& proto) {
+  BatchNormalizationSpec spec;
+  spec.name = proto.name();
+  if (proto.has_epsilon()) spec.epsilon = proto.epsilon();
+  if (proto.has_center()) spec.center = proto.center();
+  if (proto.has_scale()) spec.scale = proto.scale();
+  spec.gamma = TensorFromProto(proto.gamma());
+  spec.beta = TensorFromProto(proto.beta());
+  spec.moving_mean = TensorFromProto(proto.moving_mean());
+  spec.moving_variance = TensorFromProto(proto.moving_variance());
+  return spec;
+}
+
+LayerNormalizationSpec LayerNormalizationFromProto(
+    const v1::LayerNormalizationLayer& proto) {
+  LayerNormalizationSpec spec;
+  spec.name = proto.name();
+  if (proto.has_epsilon()) spec.epsilon = proto.epsilon();
+  if (proto.has_center()) spec.center = proto.center();
+  if (proto.has_scale()) spec.scale = proto.scale();
+  spec.gamma = TensorFromProto(proto.gamma());
+  spec.beta = TensorFromProto(proto.beta());
+  return spec;
+}
+
+PoolingType PoolingFromProto(v1::PoolingType pooling) {
+  switch (pooling) {
+    case v1::MAX:
+      return PoolingType::kMax;
+    case v1::AVERAGE:
+      return PoolingType::kAverage;
+    default:
+      return PoolingType::kUnspecified;
+  }
+}
+
 SignatureRole RoleFromProto(v1::SignatureTensor::Role role) {
   switch (role) {
     case v1::SignatureTensor::INPUT:
@@ -144,6 +181,23 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto) {
         spec.layers.push_back(std::move(dense));
         break;
       }
+      case v1::Layer::kActivation:
+        spec.layers.push_back(ActivationSpec{layer.activation().name(),
+                                             layer.activation().activation()});
+        break;
+      case v1::Layer::kBatchNormalization:
+        spec.layers.push_back(
+            BatchNormalizationFromProto(layer.batch_normalization()));
+        break;
+      case v1::Layer::kLayerNormalization:
+        spec.layers.push_back(
+            LayerNormalizationFromProto(layer.layer_normalization()));
+        break;
+      case v1::Layer::kGlobalPooling:
+        spec.layers.push_back(GlobalPoolingSpec{
+            layer.global_pooling().name(),
+            PoolingFromProto(layer.global_pooling().pooling())});
+        break;
       case v1::Layer::kMasking:
         spec.layers.push_back(
             MaskingSpec{layer.masking().name(), layer.masking().mask_value()});

@@ -7,6 +7,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "core/eval/bidirectional.h"
+#include "core/eval/global_pooling.h"
 #include "core/kernels/packed_layout.h"
 
 namespace biserve {
@@ -203,6 +204,15 @@ StackOutput RunLayers(const Model& model, const PackedLayout& layout,
       ApplyDense(*dense, out.x);
       continue;
     }
+    if (const auto* pool = std::get_if<GlobalPoolingLayer>(&layer)) {
+      out.x = GlobalPool(*pool, layout, out.x,
+                         keep.empty() ? nullptr : keep.data());
+      out.sequences = false;
+      continue;
+    }
+    // Activation and normalization layers work on every row alone and keep
+    // the mask, as Keras' do.
+    if (ApplyRowLayer(layer, out.x)) continue;
     const auto& bidi = std::get<BidirectionalLayer>(layer);
     const bool last = index == model.last_bidirectional();
     const std::vector<RowMatrix> initial_state =

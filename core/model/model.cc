@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/kernels/normalization.h"
 
 namespace biserve {
 namespace {
@@ -376,6 +377,104 @@ absl::StatusOr<EmbeddingLayer> BuildEmbedding(const EmbeddingSpec& spec,
   return EmbeddingLayer{spec.name, *std::move(embeddings), spec.mask_zero};
 }
 
+absl::StatusOr<ActivationLayer> BuildActivation(const ActivationSpec& spec,
+                                                absl::string_view where) {
+  if (spec.activation.empty()) {
+    return Invalid(where,
+                   "activation is not set; expected a Keras "
+                   "activation name such as relu or tanh");
+  }
+  absl::StatusOr<Activation> activation = ActivationField(
+      spec.activation, Activation::kLinear, where, "activation");
+  if (!activation.ok()) return activation.status();
+  return ActivationLayer{spec.name, *activation};
+}
+
+// Keras' epsilon for both normalization layers: positive and finite (Keras
+// itself accepts any float, but 0 with a zero variance divides by zero).
+absl::StatusOr<float> Epsilon(const std::optional<float>& epsilon,
+                              absl::string_view where) {
+  const float value = epsilon.value_or(1e-3f);
+  if (!(value > 0.0f) || !std::isfinite(value)) {
+    return Invalid(
+        where,
+        absl::StrCat("epsilon must be positive and finite; was ", value));
+  }
+  return value;
+}
+
+// gamma (when `present`, the flag `flag` being true) or beta as [features],
+// or an empty vector after checking the tensor is absent.
+absl::StatusOr<RowVector> OptionalVector(const Tensor& tensor, bool present,
+                                         int features, absl::string_view where,
+                                         absl::string_view field,
+                                         absl::string_view flag) {
+  if (!present) {
+    absl::Status absent =
+        ExpectAbsent(tensor, where, field, absl::StrCat(flag, " is false"));
+    if (!absent.ok()) return absent;
+    return RowVector();
+  }
+  absl::StatusOr<RowMatrix> vector =
+      ToMatrix(tensor, {features}, where, field, "[features]");
+  if (!vector.ok()) return vector.status();
+  return RowVector(vector->row(0));
+}
+
+absl::StatusOr<BatchNormalizationLayer> BuildBatchNormalization(
+    const BatchNormalizationSpec& spec, int features, absl::string_view where) {
+  absl::StatusOr<float> epsilon = Epsilon(spec.epsilon, where);
+  if (!epsilon.ok()) return epsilon.status();
+  absl::StatusOr<RowVector> gamma = OptionalVector(
+      spec.gamma, spec.scale.value_or(true), features, where, "gamma", "scale");
+  if (!gamma.ok()) return gamma.status();
+  absl::StatusOr<RowVector> beta = OptionalVector(
+      spec.beta, spec.center.value_or(true), features, where, "beta", "center");
+  if (!beta.ok()) return beta.status();
+  absl::StatusOr<RowVector> mean = OptionalVector(
+      spec.moving_mean, true, features, where, "moving_mean", "");
+  if (!mean.ok()) return mean.status();
+  absl::StatusOr<RowVector> variance = OptionalVector(
+      spec.moving_variance, true, features, where, "moving_variance", "");
+  if (!variance.ok()) return variance.status();
+  for (int j = 0; j < features; ++j) {
+    if ((*variance)(j) < 0.0f) {
+      return Invalid(where,
+                     absl::StrCat("moving_variance: value ", j, " is ",
+                                  (*variance)(j), "; a variance must be >= 0"));
+    }
+  }
+  BatchNormalizationLayer layer{.name = spec.name,
+                                .inv = RowVector(features),
+                                .shift = RowVector(features),
+                                .epsilon = *epsilon};
+  FoldBatchNormalization(absl::MakeConstSpan(gamma->data(), gamma->size()),
+                         absl::MakeConstSpan(beta->data(), beta->size()),
+                         absl::MakeConstSpan(mean->data(), features),
+                         absl::MakeConstSpan(variance->data(), features),
+                         *epsilon, absl::MakeSpan(layer.inv.data(), features),
+                         absl::MakeSpan(layer.shift.data(), features));
+  layer.gamma = *std::move(gamma);
+  layer.beta = *std::move(beta);
+  layer.moving_mean = *std::move(mean);
+  layer.moving_variance = *std::move(variance);
+  return layer;
+}
+
+absl::StatusOr<LayerNormalizationLayer> BuildLayerNormalization(
+    const LayerNormalizationSpec& spec, int features, absl::string_view where) {
+  absl::StatusOr<float> epsilon = Epsilon(spec.epsilon, where);
+  if (!epsilon.ok()) return epsilon.status();
+  absl::StatusOr<RowVector> gamma = OptionalVector(
+      spec.gamma, spec.scale.value_or(true), features, where, "gamma", "scale");
+  if (!gamma.ok()) return gamma.status();
+  absl::StatusOr<RowVector> beta = OptionalVector(
+      spec.beta, spec.center.value_or(true), features, where, "beta", "center");
+  if (!beta.ok()) return beta.status();
+  return LayerNormalizationLayer{spec.name, *epsilon, *std::move(gamma),
+                                 *std::move(beta)};
+}
+
 // input_dim: 0 for token ids (the first layer is an Embedding), else the
 // float features per time step.
 absl::Status CheckInputDim(int input_dim, bool token_input,
@@ -450,6 +549,43 @@ void DenseLayer::Apply(RowMatrix& x) const {
     }
   }
   x = std::move(y);
+}
+
+void ActivationLayer::Apply(RowMatrix& x) const {
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
+    Activate(activation, absl::Span<float>(&x(r, 0), x.cols()));
+  }
+}
+
+void BatchNormalizationLayer::Apply(RowMatrix& x) const {
+  const absl::Span<const float> scale(inv.data(), inv.size());
+  const absl::Span<const float> offset(shift.data(), shift.size());
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
+    ScaleAndShift(scale, offset, absl::Span<float>(&x(r, 0), x.cols()));
+  }
+}
+
+void LayerNormalizationLayer::Apply(RowMatrix& x) const {
+  const absl::Span<const float> g(gamma.data(), gamma.size());
+  const absl::Span<const float> b(beta.data(), beta.size());
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
+    LayerNormalize(g, b, epsilon, absl::Span<float>(&x(r, 0), x.cols()));
+  }
+}
+
+bool ApplyRowLayer(const StackLayer& layer, RowMatrix& x) {
+  if (const auto* dense = std::get_if<DenseLayer>(&layer)) {
+    dense->Apply(x);
+  } else if (const auto* a = std::get_if<ActivationLayer>(&layer)) {
+    a->Apply(x);
+  } else if (const auto* bn = std::get_if<BatchNormalizationLayer>(&layer)) {
+    bn->Apply(x);
+  } else if (const auto* ln = std::get_if<LayerNormalizationLayer>(&layer)) {
+    ln->Apply(x);
+  } else {
+    return false;
+  }
+  return true;
 }
 
 int BidirectionalLayer::output_size() const {
@@ -577,8 +713,10 @@ void Model::SetPaddingStepOutput() {
   if (!returns_sequences_ || output_size_ == 0) return;
   RowMatrix x =
       RowMatrix::Zero(1, bidirectional(last_bidirectional_).output_size());
+  // Every layer after the last Bidirectional works on rows: a GlobalPooling
+  // there would have made the output a vector.
   for (size_t i = last_bidirectional_ + 1; i < layers_.size(); ++i) {
-    std::get<DenseLayer>(layers_[i]).Apply(x);
+    ApplyRowLayer(layers_[i], x);
   }
   padding_step_output_ = x.row(0);
 }
@@ -614,17 +752,56 @@ absl::Status Model::AddLayer(const LayerSpec& spec, int index, bool is_last,
     return AddBidirectional(*bidi, LayerLabel(index, bidi->name), is_last,
                             shape);
   }
+  absl::StatusOr<bool> added = AddOtherLayer(spec, index, shape);
+  if (!added.ok()) return added.status();
+  if (*added) return absl::OkStatus();
+  return Invalid(LayerLabel(index, ""),
+                 "layer kind is not set; expected embedding, masking, "
+                 "bidirectional, dense, activation, batch_normalization, "
+                 "layer_normalization or global_pooling");
+}
+
+absl::StatusOr<bool> Model::AddOtherLayer(const LayerSpec& spec, int index,
+                                          StackShape& shape) {
   if (const auto* dense = std::get_if<DenseSpec>(&spec)) {
     absl::StatusOr<DenseLayer> built =
         BuildDense(*dense, shape.width, LayerLabel(index, dense->name));
     if (!built.ok()) return built.status();
     shape.width = built->units();
     layers_.push_back(*std::move(built));
-    return absl::OkStatus();
+  } else if (const auto* a = std::get_if<ActivationSpec>(&spec)) {
+    absl::StatusOr<ActivationLayer> built =
+        BuildActivation(*a, LayerLabel(index, a->name));
+    if (!built.ok()) return built.status();
+    layers_.push_back(*std::move(built));
+  } else if (const auto* bn = std::get_if<BatchNormalizationSpec>(&spec)) {
+    absl::StatusOr<BatchNormalizationLayer> built =
+        BuildBatchNormalization(*bn, shape.width, LayerLabel(index, bn->name));
+    if (!built.ok()) return built.status();
+    layers_.push_back(*std::move(built));
+  } else if (const auto* ln = std::get_if<LayerNormalizationSpec>(&spec)) {
+    absl::StatusOr<LayerNormalizationLayer> built =
+        BuildLayerNormalization(*ln, shape.width, LayerLabel(index, ln->name));
+    if (!built.ok()) return built.status();
+    layers_.push_back(*std::move(built));
+  } else if (const auto* pool = std::get_if<GlobalPoolingSpec>(&spec)) {
+    const std::string where = LayerLabel(index, pool->name);
+    if (pool->pooling == PoolingType::kUnspecified) {
+      return Invalid(where, "pooling is not set; expected MAX or AVERAGE");
+    }
+    if (!shape.is_sequence) {
+      return Invalid(where,
+                     "a GlobalPooling layer needs a sequence input, but the "
+                     "layer before it outputs one vector per sequence (a "
+                     "Bidirectional with return_sequences = false, or "
+                     "another GlobalPooling)");
+    }
+    shape.is_sequence = false;
+    layers_.push_back(GlobalPoolingLayer{pool->name, pool->pooling});
+  } else {
+    return false;
   }
-  return Invalid(LayerLabel(index, ""),
-                 "layer kind is not set; expected embedding, masking, "
-                 "bidirectional or dense");
+  return true;
 }
 
 absl::Status Model::AddBidirectional(const BidirectionalSpec& spec,
@@ -633,7 +810,9 @@ absl::Status Model::AddBidirectional(const BidirectionalSpec& spec,
   if (!shape.is_sequence) {
     return Invalid(where,
                    "a Bidirectional layer needs a sequence input, but the "
-                   "layer before it has return_sequences = false");
+                   "layers before it output one vector per sequence (a "
+                   "Bidirectional with return_sequences = false, or a "
+                   "GlobalPooling)");
   }
   absl::StatusOr<BidirectionalLayer> built =
       BuildBidirectional(spec, shape.width, where);

@@ -109,8 +109,54 @@ struct EmbeddingLayer {
   bool mask_zero = false;  // token id 0 marks a step to skip
 };
 
+// Keras' Activation layer: activation on every row (step or vector).
+struct ActivationLayer {
+  std::string name;
+  Activation activation = Activation::kLinear;
+  // x := activation(x), row by row.
+  void Apply(RowMatrix& x) const;
+};
+
+// Keras' BatchNormalization at inference, folded by Create into one scale
+// and shift per feature (FoldBatchNormalization).
+struct BatchNormalizationLayer {
+  std::string name;
+  RowVector inv;    // [features]: gamma / sqrt(moving_variance + epsilon)
+  RowVector shift;  // [features]: beta - moving_mean * inv
+  // The file's values, kept for metadata and tests: gamma and beta are
+  // empty without scale or center.
+  float epsilon = 1e-3f;
+  RowVector gamma, beta, moving_mean, moving_variance;  // [features]
+  // x := x * inv + shift, row by row.
+  void Apply(RowMatrix& x) const;
+};
+
+// Keras' LayerNormalization over the features of every row.
+struct LayerNormalizationLayer {
+  std::string name;
+  float epsilon = 1e-3f;
+  RowVector gamma;  // [features]; empty when scale = false
+  RowVector beta;   // [features]; empty when center = false
+  // Every row normalised on its own (LayerNormalize).
+  void Apply(RowMatrix& x) const;
+};
+
+// Keras' GlobalMaxPooling1D or GlobalAveragePooling1D: a sequence to one
+// vector per sequence (see PoolingType in model.proto for masks).
+struct GlobalPoolingLayer {
+  std::string name;
+  PoolingType pooling = PoolingType::kMax;
+};
+
 // A layer after the optional Masking or Embedding.
-using StackLayer = std::variant<BidirectionalLayer, DenseLayer>;
+using StackLayer = std::variant<BidirectionalLayer, DenseLayer, ActivationLayer,
+                                BatchNormalizationLayer,
+                                LayerNormalizationLayer, GlobalPoolingLayer>;
+
+// Applies a layer that works on every row alone (Dense, Activation,
+// BatchNormalization, LayerNormalization) to the rows of x. Returns false,
+// leaving x unchanged, for Bidirectional and GlobalPooling layers.
+bool ApplyRowLayer(const StackLayer& layer, RowMatrix& x);
 
 class Model {
  public:
@@ -153,8 +199,9 @@ class Model {
 
   // The model's output at a padding step (t >= a sequence's length) of a
   // sequence output, as ONNX Runtime computes it: the layers after the last
-  // Bidirectional (Dense heads, with their activations) applied to a zero
-  // vector of its output width; zeros when there are none. [output_size()]
+  // Bidirectional (Dense, Activation and normalization layers, all per
+  // step) applied to a zero vector of its output width; zeros when there
+  // are none. [output_size()]
   // when returns_sequences() and output_size() > 0, else empty. Computed
   // once, by Create.
   const RowVector& padding_step_output() const { return padding_step_output_; }
@@ -178,6 +225,11 @@ class Model {
   absl::Status AddBidirectional(const BidirectionalSpec& spec,
                                 absl::string_view where, bool is_last,
                                 StackShape& shape);
+  // The layers that keep the time axis as it is (Dense, Activation,
+  // BatchNormalization, LayerNormalization) and GlobalPooling; false when
+  // `spec` is none of them.
+  absl::StatusOr<bool> AddOtherLayer(const LayerSpec& spec, int index,
+                                     StackShape& shape);
 
   std::string name_;
   int input_dim_ = 0;

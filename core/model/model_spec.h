@@ -78,9 +78,45 @@ struct DenseSpec {
   Tensor bias;                            // [units] or empty
 };
 
+struct ActivationSpec {
+  std::string name;
+  std::string activation;  // required
+};
+
+// BatchNormalization (at inference) and LayerNormalization share their
+// fields; moving_mean and moving_variance are BatchNormalization's only.
+struct BatchNormalizationSpec {
+  std::string name;
+  std::optional<float> epsilon;  // default 0.001
+  std::optional<bool> center;    // default true
+  std::optional<bool> scale;     // default true
+  Tensor gamma;                  // [features] or empty
+  Tensor beta;                   // [features] or empty
+  Tensor moving_mean;            // [features]
+  Tensor moving_variance;        // [features]
+};
+
+struct LayerNormalizationSpec {
+  std::string name;
+  std::optional<float> epsilon;  // default 0.001
+  std::optional<bool> center;    // default true
+  std::optional<bool> scale;     // default true
+  Tensor gamma;                  // [features] or empty
+  Tensor beta;                   // [features] or empty
+};
+
+enum class PoolingType { kUnspecified, kMax, kAverage };
+
+struct GlobalPoolingSpec {
+  std::string name;
+  PoolingType pooling = PoolingType::kUnspecified;
+};
+
 // std::monostate stands for a layer whose kind the file does not set.
-using LayerSpec = std::variant<std::monostate, EmbeddingSpec, BidirectionalSpec,
-                               DenseSpec, MaskingSpec>;
+using LayerSpec =
+    std::variant<std::monostate, EmbeddingSpec, BidirectionalSpec, DenseSpec,
+                 MaskingSpec, ActivationSpec, BatchNormalizationSpec,
+                 LayerNormalizationSpec, GlobalPoolingSpec>;
 
 struct ModelSpec {
   std::string name;

@@ -1,10 +1,15 @@
 #include "core/eval/evaluator.h"
 
+#include <algorithm>
+#include <cmath>
+#include <iostream>
 #include <limits>
 #include <random>
 
 #include "core/common/thread_pool.h"
 #include "core/eval/field_error.h"
+#include "core/eval/global_pooling.h"
+#include "core/kernels/packed_layout.h"
 #include "core/model/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -22,6 +27,9 @@ using testing::ReferenceEvaluate;
 using testing::TensorNear;
 
 constexpr float kTolerance = 2e-5f;
+// Normalization divides by a row's standard deviation, which scales the
+// float rounding of the layers before it by up to 1 / sqrt(epsilon).
+constexpr float kChainTolerance = 1e-4f;
 
 // A random ragged batch for `model`, with initial states on some sequences.
 struct Batch {
@@ -424,6 +432,177 @@ TEST(EvaluateTest, BackwardOutputIsAlignedToInputTime) {
   ASSERT_EQ(backward.shape, (std::vector<int64_t>{4, 2}));
   EXPECT_NEAR(backward.values[6], (*last_step)[0].backward.values[0], 1e-6);
   EXPECT_NEAR(backward.values[7], (*last_step)[0].backward.values[1], 1e-6);
+}
+
+// The chain layers (Activation, BatchNormalization, LayerNormalization,
+// GlobalPooling) on random models with masks.
+
+// Whether `actual` and `expected` have NaN in the same places (an average
+// over a sequence whose steps are all masked: 0 / 0, as in Keras), and
+// otherwise TensorNear(tolerance, relative). `max_diff` grows to the largest
+// relative difference seen.
+::testing::AssertionResult ChainTensorNear(const Tensor& actual,
+                                           const Tensor& expected,
+                                           float tolerance, double& max_diff) {
+  if (actual.shape != expected.shape) {
+    return TensorNear(actual, expected, tolerance, true);
+  }
+  Tensor a = actual, e = expected;
+  for (size_t i = 0; i < a.values.size(); ++i) {
+    if (std::isnan(a.values[i]) != std::isnan(e.values[i])) {
+      return ::testing::AssertionFailure()
+             << "value " << i << ": " << a.values[i] << ", expected "
+             << e.values[i];
+    }
+    if (std::isnan(a.values[i])) a.values[i] = e.values[i] = 0.0f;
+    max_diff =
+        std::max(max_diff, std::abs(double{a.values[i]} - e.values[i]) /
+                               std::max(1.0, std::abs(double{e.values[i]})));
+  }
+  return TensorNear(a, e, tolerance, true);
+}
+
+class ChainEvaluatorTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(ChainEvaluatorTest, RandomChainModelsMatchReference) {
+  auto pool =
+      ThreadPool::Create({.num_threads = GetParam(), .min_parallel_flops = 0});
+  ASSERT_TRUE(pool.ok());
+  std::mt19937 rng(4321 + GetParam());
+  double max_diff = 0.0;
+  int pooled = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    SCOPED_TRACE(::testing::Message() << "trial " << trial);
+    auto model = Model::Create(testing::RandomChainModelSpec(rng));
+    ASSERT_TRUE(model.ok()) << model.status();
+    pooled += !(*model)->returns_sequences();
+    const int size = std::uniform_int_distribution<int>(1, 7)(rng);
+    Batch batch = RandomBatch(rng, **model, size, 30);
+    EvalOptions options;
+    options.directions = std::bernoulli_distribution(0.5)(rng);
+    options.states = std::bernoulli_distribution(0.5)(rng);
+    auto results = Evaluate(**model, batch.inputs, options, **pool);
+    ASSERT_TRUE(results.ok()) << results.status();
+    for (int i = 0; i < size; ++i) {
+      SCOPED_TRACE(::testing::Message()
+                   << "sequence " << i << " length " << batch.inputs[i].length);
+      const SequenceResult expected =
+          ReferenceEvaluate(**model, batch.inputs[i], options);
+      EXPECT_TRUE(ChainTensorNear((*results)[i].output, expected.output,
+                                  kChainTolerance, max_diff));
+      EXPECT_TRUE(ChainTensorNear((*results)[i].forward, expected.forward,
+                                  kChainTolerance, max_diff));
+    }
+  }
+  EXPECT_GT(pooled, 100);  // pooling is exercised, not just generated
+  std::cout << "largest relative difference from the reference: " << max_diff
+            << "\n";
+}
+
+TEST_P(ChainEvaluatorTest, ChainBatchEqualsEachSequenceAlone) {
+  auto pool =
+      ThreadPool::Create({.num_threads = GetParam(), .min_parallel_flops = 0});
+  ASSERT_TRUE(pool.ok());
+  std::mt19937 rng(77);
+  for (int trial = 0; trial < 60; ++trial) {
+    auto model = Model::Create(testing::RandomChainModelSpec(rng));
+    ASSERT_TRUE(model.ok()) << model.status();
+    Batch batch = RandomBatch(rng, **model, 6, 40);
+    const EvalOptions options{.output = true, .directions = true};
+    auto together = Evaluate(**model, batch.inputs, options, **pool);
+    ASSERT_TRUE(together.ok());
+    for (size_t i = 0; i < batch.inputs.size(); ++i) {
+      auto alone = Evaluate(**model, {batch.inputs[i]}, options, **pool);
+      ASSERT_TRUE(alone.ok());
+      double unused = 0.0;
+      // Pooling and normalization read one sequence's rows only (bit for
+      // bit: PoolingReadsOnlyItsOwnRowsBitForBit); what is left is the GEMM
+      // blocking of the Bidirectional and Dense layers (1e-6 above), which
+      // a LayerNormalization scales by up to 1 / sqrt(epsilon).
+      EXPECT_TRUE(ChainTensorNear((*together)[i].output, (*alone)[0].output,
+                                  1e-5f, unused));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, ChainEvaluatorTest, ::testing::Values(1, 3));
+
+// Input 3 -> Masking(0) -> Bidirectional(LSTM 2, sequences, concat) ->
+// GlobalPooling: the average leaves masked steps out of sum and count; the
+// max takes them in (Keras' Bidirectional gives zeros there).
+TEST(ChainEvaluateTest, PoolingFollowsKerasMasks) {
+  for (PoolingType type : {PoolingType::kAverage, PoolingType::kMax}) {
+    ModelSpec spec = SmallLstmSpec(5);
+    spec.layers.insert(spec.layers.begin(), MaskingSpec{"mask", 0.0f});
+    spec.layers.push_back(GlobalPoolingSpec{"pool", type});
+    ModelSpec plain = SmallLstmSpec(5);  // the same weights, no pooling
+    plain.layers.insert(plain.layers.begin(), MaskingSpec{"mask", 0.0f});
+    auto model = *Model::Create(spec);
+    auto steps = *Model::Create(plain);
+    auto pool = *ThreadPool::Create({.num_threads = 1});
+    // Step 1 is masked; step 2 has one feature equal to the mask value only.
+    std::vector<float> x = {0.5f, -0.2f, 0.1f, 0, 0, 0, 0.0f, 0.3f, -0.9f};
+    SequenceInput input{.length = 3, .features = x};
+    auto pooled = Evaluate(*model, {input}, EvalOptions(), *pool);
+    auto rows = Evaluate(*steps, {input}, EvalOptions(), *pool);
+    ASSERT_TRUE(pooled.ok() && rows.ok());
+    const std::vector<float>& r = (*rows)[0].output.values;  // [3, 4]
+    ASSERT_EQ((*pooled)[0].output.shape, std::vector<int64_t>{4});
+    for (int j = 0; j < 4; ++j) {
+      EXPECT_EQ(r[4 + j], 0.0f);  // Keras' zeros at the masked step
+      const float expected =
+          type == PoolingType::kAverage
+              ? static_cast<float>((double{r[j]} + r[8 + j]) / 2)
+              : std::max({r[j], 0.0f, r[8 + j]});
+      EXPECT_EQ((*pooled)[0].output.values[j], expected) << j;
+    }
+  }
+}
+
+TEST(ChainEvaluateTest, AverageOfAnAllMaskedSequenceIsNaNAsInKeras) {
+  ModelSpec spec = SmallLstmSpec(5);
+  spec.layers.insert(spec.layers.begin(), MaskingSpec{"mask", 0.0f});
+  spec.layers.push_back(GlobalPoolingSpec{"pool", PoolingType::kAverage});
+  auto model = *Model::Create(spec);
+  auto pool = *ThreadPool::Create({.num_threads = 1});
+  std::vector<float> x(6, 0.0f);
+  auto out = Evaluate(*model, {SequenceInput{.length = 2, .features = x}},
+                      EvalOptions(), *pool);
+  ASSERT_TRUE(out.ok());
+  for (float v : (*out)[0].output.values) EXPECT_TRUE(std::isnan(v));
+}
+
+// The same rows pooled in a batch and alone: GlobalPool reads only the
+// sequence's own rows, in time order, so the results are equal bit for bit.
+TEST(ChainEvaluateTest, PoolingReadsOnlyItsOwnRowsBitForBit) {
+  std::mt19937 rng(8);
+  const std::vector<int64_t> lengths = {5, 3, 9, 1};
+  const PackedLayout batch(lengths);
+  RowMatrix x(batch.total_steps(), 6);
+  for (int64_t r = 0; r < x.rows(); ++r) {
+    x.row(r) = ConstVectorMap(RandomValues(rng, 6, 3.0f).data(), 6);
+  }
+  std::vector<uint8_t> keep(batch.total_steps());
+  for (uint8_t& k : keep) k = std::bernoulli_distribution(0.7)(rng);
+  for (PoolingType type : {PoolingType::kMax, PoolingType::kAverage}) {
+    const GlobalPoolingLayer layer{"pool", type};
+    const RowMatrix together = GlobalPool(layer, batch, x, keep.data());
+    for (int i = 0; i < batch.batch_size(); ++i) {
+      const PackedLayout one({batch.length(i)});
+      RowMatrix rows(batch.length(i), 6);
+      std::vector<uint8_t> own;
+      for (int64_t t = 0; t < batch.length(i); ++t) {
+        rows.row(t) = x.row(batch.row(i, t));
+        own.push_back(keep[batch.row(i, t)]);
+      }
+      const RowMatrix alone = GlobalPool(layer, one, rows, own.data());
+      for (int j = 0; j < 6; ++j) {
+        const float a = together(i, j), b = alone(0, j);
+        EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b)))
+            << i << " " << j;
+      }
+    }
+  }
 }
 
 }  // namespace

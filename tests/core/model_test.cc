@@ -1,5 +1,6 @@
 #include "core/model/model.h"
 
+#include <cmath>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -402,6 +403,125 @@ TEST_F(ModelValidationTest, NeedsABidirectionalLayer) {
   spec_.layers = {spec_.layers[2]};
   std::get<DenseSpec>(spec_.layers[0]).kernel = RandomWeights(rng_, {4, 5});
   EXPECT_THAT(Error(), HasSubstr("has no Bidirectional layer"));
+}
+
+// The chain layers, on the fixture's model (bi2 returns sequences of 2).
+BatchNormalizationSpec BatchNorm(int features) {
+  BatchNormalizationSpec bn;
+  bn.name = "bn";
+  bn.gamma = Tensor{{features}, std::vector<float>(features, 2.0f)};
+  bn.beta = Tensor{{features}, std::vector<float>(features, 0.5f)};
+  bn.moving_mean = Tensor{{features}, std::vector<float>(features, 1.0f)};
+  bn.moving_variance = Tensor{{features}, std::vector<float>(features, 4.0f)};
+  return bn;
+}
+
+TEST_F(ModelValidationTest, ChainLayersKeepTheWidthAndPoolingDropsTime) {
+  spec_.layers.insert(spec_.layers.begin() + 2,
+                      {ActivationSpec{"act", "relu"}, BatchNorm(2),
+                       LayerNormalizationSpec{.name = "ln"},
+                       GlobalPoolingSpec{"pool", PoolingType::kAverage}});
+  std::get<LayerNormalizationSpec>(spec_.layers[4]).gamma =
+      RandomWeights(rng_, {2});
+  std::get<LayerNormalizationSpec>(spec_.layers[4]).beta =
+      RandomWeights(rng_, {2});
+  auto model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_FALSE((*model)->returns_sequences());
+  EXPECT_EQ((*model)->output_size(), 5);
+  EXPECT_EQ((*model)->layers().size(), 7u);
+  EXPECT_EQ((*model)->padding_step_output().size(), 0);
+}
+
+TEST_F(ModelValidationTest, BatchNormalizationFoldsKerasFormula) {
+  BatchNormalizationSpec bn = BatchNorm(2);
+  bn.epsilon = 0.0f + 1e-3f;
+  spec_.layers.insert(spec_.layers.begin() + 2, bn);
+  auto model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const auto& layer = std::get<BatchNormalizationLayer>((*model)->layers()[2]);
+  // inv = gamma / sqrt(var + eps); shift = beta - mean * inv.
+  const float inv = 1.0f / std::sqrt(4.0f + 1e-3f) * 2.0f;
+  EXPECT_EQ(layer.inv(0), inv);
+  EXPECT_EQ(layer.shift(1), 0.5f + -1.0f * inv);
+}
+
+TEST_F(ModelValidationTest, PaddingStepOutputRunsEveryPerStepLayer) {
+  spec_.layers.insert(spec_.layers.begin() + 2, BatchNorm(2));
+  spec_.layers.push_back(ActivationSpec{"act", "tanh"});
+  auto model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  // A zero step through bn is its shift; then the head, then tanh.
+  const auto& bn = std::get<BatchNormalizationLayer>((*model)->layers()[2]);
+  RowMatrix x = bn.shift;
+  std::get<DenseLayer>((*model)->layers()[3]).Apply(x);
+  std::get<ActivationLayer>((*model)->layers()[4]).Apply(x);
+  ASSERT_EQ((*model)->padding_step_output().size(), 5);
+  for (int j = 0; j < 5; ++j) {
+    EXPECT_EQ((*model)->padding_step_output()(j), x(0, j)) << j;
+  }
+}
+
+TEST_F(ModelValidationTest, PoolingNeedsASequence) {
+  bi(1).layer.return_sequences = false;
+  spec_.layers.insert(spec_.layers.begin() + 2,
+                      GlobalPoolingSpec{"pool", PoolingType::kMax});
+  EXPECT_THAT(Error(), HasSubstr("layers[2] 'pool': a GlobalPooling layer "
+                                 "needs a sequence input"));
+}
+
+TEST_F(ModelValidationTest, NoBidirectionalAfterPooling) {
+  spec_.layers.insert(spec_.layers.begin() + 1,
+                      GlobalPoolingSpec{"pool", PoolingType::kMax});
+  EXPECT_THAT(Error(), HasSubstr("layers[2] 'bi2': a Bidirectional layer "
+                                 "needs a sequence input"));
+}
+
+TEST_F(ModelValidationTest, PoolingTypeMustBeSet) {
+  spec_.layers.insert(spec_.layers.begin() + 2, GlobalPoolingSpec{"pool"});
+  EXPECT_THAT(Error(), HasSubstr("layers[2] 'pool': pooling is not set"));
+}
+
+TEST_F(ModelValidationTest, MergeNoneAllowsNothingAfterIt) {
+  bi(1).merge_mode = "none";
+  spec_.layers[2] = ActivationSpec{"act", "relu"};
+  EXPECT_THAT(Error(), HasSubstr("merge_mode 'none'"));
+}
+
+TEST_F(ModelValidationTest, ActivationLayerNeedsAKnownActivation) {
+  spec_.layers.push_back(ActivationSpec{"act", ""});
+  EXPECT_THAT(Error(), HasSubstr("layers[3] 'act': activation is not set"));
+  std::get<ActivationSpec>(spec_.layers[3]).activation = "swoosh";
+  EXPECT_THAT(Error(), HasSubstr("layers[3] 'act': activation: "));
+}
+
+TEST_F(ModelValidationTest, NormalizationWeightsHaveTheFeatureShape) {
+  BatchNormalizationSpec bn = BatchNorm(2);
+  bn.moving_mean = RandomWeights(rng_, {3});
+  spec_.layers.insert(spec_.layers.begin() + 2, bn);
+  EXPECT_THAT(Error(), HasSubstr("layers[2] 'bn': moving_mean: expected "
+                                 "shape [2] ([features]), got [3]"));
+  auto& b = std::get<BatchNormalizationSpec>(spec_.layers[2]);
+  b.moving_mean = RandomWeights(rng_, {2});
+  b.moving_variance.values[1] = -1.0f;
+  EXPECT_THAT(Error(), HasSubstr("moving_variance: value 1 is -1"));
+  b.moving_variance.values[1] = 1.0f;
+  b.scale = false;
+  EXPECT_THAT(Error(), HasSubstr("gamma is present (shape [2]) but must be "
+                                 "absent: scale is false"));
+  b.gamma = Tensor();
+  b.epsilon = 0.0f;
+  EXPECT_THAT(Error(), HasSubstr("epsilon must be positive"));
+}
+
+TEST_F(ModelValidationTest, LayerNormalizationNeedsGammaAndBetaByDefault) {
+  spec_.layers.push_back(LayerNormalizationSpec{.name = "ln"});
+  EXPECT_THAT(Error(), HasSubstr("layers[3] 'ln': gamma is missing; expected "
+                                 "shape [5]"));
+  auto& ln = std::get<LayerNormalizationSpec>(spec_.layers[3]);
+  ln.scale = false;
+  ln.center = false;
+  EXPECT_TRUE(Model::Create(spec_).ok());
 }
 
 }  // namespace

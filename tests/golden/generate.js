@@ -100,9 +100,24 @@ function modelJson(model) {
           embedding: {
             name: l.name, input_dim: l.vocab, output_dim: l.dim,
             embeddings: kr.tensorJson([l.vocab, l.dim], l.embeddings),
+            ...(l.mask_zero ? { mask_zero: true } : {}),
           },
         };
       }
+      if (l.kind === 'activation') return { activation: { name: l.name, activation: l.activation } };
+      if (l.kind === 'pool') {
+        return { global_pooling: { name: l.name, pooling: l.pooling === 'max' ? 'MAX' : 'AVERAGE' } };
+      }
+      if (l.kind === 'batch_norm' || l.kind === 'layer_norm') {
+        const n = { name: l.name, epsilon: l.epsilon, center: l.center, scale: l.scale };
+        if (l.gamma) n.gamma = kr.tensorJson([l.inputSize], l.gamma);
+        if (l.beta) n.beta = kr.tensorJson([l.inputSize], l.beta);
+        if (l.kind === 'layer_norm') return { layer_normalization: n };
+        n.moving_mean = kr.tensorJson([l.inputSize], l.moving_mean);
+        n.moving_variance = kr.tensorJson([l.inputSize], l.moving_variance);
+        return { batch_normalization: n };
+      }
+      if (l.kind === 'masking') return { masking: { name: 'masking', mask_value: l.mask_value } };
       if (l.kind === 'dense') {
         const d = { name: l.name, units: l.units, activation: l.activation, use_bias: l.use_bias };
         d.kernel = kr.tensorJson([l.inputSize, l.units], l.kernel);
@@ -286,14 +301,91 @@ const CASES = [
     layers: [bi(L(16, SEQ)), dense(4, 'softmax')],
     lengths: [7, 1, 37, 12],
   },
+
+  // Activation, normalization and pooling layers (docs/model-format.md).
+  {
+    name: 'lstm_layer_norm_max_pool_dense_softmax',
+    description: 'Bidirectional(LSTM 8, return_sequences), concat -> LayerNormalization -> ' +
+      'GlobalMaxPooling1D -> Dense 3 softmax',
+    input_dim: 6,
+    layers: [bi(L(8, SEQ)), { type: 'layer_norm' }, { type: 'pool', pooling: 'max' }, dense(3, 'softmax')],
+    lengths: [7, 1, 37, 12],
+  },
+  {
+    name: 'gru_batch_norm_relu_average_pool_batch_norm',
+    description: 'Bidirectional(GRU 6 reset_after=False, return_sequences), concat -> BatchNormalization -> ' +
+      'Activation relu -> GlobalAveragePooling1D -> BatchNormalization(center=False, epsilon=1e-5)',
+    input_dim: 4,
+    layers: [bi(GRU0(6, SEQ)), { type: 'batch_norm' }, { type: 'activation', activation: 'relu' },
+      { type: 'pool', pooling: 'average' }, { type: 'batch_norm', center: false, epsilon: 1e-5 }],
+    lengths: [9, 2, 30],
+  },
+  {
+    name: 'stack_layer_norm_between_activation_layer_norm',
+    description: 'Bidirectional(LSTM 6, return_sequences), concat -> LayerNormalization(scale=False) -> ' +
+      'Bidirectional(SimpleRNN 4, return_sequences), sum -> Activation tanh -> Dense 5 linear -> ' +
+      'LayerNormalization(epsilon=1e-5) per time step',
+    input_dim: 3,
+    layers: [bi(L(6, SEQ)), { type: 'layer_norm', scale: false }, bi(S(4, SEQ), 'sum'),
+      { type: 'activation', activation: 'tanh' }, dense(5, 'linear'), { type: 'layer_norm', epsilon: 1e-5 }],
+    lengths: [7, 1, 20],
+  },
+  {
+    name: 'masking_lstm_dense_tanh_average_pool',
+    description: 'Masking(0) -> Bidirectional(LSTM 5, return_sequences), concat -> Dense 4 tanh -> ' +
+      'GlobalAveragePooling1D over the unmasked steps (Keras; expected values from the float64 Keras ' +
+      'equations: tfjs pools masked steps too)',
+    input_dim: 3,
+    layers: [{ type: 'masking' }, bi(L(5, SEQ)), dense(4, 'tanh'), { type: 'pool', pooling: 'average' }],
+    lengths: [9, 1, 23, 6],
+    masked: [[3, 4, 8], [], [0, 10, 11, 12, 20, 21, 22], [2, 5]],
+    keras_masks: true,
+  },
+  {
+    name: 'embedding_mask_zero_gru_layer_norm_max_pool',
+    description: 'Embedding(20, 6, mask_zero) -> Bidirectional(GRU 4 reset_after=False, return_sequences), ' +
+      'concat -> LayerNormalization -> GlobalMaxPooling1D over every step (Keras ignores the mask there; ' +
+      'expected values from the float64 Keras equations)',
+    input_dim: 0,
+    layers: [{ type: 'embedding', vocab: 20, dim: 6, mask_zero: true }, bi(GRU0(4, SEQ)), { type: 'layer_norm' },
+      { type: 'pool', pooling: 'max' }],
+    lengths: [9, 1, 23, 6],
+    masked: [[3, 4, 8], [], [0, 10, 11, 12, 20, 21, 22], [2, 5]],
+    keras_masks: true,
+  },
 ];
 
 // ---------------------------------------------------------------------------
+
+// A case with masks (`keras_masks`) takes its expected values from the
+// float64 Keras equations (Keras' zeros at masked steps, Keras' pooling);
+// tfjs is then a cross-check on the unmasked cases only.
+async function runMaskedCase(spec, model, sequences) {
+  const expected = [];
+  for (const s of sequences) {
+    const r = await kr.evalReference(model, s, kr.runner64, 'keras');
+    const f32 = (t) => (t ? { shape: t.shape, values: Float32Array.from(t.values) } : null);
+    expected.push({ output: f32(r.output), forward: f32(r.forward), backward: f32(r.backward),
+      states: r.states.map(f32) });
+  }
+  const ort = await kr.onnxCheck(model, sequences, expected, 'keras', true);
+  const golden = kr.goldenCase({
+    name: spec.name,
+    description: spec.description,
+    reference: 'keras-equations',
+    checks: [ort.check],
+    model: modelJson(model),
+    sequences,
+    expected,
+  });
+  return { golden, diffOrt: ort.diff, diff64: 0, composeDiff: null };
+}
 
 async function runCase(spec) {
   const rng = kr.makeRng(kr.hashString(spec.name));
   const model = kr.buildModel(spec, rng);
   const sequences = kr.makeSequences(spec, model, rng);
+  if (spec.keras_masks) return runMaskedCase(spec, model, sequences);
   const wrapped = model.layers.some((l) => l.kind === 'bidirectional' && !l.explicitBackward);
 
   const built = buildTfjs(model);

@@ -327,6 +327,27 @@ function buildModel(spec, rng) {
       model.layers.push(d);
       denseCount++;
       featureSize = ls.units;
+    } else if (ls.type === 'dropout') {
+      model.layers.push({ kind: 'dropout', rate: ls.rate || 0.5 });
+    } else if (ls.type === 'activation') {
+      model.layers.push({ kind: 'activation', name: ls.name || 'activation', activation: ls.activation });
+    } else if (ls.type === 'batch_norm' || ls.type === 'layer_norm') {
+      const n = {
+        kind: ls.type, name: ls.name || (ls.type === 'batch_norm' ? 'batch_normalization' : 'layer_normalization'),
+        epsilon: ls.epsilon === undefined ? 1e-3 : ls.epsilon, center: ls.center !== false,
+        scale: ls.scale !== false, inputSize: featureSize, onSequence: sequenceOut,
+      };
+      n.gamma = n.scale ? randomF32(rng, featureSize, 1).map((v) => 1 + v) : null;
+      n.beta = n.center ? randomF32(rng, featureSize, scale.bias) : null;
+      if (ls.type === 'batch_norm') {
+        n.moving_mean = randomF32(rng, featureSize, 0.5);
+        n.moving_variance = randomF32(rng, featureSize, 1).map((v) => Math.fround(0.1 + Math.abs(v)));
+      }
+      model.layers.push(n);
+    } else if (ls.type === 'pool') {
+      if (!sequenceOut) throw new Error('pooling needs sequences');
+      model.layers.push({ kind: 'pool', name: ls.name || 'global_' + ls.pooling + '_pooling1d', pooling: ls.pooling });
+      sequenceOut = false;
     } else {
       throw new Error('bad layer type ' + ls.type);
     }
@@ -394,6 +415,10 @@ function layerArraysAndShapes(l) {
   if (l.kind === 'bidirectional') {
     return [rnnArrays(l.forward).concat(rnnArrays(l.backward)),
       rnnWeightShapes(l.forward).concat(rnnWeightShapes(l.backward))];
+  }
+  if (l.kind === 'batch_norm' || l.kind === 'layer_norm') {
+    const arrays = [l.gamma, l.beta, l.moving_mean, l.moving_variance].filter((a) => a);
+    return [arrays, arrays.map(() => [l.inputSize])];
   }
   return [[], []];
 }
@@ -478,6 +503,18 @@ function buildStandalone(model) {
         kernelInitializer: 'zeros', biasInitializer: 'zeros',
       });
       tf.tidy(() => layer.apply(tf.zeros([1, l.inputSize])));
+      setAndCheckWeights(layer, ...layerArraysAndShapes(l));
+      return { layer };
+    }
+    if (l.kind === 'dropout') return {};
+    if (l.kind === 'activation') return { layer: tf.layers.activation({ activation: tfjsActivation(l.activation) }) };
+    if (l.kind === 'pool') {
+      return { layer: l.pooling === 'max' ? tf.layers.globalMaxPooling1d({}) : tf.layers.globalAveragePooling1d({}) };
+    }
+    if (l.kind === 'batch_norm' || l.kind === 'layer_norm') {
+      const args = { axis: -1, epsilon: l.epsilon, center: l.center, scale: l.scale };
+      const layer = l.kind === 'batch_norm' ? tf.layers.batchNormalization(args) : tf.layers.layerNormalization(args);
+      tf.tidy(() => layer.apply(tf.zeros(l.onSequence ? [1, 1, l.inputSize] : [1, l.inputSize])));
       setAndCheckWeights(layer, ...layerArraysAndShapes(l));
       return { layer };
     }
@@ -575,8 +612,18 @@ function evalTfjsLayers(model, built, seq, { maskMode = 'tfjs', useWrappers = fa
         x = tf.mul(x, tf.tensor3d(mask, [1, T, 1]));
         return;
       }
-      if (l.kind === 'dense') {
+      if (l.kind === 'dropout') return;  // an identity at inference
+      if (l.kind === 'dense' || l.kind === 'activation' || l.kind === 'batch_norm' || l.kind === 'layer_norm') {
         x = b.layer.apply(x);
+        return;
+      }
+      if (l.kind === 'pool') {
+        // tfjs ignores masks in both poolings; Keras' average leaves masked
+        // steps out: masked cases take their expected values from the
+        // float64 reference (evalReference).
+        if (mask && l.pooling === 'average') throw new Error('tfjs pools masked steps unlike Keras');
+        x = b.layer.apply(x);
+        mask = null;
         return;
       }
       const f = l.forward;
@@ -778,6 +825,73 @@ function applyDense64(l, x, rows) {
   return out;
 }
 
+// Keras' Activation layer on every row, in float64.
+function applyActivation64(name, x, rows, D) {
+  const out = Float64Array.from(x);
+  for (let r = 0; r < rows; r++) {
+    const o = out.subarray(r * D, (r + 1) * D);
+    if (name === 'softmax') {
+      const m = Math.max(...o);
+      let sum = 0;
+      for (let u = 0; u < D; u++) { o[u] = Math.exp(o[u] - m); sum += o[u]; }
+      for (let u = 0; u < D; u++) o[u] /= sum;
+    } else {
+      for (let u = 0; u < D; u++) o[u] = act64[name](o[u]);
+    }
+  }
+  return out;
+}
+
+// BatchNormalization at inference and LayerNormalization, per row, in
+// float64: (x - mean) / sqrt(variance + epsilon) * gamma + beta, with the
+// moving statistics or the row's own (population variance).
+function applyNormalization64(l, x, rows, D) {
+  const out = new Float64Array(rows * D);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * D, (r + 1) * D);
+    let mean = 0;
+    let variance = 0;
+    if (l.kind === 'layer_norm') {
+      for (const v of row) mean += v;
+      mean /= D;
+      for (const v of row) variance += (v - mean) * (v - mean);
+      variance /= D;
+    }
+    for (let j = 0; j < D; j++) {
+      const m = l.kind === 'batch_norm' ? l.moving_mean[j] : mean;
+      const v = l.kind === 'batch_norm' ? l.moving_variance[j] : variance;
+      let y = (row[j] - m) / Math.sqrt(v + Math.fround(l.epsilon));
+      if (l.gamma) y *= l.gamma[j];
+      if (l.beta) y += l.beta[j];
+      out[r * D + j] = y;
+    }
+  }
+  return out;
+}
+
+// GlobalMaxPooling1D (every step: Keras ignores the mask) or
+// GlobalAveragePooling1D (the unmasked steps only), in float64.
+function applyPooling64(l, x, T, D, valid) {
+  const out = new Float64Array(D);
+  for (let j = 0; j < D; j++) {
+    if (l.pooling === 'max') {
+      let m = -Infinity;
+      for (let t = 0; t < T; t++) m = Math.max(m, x[t * D + j]);
+      out[j] = m;
+    } else {
+      let sum = 0;
+      let count = 0;
+      for (let t = 0; t < T; t++) {
+        if (valid && !valid[t]) continue;
+        sum += x[t * D + j];
+        count++;
+      }
+      out[j] = sum / count;
+    }
+  }
+  return out;
+}
+
 // Evaluates a normalized model on one sequence with a runner (runner64 or
 // runnerOnnx). Masking (Embedding mask_zero, Masking) in two semantics:
 // maskMode 'tfjs' (or none): a masked step outputs the carried h (tfjs' rnn()).
@@ -816,6 +930,21 @@ async function evalReference(model, seq, runner, maskMode) {
     if (l.kind === 'dense') {
       x = applyDense64(l, x, rows);
       inSize = l.units;
+      continue;
+    }
+    if (l.kind === 'dropout') continue;
+    if (l.kind === 'activation') {
+      x = applyActivation64(l.activation, x, rows, inSize);
+      continue;
+    }
+    if (l.kind === 'batch_norm' || l.kind === 'layer_norm') {
+      x = applyNormalization64(l, x, rows, inSize);
+      continue;
+    }
+    if (l.kind === 'pool') {
+      x = applyPooling64(l, x, T, inSize, valid);
+      seqMode = false;
+      valid = null;
       continue;
     }
     const init = firstBi && seq.initial_state ? seq.initial_state : null;
@@ -1073,7 +1202,7 @@ module.exports = {
   L, GRU, GRU0, S, SEQ, STATE, SEQ_STATE, bi, dense, UNBOUNDED_SCALE, selectCases,
   buildModel, makeSequences, rnnWeightShapes, rnnArrays, layerArraysAndShapes, usesKerasEquations,
   tfjsRnnLayer, setAndCheckWeights, buildStandalone, squeezeBatch, evalTfjsLayers,
-  runner64, maxDiff, referenceDiff, onnxCheck, fmtDiff,
+  runner64, evalReference, maxDiff, referenceDiff, onnxCheck, fmtDiff,
   tensorJson, stringify, goldenCase,
   PyFloat, pyJsonDumps,
 };

@@ -26,6 +26,13 @@ struct RandomModelOptions {
 ModelSpec RandomModelSpec(std::mt19937& rng,
                           const RandomModelOptions& options = {});
 
+// A valid ModelSpec over the whole layer chain: an optional Masking or
+// Embedding (mask_zero), one or two Bidirectional layers (never merge mode
+// none) with random Dense, Activation, BatchNormalization and
+// LayerNormalization layers before, between and after them, and often a
+// GlobalPooling (max or average) followed by more of those on the vector.
+ModelSpec RandomChainModelSpec(std::mt19937& rng);
+
 // Uniform values in [-scale, scale].
 std::vector<float> RandomValues(std::mt19937& rng, int64_t count,
                                 float scale = 1.0f);

@@ -1,6 +1,7 @@
 #include "tests/support/reference_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace biserve::testing {
@@ -144,6 +145,93 @@ Tensor ToTensor(const Seq& rows, bool sequences) {
 
 Vec FromSpan(absl::Span<const float> s) { return Vec(s.begin(), s.end()); }
 
+// Keras' BatchNormalization at inference, in double:
+// (x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta.
+Vec BatchNormalized(const BatchNormalizationLayer& bn, const Vec& x) {
+  Vec y(x.size());
+  for (size_t j = 0; j < x.size(); ++j) {
+    double v = (static_cast<double>(x[j]) - bn.moving_mean[j]) /
+               std::sqrt(static_cast<double>(bn.moving_variance[j]) +
+                         static_cast<double>(bn.epsilon));
+    if (bn.gamma.size() > 0) v *= bn.gamma[j];
+    if (bn.beta.size() > 0) v += bn.beta[j];
+    y[j] = static_cast<float>(v);
+  }
+  return y;
+}
+
+// Keras' LayerNormalization over x's features, in double: the population
+// variance (mean of squared differences), then as BatchNormalized.
+Vec LayerNormalized(const LayerNormalizationLayer& ln, const Vec& x) {
+  const double n = static_cast<double>(x.size());
+  double mean = 0.0;
+  for (float v : x) mean += v;
+  mean /= n;
+  double variance = 0.0;
+  for (float v : x) variance += (v - mean) * (v - mean);
+  variance /= n;
+  const double inv =
+      1.0 / std::sqrt(variance + static_cast<double>(ln.epsilon));
+  Vec y(x.size());
+  for (size_t j = 0; j < x.size(); ++j) {
+    double v = (x[j] - mean) * inv;
+    if (ln.gamma.size() > 0) v *= ln.gamma[j];
+    if (ln.beta.size() > 0) v += ln.beta[j];
+    y[j] = static_cast<float>(v);
+  }
+  return y;
+}
+
+// GlobalMaxPooling1D over every step (Keras ignores the mask), or
+// GlobalAveragePooling1D over the steps `keep` marks (Keras' masked mean:
+// NaN when none is).
+Vec Pooled(PoolingType pooling, const Seq& x, const std::vector<bool>& keep) {
+  const size_t width = x.front().size();
+  Vec out(width);
+  for (size_t j = 0; j < width; ++j) {
+    if (pooling == PoolingType::kMax) {
+      float m = x.front()[j];
+      for (const Vec& row : x) m = std::max(m, row[j]);
+      out[j] = m;
+      continue;
+    }
+    double sum = 0.0;
+    int count = 0;
+    for (size_t t = 0; t < x.size(); ++t) {
+      if (!keep[t]) continue;
+      sum += x[t][j];
+      ++count;
+    }
+    out[j] = static_cast<float>(sum / count);
+  }
+  return out;
+}
+
+// Applies a layer other than Bidirectional to x, written from Keras'
+// equations. Returns false for a Bidirectional layer.
+bool ApplyOtherLayer(const StackLayer& layer, const std::vector<bool>& keep,
+                     Seq& x, bool& sequences) {
+  if (const auto* dense = std::get_if<DenseLayer>(&layer)) {
+    for (Vec& row : x) {
+      row = Activated(
+          dense->activation,
+          Affine(row, dense->kernel, 0, dense->units(), dense->bias.data()));
+    }
+  } else if (const auto* a = std::get_if<ActivationLayer>(&layer)) {
+    for (Vec& row : x) row = Activated(a->activation, row);
+  } else if (const auto* bn = std::get_if<BatchNormalizationLayer>(&layer)) {
+    for (Vec& row : x) row = BatchNormalized(*bn, row);
+  } else if (const auto* ln = std::get_if<LayerNormalizationLayer>(&layer)) {
+    for (Vec& row : x) row = LayerNormalized(*ln, row);
+  } else if (const auto* pool = std::get_if<GlobalPoolingLayer>(&layer)) {
+    x = {Pooled(pool->pooling, x, keep)};
+    sequences = false;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
@@ -170,14 +258,7 @@ SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
   for (int index = 0; index < static_cast<int>(model.layers().size());
        ++index) {
     const StackLayer& layer = model.layers()[index];
-    if (const auto* dense = std::get_if<DenseLayer>(&layer)) {
-      for (Vec& row : x) {
-        row = Activated(
-            dense->activation,
-            Affine(row, dense->kernel, 0, dense->units(), dense->bias.data()));
-      }
-      continue;
-    }
+    if (ApplyOtherLayer(layer, keep, x, sequences)) continue;
     const auto& bidi = std::get<BidirectionalLayer>(layer);
     std::vector<Vec> init;
     if (index == model.first_bidirectional()) {
