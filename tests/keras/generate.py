@@ -901,7 +901,8 @@ def layout_writers():
 
     def h5_k3(model):
         fl = Flavour('k3', '3.10.0', dtype_policy=True)
-        return legacy_h5(Built(model, fl), '3.10.0', fixed_strings=False)
+        return legacy_h5(Built(model, fl), '3.10.0', fixed_strings=False,
+                         stale=True)
 
     def zip_k3_10(model):
         fl = Flavour('k3', '3.10.0', dtype_policy=True, zip_config=True)
@@ -943,7 +944,9 @@ def layout_writers():
         'keras3.10.0.h5': (
             'Keras 3.10 legacy HDF5: weight names are variable paths without '
             ':0 (sequential/bidirectional/forward_lstm/lstm_cell/kernel), '
-            'DTypePolicy dicts, Keras 3 Bidirectional config', h5_k3),
+            'DTypePolicy dicts, Keras 3 Bidirectional config; stale '
+            'weight names (sequential_3/bidirectional_9/forward_lstm_25/'
+            'lstm_cell_25/kernel in a model named sequential)', h5_k3),
         'keras3.10.0.keras': (
             '.keras zip as Keras 3.10 writes it: DTypePolicy dicts, explicit '
             'forward_/backward_ layer configs, layers/<class>[_k]/'
