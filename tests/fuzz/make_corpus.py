@@ -291,6 +291,8 @@ def onnx_corpus():
             weights("R", [d, gates * hidden, hidden]),
             weights("B", [d, 2 * gates * hidden])]
         outputs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+        # The graph returns the final states (h_n, c_n): a pattern the
+        # importer serves, so that mutations start from a model that loads.
         node = helper.make_node(
             op, ["input", "W", "R", "B"], outputs, name="/rnn/" + op,
             direction=direction, hidden_size=hidden, **(extra_attrs or {}))
@@ -299,7 +301,7 @@ def onnx_corpus():
             [helper.make_tensor_value_info("input", TensorProto.FLOAT,
                                            ["T", "B", width])],
             [helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
-             for o in outputs],
+             for o in outputs[1:]],
             inits)
         model = helper.make_model(
             graph, producer_name="pytorch",
@@ -333,6 +335,12 @@ def onnx_corpus():
         "short_raw_data": rnn_model("LSTM", 4, initializers=[
             huge("W", [2, 12, 4], b"\0" * 40),
             weights("R", [2, 12, 3]), weights("B", [2, 24])]),
+        # Loads as far as Model::Create, which refuses non-finite weights.
+        "nan_weights": rnn_model("LSTM", 4, initializers=[
+            weights("W", [2, 12, 4]),
+            helper.make_tensor("R", TensorProto.FLOAT, [2, 12, 3],
+                               [float("nan")] * 72),
+            weights("B", [2, 24])]),
         "empty": b"",
         "not_onnx": b"\x08\xff\xff\xff\xff\x0f not a ModelProto",
     }
