@@ -294,8 +294,11 @@ absl::StatusOr<v1::Layer> ConvertKerasLayer(const KerasLayer& layer,
   return Invalid(
       layer.Label(),
       "layer type not supported; biserve imports InputLayer, Masking, "
-      "Embedding, Dropout, Bidirectional (LSTM, GRU, SimpleRNN), Dense "
-      "and TimeDistributed(Dense)");
+      "Embedding, Bidirectional (LSTM, GRU, SimpleRNN), Dense, "
+      "TimeDistributed(Dense), Activation, BatchNormalization, "
+      "LayerNormalization, GlobalMaxPooling1D, GlobalAveragePooling1D, "
+      "Flatten (of a vector) and, as identities, Dropout, SpatialDropout1D, "
+      "GaussianNoise, GaussianDropout and AlphaDropout");
 }
 
 }  // namespace biserve::importers

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/model/model.h"
 #include "importers/import_error.h"
+#include "importers/keras_extra_layers.h"
 #include "importers/keras_layer_converter.h"
 #include "proto/model_codec.h"
 
@@ -44,7 +45,16 @@ absl::StatusOr<v1::Model> ConvertLayers(const std::vector<KerasLayer>& layers,
     if (first && !input_size.has_value()) {
       input_size = InputSize(*layer.config);
     }
-    if (IsInferenceNoOp(layer)) continue;
+    if (IsInferenceNoOp(layer) || IsInferenceIdentity(layer)) continue;
+    if (IsExtraLayer(layer)) {
+      // These need to know whether their input has a time axis.
+      absl::StatusOr<std::optional<v1::Layer>> extra =
+          ConvertExtraLayer(layer, weights, flavour, OutputsSequence(model));
+      if (!extra.ok()) return extra.status();
+      if (extra->has_value()) *model.add_layers() = **std::move(extra);
+      first = false;
+      continue;
+    }
     absl::StatusOr<v1::Layer> converted =
         ConvertKerasLayer(layer, weights, flavour);
     if (!converted.ok()) return converted.status();
