@@ -105,12 +105,18 @@ absl::Status AddKeras3Node(const Struct& node, const KerasLayer& layer,
                            : absl::OkStatus();
 }
 
-// The model's "input_layers" or "output_layers": [["name", node, tensor]].
+// The model's "input_layers" or "output_layers": [["name", node, tensor]],
+// or Keras 3's ["name", node, tensor] for a single one.
 absl::StatusOr<std::vector<TensorRef>> ModelTensors(const Struct& config,
                                                     absl::string_view key) {
   std::vector<TensorRef> refs;
   const ListValue* list = GetList(config, key);
   if (list == nullptr) return Invalid("model config", absl::StrCat("no ", key));
+  if (list->values_size() >= 3 &&
+      list->values(0).kind_case() == Value::kStringValue) {
+    refs.push_back(ListTensorRef(*list));
+    return refs;
+  }
   for (const Value& v : list->values()) {
     if (!v.has_list_value() || v.list_value().values_size() < 3) {
       return Invalid("model config", absl::StrCat(key, " not understood"));

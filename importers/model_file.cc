@@ -1,11 +1,13 @@
 #include "importers/model_file.h"
 
 #include <filesystem>
+#include <fstream>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "importers/keras_file_importer.h"
 #include "importers/onnx_importer.h"
 #include "proto/model_codec.h"
 
@@ -13,13 +15,32 @@ namespace biserve {
 
 const std::vector<std::string>& RepositoryModelFileNames() {
   static const std::vector<std::string>* const names =
-      new std::vector<std::string>{"model.pb", "model.pbtxt", "model.onnx"};
+      new std::vector<std::string>{"model.pb", "model.pbtxt", "model.onnx",
+                                   "model.keras", "model.h5"};
   return *names;
 }
 
+namespace {
+
+// Whether the file at `path` starts with HDF5's or a zip's signature.
+bool HasKerasSignature(const std::string& path) {
+  char head[8] = {};
+  std::ifstream file(path, std::ios::binary);
+  file.read(head, sizeof(head));
+  const absl::string_view bytes(head, static_cast<size_t>(file.gcount()));
+  return absl::StartsWith(bytes, "\x89HDF\r\n\x1a\n") ||
+         absl::StartsWith(bytes, "PK\x03\x04");
+}
+
+}  // namespace
+
 ModelFileFormat ModelFileFormatOf(const std::string& path) {
-  // Keras' model.keras (zip) and model.h5 (HDF5) will be recognised by their
-  // signatures here: their extensions are too often renamed.
+  // Keras' files are known by their content: extensions are too often
+  // wrong (an HDF5 file named .keras).
+  if (absl::EndsWithIgnoreCase(path, ".keras") ||
+      absl::EndsWithIgnoreCase(path, ".h5") || HasKerasSignature(path)) {
+    return ModelFileFormat::kKeras;
+  }
   if (absl::EndsWithIgnoreCase(path, ".onnx")) return ModelFileFormat::kOnnx;
   return ModelFileFormat::kBiserve;
 }
@@ -40,6 +61,11 @@ absl::StatusOr<v1::Model> ReadAnyModelFile(const std::string& path) {
       OnnxImportOptions options;
       options.model_name = ModelNameFromPath(path);
       return ImportOnnxFile(path, options);
+    }
+    case ModelFileFormat::kKeras: {
+      KerasImportOptions options;
+      options.model_name = ModelNameFromPath(path);
+      return ImportKerasFile(path, options);
     }
     case ModelFileFormat::kBiserve:
       return ReadModelProto(path);

@@ -6,6 +6,7 @@
 //
 //   model.pb, model.pbtxt, *.json   biserve's own schema (LoadModelFile)
 //   *.onnx                          ImportOnnxFile, then Model::Create
+//   HDF5 or zip content, *.keras, *.h5   ImportKerasFile, then Model::Create
 #pragma once
 
 #include <memory>
@@ -26,11 +27,13 @@ const std::vector<std::string>& RepositoryModelFileNames();
 enum class ModelFileFormat {
   kBiserve,  // biserve.v1.Model: binary, text (.pbtxt) or JSON (.json)
   kOnnx,     // an ONNX ModelProto, as torch.onnx.export writes it
+  kKeras,    // Keras' own file: a .keras zip or a legacy HDF5 .h5
 };
 
-// The format of the file at `path`, from its name: ".onnx" is ONNX,
-// anything else biserve's own. Formats whose files are told apart by their
-// first bytes (HDF5, zip) will be detected here too.
+// The format of the file at `path`: Keras when its first bytes are HDF5's
+// or a zip's signature (real projects commit HDF5 files named .keras) or
+// its name ends in .keras or .h5 (so that a Git LFS pointer named so is
+// reported as one); else ".onnx" is ONNX, anything else biserve's own.
 ModelFileFormat ModelFileFormatOf(const std::string& path);
 
 // The model a repository path names: "<name>" for

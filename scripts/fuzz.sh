@@ -4,9 +4,10 @@
 # each target in turn on a copy of its committed seeds and regression inputs
 # (the committed folders are never written). Fails on any crash, leak,
 # timeout, out-of-memory or sanitizer report, and prints the reproducer.
-#   scripts/fuzz.sh [seconds per target]       (default 25; 9 targets)
+#   scripts/fuzz.sh [seconds per target]       (default 25; 10 targets)
 # onnx_import also starts from the real PyTorch exports in
-# tests/onnx/fixtures/*.onnx, when they are there.
+# tests/onnx/fixtures/*.onnx, when they are there, and keras_import from the
+# synthetic .h5 and .keras files of tests/keras/fixtures/.
 # A failing input is kept in build-fuzz/artifacts/<target>/; rerun it with
 #   build-fuzz/bin/fuzz_<target> build-fuzz/artifacts/<target>/<file>
 set -euo pipefail
@@ -34,6 +35,12 @@ for seeds in tests/fuzz/corpus/*/; do
   if [ "$target" = onnx_import ]; then
     for fixture in tests/onnx/fixtures/*.onnx; do
       [ -f "$fixture" ] && cp "$fixture" "$corpus/fixture_$(basename "$fixture")"
+    done
+  fi
+  if [ "$target" = keras_import ]; then
+    for fixture in tests/keras/fixtures/*/*.h5 tests/keras/fixtures/*/*.keras; do
+      [ -f "$fixture" ] && cp "$fixture" \
+        "$corpus/fixture_$(basename "$(dirname "$fixture")")_$(basename "$fixture")"
     done
   fi
   dict=()

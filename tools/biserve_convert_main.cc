@@ -4,10 +4,12 @@
 //       --out models/<name>/<version>/model.pb [--text] [--name NAME]
 //   biserve_convert --from onnx path/model.onnx
 //       --out models/<name>/<version>/model.pb [--text] [--name NAME]
+//   biserve_convert --from keras path/model.keras|model.h5
+//       --out models/<name>/<version>/model.pb [--text] [--name NAME]
 //
-// (A model.onnx also serves as it is from a repository version folder;
-// converting it once spares the server the import at every load and shows
-// the result.)
+// (A model.onnx, model.keras or model.h5 also serves as it is from a repository
+// version folder; converting it once spares the server the import at every load
+// and shows the result.)
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -22,6 +24,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/text_format.h"
+#include "importers/keras_file_importer.h"
 #include "importers/model_file.h"
 #include "importers/onnx_importer.h"
 #include "importers/tfjs_importer.h"
@@ -30,8 +33,9 @@
 ABSL_FLAG(std::string, from, "tfjs",
           "Input format: tfjs (the TensorFlow.js Layers format: model.json "
           "with its weight shards, from tensorflowjs_converter or "
-          "TensorFlow.js' model.save) or onnx (a PyTorch bidirectional RNN "
-          "from torch.onnx.export; see docs/onnx.md).");
+          "TensorFlow.js' model.save), keras (Keras' own .keras or .h5 "
+          "from model.save; see docs/keras.md) or onnx (a PyTorch "
+          "bidirectional RNN from torch.onnx.export; see docs/onnx.md).");
 ABSL_FLAG(std::string, out, "",
           "Output model file, e.g. models/<name>/1/model.pb. Parent folders "
           "are created.");
@@ -41,7 +45,7 @@ ABSL_FLAG(bool, text, false,
 ABSL_FLAG(std::string, name, "",
           "Model name; default: the folder two levels above --out "
           "(models/<name>/<version>/model.pb), else the Keras model's name "
-          "(tfjs) or the ONNX graph's (onnx).");
+          "(tfjs, keras) or the ONNX graph's (onnx).");
 
 namespace biserve {
 namespace {
@@ -55,6 +59,11 @@ absl::StatusOr<v1::Model> Import(const std::string& from,
     TfjsImportOptions options;
     options.model_name = name;
     return ImportTfjsLayersModel(input, options);
+  }
+  if (from == "keras") {
+    KerasImportOptions options;
+    options.model_name = name;
+    return ImportKerasFile(input, options);
   }
   OnnxImportOptions options;
   options.model_name = name;
@@ -98,14 +107,16 @@ absl::StatusOr<size_t> WriteModel(const v1::Model& model,
 
 absl::Status Run(const std::vector<char*>& args) {
   const std::string from = absl::GetFlag(FLAGS_from);
-  if (from != "tfjs" && from != "onnx") {
+  if (from != "tfjs" && from != "onnx" && from != "keras") {
     return absl::InvalidArgumentError(
-        absl::StrCat("--from must be tfjs or onnx; was '", from, "'"));
+        absl::StrCat("--from must be tfjs, keras or onnx; was '", from, "'"));
   }
   if (args.size() != 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected one input: the path of ",
-                     from == "tfjs" ? "model.json" : "the .onnx file"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected one input: the path of ", from == "tfjs" ? "model.json"
+                                            : from == "keras"
+                                                ? "the .keras or .h5 file"
+                                                : "the .onnx file"));
   }
   const std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) return absl::InvalidArgumentError("--out is required");
@@ -139,6 +150,8 @@ int main(int argc, char** argv) {
       "  biserve_convert --from tfjs path/model.json --out "
       "models/<name>/<version>/model.pb [--text] [--name NAME]\n"
       "  biserve_convert --from onnx path/model.onnx --out "
+      "models/<name>/<version>/model.pb [--text] [--name NAME]\n"
+      "  biserve_convert --from keras path/model.keras --out "
       "models/<name>/<version>/model.pb [--text] [--name NAME]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   absl::Status status = biserve::Run(args);

@@ -20,8 +20,9 @@
 #include "proto/input_file.h"
 
 ABSL_FLAG(std::string, model, "",
-          "Model file: binary .pb, text .pbtxt or JSON .json, or an ONNX "
-          ".onnx from torch.onnx.export (imported as the server would).");
+          "Model file: binary .pb, text .pbtxt or JSON .json, an ONNX "
+          ".onnx from torch.onnx.export, or Keras' .keras or .h5 from "
+          "model.save (imported as the server would).");
 ABSL_FLAG(biserve::InputFile, input, {"-"},
           "JSON input file, or - for standard input.");
 ABSL_FLAG(std::string, outputs, "merged",

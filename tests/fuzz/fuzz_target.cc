@@ -4,14 +4,15 @@
 
 namespace biserve {
 
-// Defined in model_fuzz.cc, tfjs_fuzz.cc, onnx_fuzz.cc, request_fuzz.cc,
-// eval_json_fuzz.cc.
+// Defined in model_fuzz.cc, tfjs_fuzz.cc, onnx_fuzz.cc, keras_fuzz.cc,
+// request_fuzz.cc, eval_json_fuzz.cc.
 int FuzzModelBinary(const uint8_t* data, size_t size);
 int FuzzModelText(const uint8_t* data, size_t size);
 int FuzzModelJson(const uint8_t* data, size_t size);
 int FuzzModelConfig(const uint8_t* data, size_t size);
 int FuzzTfjsImport(const uint8_t* data, size_t size);
 int FuzzOnnxImport(const uint8_t* data, size_t size);
+int FuzzKerasImport(const uint8_t* data, size_t size);
 int FuzzPredictRequest(const uint8_t* data, size_t size);
 int FuzzModelInfer(const uint8_t* data, size_t size);
 int FuzzEvalJson(const uint8_t* data, size_t size);
@@ -25,6 +26,7 @@ constexpr FuzzTarget kTargets[] = {
     {"model_config", FuzzModelConfig},
     {"tfjs_import", FuzzTfjsImport},
     {"onnx_import", FuzzOnnxImport},
+    {"keras_import", FuzzKerasImport},
     {"predict_request", FuzzPredictRequest},
     {"model_infer", FuzzModelInfer},
     {"eval_json", FuzzEvalJson},

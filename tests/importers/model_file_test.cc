@@ -34,7 +34,10 @@ std::string ReadFile(const std::string& path) {
 
 TEST(ModelFileTest, RepositoryFileNamesListEveryFormatTheLoaderReads) {
   EXPECT_THAT(RepositoryModelFileNames(),
-              ElementsAre("model.pb", "model.pbtxt", "model.onnx"));
+              ElementsAre("model.pb", "model.pbtxt", "model.onnx",
+                          "model.keras", "model.h5"));
+  EXPECT_EQ(ModelFileFormatOf("m/1/model.keras"), ModelFileFormat::kKeras);
+  EXPECT_EQ(ModelFileFormatOf("m/1/model.h5"), ModelFileFormat::kKeras);
   EXPECT_EQ(ModelFileFormatOf("m/1/model.onnx"), ModelFileFormat::kOnnx);
   EXPECT_EQ(ModelFileFormatOf("Model.ONNX"), ModelFileFormat::kOnnx);
   EXPECT_EQ(ModelFileFormatOf("m/1/model.pb"), ModelFileFormat::kBiserve);
@@ -86,6 +89,32 @@ TEST(ModelFileTest, OnnxFileInARepositoryIsNamedAfterItsFolder) {
   auto proto = ReadAnyModelFile(path);
   ASSERT_TRUE(proto.ok()) << proto.status();
   EXPECT_EQ(proto->name(), "tagger");
+}
+
+// Keras files are told by their content: an HDF5 file named model.keras, a
+// zip named anything. A Git LFS pointer named model.h5 says what it is.
+TEST(ModelFileTest, KerasFilesAreToldByTheirContent) {
+  const std::string fixture =
+      kSource + "/tests/keras/fixtures/tfjs_simple_rnn_relu_ave_seq";
+  if (!std::filesystem::exists(fixture)) GTEST_SKIP() << "no " << fixture;
+  const std::string h5 = WriteFile("models/tagger/3/model.keras",
+                                   ReadFile(fixture + "/keras3.10.0.h5"));
+  EXPECT_EQ(ModelFileFormatOf(h5), ModelFileFormat::kKeras);
+  auto model = LoadAnyModelFile(h5);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->name(), "tagger");
+  const std::string zip =
+      WriteFile("zip.bin", ReadFile(fixture + "/keras3.0.5.keras"));
+  EXPECT_EQ(ModelFileFormatOf(zip), ModelFileFormat::kKeras);
+  EXPECT_TRUE(LoadAnyModelFile(zip).ok());
+
+  const std::string lfs =
+      WriteFile("m/1/model.h5", "version https://git-lfs.github.com/spec/v1\n");
+  auto pointer = LoadAnyModelFile(lfs);
+  EXPECT_EQ(pointer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(pointer.status().message()), StartsWith(lfs));
+  EXPECT_THAT(std::string(pointer.status().message()),
+              ::testing::HasSubstr("Git LFS pointer"));
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ TEST(BiserveConvertTest, UsageErrors) {
   auto wrong_from =
       RunCommand(kBin + "/biserve_convert --from keras x.h5 --out y.pb");
   EXPECT_EQ(wrong_from.exit_code, 1);
-  EXPECT_THAT(wrong_from.out, HasSubstr("--from must be tfjs or onnx"));
+  EXPECT_THAT(wrong_from.out, HasSubstr("--from must be tfjs, keras or onnx"));
   auto no_input = RunCommand(kBin + "/biserve_convert --from onnx --out y.pb");
   EXPECT_EQ(no_input.exit_code, 1);
   EXPECT_THAT(no_input.out, HasSubstr("expected one input"));
