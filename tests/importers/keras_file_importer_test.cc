@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -298,6 +299,48 @@ std::string FixtureKeras() {
     if (!bytes.empty()) return bytes;
   }
   return "";
+}
+
+// The members of a zip of stored members, by name (enough for Keras').
+std::map<std::string, std::string> StoredMembers(const std::string& zip) {
+  auto u = [&](size_t at, int bytes) {
+    uint32_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) {
+      v = (v << 8) | static_cast<unsigned char>(zip[at + i]);
+    }
+    return v;
+  };
+  std::map<std::string, std::string> members;
+  for (size_t at = 0; at + 30 <= zip.size() && u(at, 4) == 0x04034b50;) {
+    const uint32_t size = u(at + 18, 4), name = u(at + 26, 2),
+                   extra = u(at + 28, 2);
+    members[zip.substr(at + 30, name)] =
+        zip.substr(at + 30 + name + extra, size);
+    at += 30 + name + extra + size;
+  }
+  return members;
+}
+
+// Keras >= 3.4's zipped=False: the three files in a folder.
+TEST(KerasFolderTest, UnzippedFolderLoadsAsTheZip) {
+  const std::string keras = FixtureKeras();
+  if (keras.empty()) GTEST_SKIP() << "no fixture in " << kFixtures;
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / "unzipped_keras";
+  std::filesystem::create_directories(dir);
+  const std::map<std::string, std::string> members = StoredMembers(keras);
+  ASSERT_EQ(members.size(), 3u);
+  for (const auto& [name, bytes] : members) {
+    std::ofstream(dir / name, std::ios::binary) << bytes;
+  }
+  auto folder = ImportKerasFile(dir.string(), {});
+  auto zip = ImportKerasBytes(keras, {});
+  ASSERT_TRUE(folder.ok()) << folder.status();
+  ASSERT_TRUE(zip.ok()) << zip.status();
+  EXPECT_EQ(folder->SerializeAsString(), zip->SerializeAsString());
+  std::filesystem::remove(dir / "config.json");
+  auto no_config = ImportKerasFile(dir.string(), {});
+  EXPECT_THAT(no_config.status().message(), HasSubstr("no config.json"));
 }
 
 TEST(KerasHostileInputTest, EmptyFile) {
