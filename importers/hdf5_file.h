@@ -77,8 +77,8 @@ class Hdf5Group {
   // and for a dataset larger than the file could hold.
   absl::StatusOr<Weight> FloatDataset(absl::string_view relative) const;
 
-  // The names of the links in this group, sorted; `groups` tells which
-  // are groups (else datasets or other objects).
+  // The links in this group, sorted by name; `group` tells which are
+  // groups (the others are datasets or other objects).
   struct Child {
     std::string name;
     bool group = false;

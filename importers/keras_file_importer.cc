@@ -213,7 +213,7 @@ std::string ToSnakeCase(absl::string_view class_name) {
   };
   std::string step;  // (.)([A-Z][a-z]+) -> \1_\2
   for (size_t i = 0; i < word.size();) {
-    if (i + 2 < word.size() + 0 && upper(word[i + 1]) && lower(word[i + 2])) {
+    if (i + 2 < word.size() && upper(word[i + 1]) && lower(word[i + 2])) {
       size_t end = i + 3;
       while (end < word.size() && lower(word[end])) ++end;
       step += word[i];

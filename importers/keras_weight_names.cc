@@ -110,8 +110,6 @@ std::vector<Weight> FromCudnn(std::vector<Weight> arrays, int gates) {
       bias.shape.size() != 1 || bias.shape[0] != 2 * gates * units) {
     return arrays;
   }
-  // Only when the input size equals units is a square reshape ambiguous;
-  // the transform below is Keras' for every shape.
   arrays[0] = CudnnKernel(arrays[0], gates, /*input_kernel=*/true);
   arrays[1] = CudnnKernel(arrays[1], gates, /*input_kernel=*/false);
   Weight merged;
@@ -239,6 +237,10 @@ absl::Status AddLayerWeights(const KerasLayer& layer,
   if (arrays.empty()) return absl::OkStatus();
   if (layer.class_name == "Bidirectional") {
     return AddBidirectional(layer, std::move(arrays), weights);
+  }
+  if (layer.config == nullptr) {  // a layer the config does not list
+    return AddNamed(layer.name, FallbackLeaves(arrays.size(), stored_names),
+                    std::move(arrays), layer.Label(), weights);
   }
   // TimeDistributed owns its wrapped layer's weights, under its own name.
   std::string class_name = layer.class_name;

@@ -26,7 +26,9 @@ namespace biserve::importers {
 // names the converters take them by (e.g. "<bidirectional>/forward_layer/
 // cell/kernel"). `stored_names`, when the file has them (legacy .h5: one
 // per array), name the arrays of layer kinds biserve does not know, so
-// that an error about them reads as the file does. INVALID_ARGUMENT,
+// that an error about them reads as the file does; so are the arrays of a
+// layer the config does not list (`layer.config` null), which then stay
+// unused and fail the conversion. INVALID_ARGUMENT,
 // naming the layer, for a number of arrays the layer cannot have.
 absl::Status AddLayerWeights(const KerasLayer& layer,
                              std::vector<Weight> arrays,
