@@ -62,8 +62,8 @@ TEST(BiserveConvertTest, UsageErrors) {
   auto no_out = RunCommand(kBin + "/biserve_convert --from tfjs x.json");
   EXPECT_EQ(no_out.exit_code, 1);
   EXPECT_THAT(no_out.out, HasSubstr("--out is required"));
-  auto wrong_from =
-      RunCommand(kBin + "/biserve_convert --from keras x.h5 --out y.pb");
+  auto wrong_from = RunCommand(
+      kBin + "/biserve_convert --from caffe x.caffemodel --out y.pb");
   EXPECT_EQ(wrong_from.exit_code, 1);
   EXPECT_THAT(wrong_from.out, HasSubstr("--from must be tfjs, keras or onnx"));
   auto no_input = RunCommand(kBin + "/biserve_convert --from onnx --out y.pb");
