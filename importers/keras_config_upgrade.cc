@@ -81,9 +81,65 @@ void UpgradeLayers(ListValue& layers) {
   for (Value& layer : *layers.mutable_values()) UpgradeLayer(layer);
 }
 
+// The input shape a built Sequential records outside its layers: Keras 3's
+// build_config (the model's or its first layer's), tf.keras' config
+// build_input_shape.
+const ListValue* RecordedInputShape(const Struct& model_config,
+                                    const Struct& config,
+                                    const Struct& first_entry) {
+  for (const Struct* holder : {&model_config, &first_entry}) {
+    const Struct* build = GetObject(*holder, "build_config");
+    const ListValue* shape =
+        build != nullptr ? GetList(*build, "input_shape") : nullptr;
+    if (shape != nullptr) return shape;
+  }
+  return GetList(config, "build_input_shape");
+}
+
+// A Sequential built by fit() or build(), not from an input shape, lists
+// no InputLayer and no batch_input_shape: the input size is then only in
+// the shape it recorded, copied here to the first layer, where the
+// converter looks.
+void RecordInputShape(Struct& model_config) {
+  Value& config = (*model_config.mutable_fields())["config"];
+  if (GetString(model_config, "class_name").value_or("") != "Sequential" ||
+      !config.has_struct_value()) {
+    return;
+  }
+  auto layers = config.mutable_struct_value()->mutable_fields()->find("layers");
+  if (layers == config.mutable_struct_value()->mutable_fields()->end() ||
+      !layers->second.has_list_value() ||
+      layers->second.list_value().values_size() == 0 ||
+      !layers->second.list_value().values(0).has_struct_value()) {
+    return;
+  }
+  Struct& first = *layers->second.mutable_list_value()
+                       ->mutable_values(0)
+                       ->mutable_struct_value();
+  auto first_config = first.mutable_fields()->find("config");
+  if (GetString(first, "class_name").value_or("") == "InputLayer" ||
+      first_config == first.mutable_fields()->end() ||
+      !first_config->second.has_struct_value()) {
+    return;
+  }
+  Struct& c = *first_config->second.mutable_struct_value();
+  if (Get(c, "batch_input_shape") != nullptr ||
+      Get(c, "batch_shape") != nullptr) {
+    return;
+  }
+  const ListValue* shape =
+      RecordedInputShape(model_config, config.struct_value(), first);
+  if (shape != nullptr) {
+    const ListValue copy = *shape;  // may live in `first` itself
+    *(*c.mutable_fields())["batch_input_shape"].mutable_list_value() = copy;
+  }
+}
+
 }  // namespace
 
 void UpgradeKerasModelConfig(Struct& model_config) {
+  if (Get(model_config, "config") == nullptr) return;
+  RecordInputShape(model_config);
   auto it = model_config.mutable_fields()->find("config");
   if (it == model_config.mutable_fields()->end()) return;
   Value& config = it->second;

@@ -5,6 +5,8 @@
 // CuDNNLSTM and CuDNNGRU become the LSTM and GRU that load their weights
 // (keras_weight_names.h converts the weights), and a GRU saved before
 // reset_after existed gets reset_after = false, the only GRU it knew.
+// A Sequential built without an input shape (by fit or build) gets the
+// input shape it recorded (build_config) on its first layer.
 #pragma once
 
 #include "google/protobuf/struct.pb.h"
