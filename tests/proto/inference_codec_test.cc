@@ -665,6 +665,42 @@ TEST(ModelMetadataToProtoTest, DescribesATokenModel) {
   EXPECT_TRUE(response.layers(0).return_sequences());
 }
 
+// features [T, 3] -> Bidirectional(LSTM 4, sequences, concat) ->
+// LayerNormalization -> Activation relu -> GlobalAveragePooling1D ->
+// BatchNormalization: one vector of 8 per sequence.
+TEST(ModelMetadataToProtoTest, SummarizesChainLayersAndPooledOutputs) {
+  std::mt19937 rng(3);
+  ModelSpec spec;
+  spec.input_dim = 3;
+  spec.layers.push_back(
+      Bidirectional(rng, "bi", CellType::kLstm, 4, 3, true, "concat"));
+  LayerNormalizationSpec ln{.name = "ln"};
+  ln.gamma = RandomWeights(rng, {8});
+  ln.beta = RandomWeights(rng, {8});
+  spec.layers.push_back(ln);
+  spec.layers.push_back(ActivationSpec{"act", "relu"});
+  spec.layers.push_back(GlobalPoolingSpec{"pool", PoolingType::kAverage});
+  BatchNormalizationSpec bn{.name = "bn", .center = false};
+  bn.gamma = RandomWeights(rng, {8});
+  bn.moving_mean = RandomWeights(rng, {8});
+  bn.moving_variance = Tensor{{8}, std::vector<float>(8, 1.0f)};
+  spec.layers.push_back(bn);
+  v1::GetModelMetadataResponse response;
+  ModelMetadataToProto(Servable(Build(spec)), {4}, false, RequestLimits(),
+                       &response);
+  EXPECT_EQ(Specs(response.outputs()).front(), "output float32 [8]");
+  ASSERT_EQ(response.layers_size(), 5);
+  const char* types[] = {"Bidirectional", "LayerNormalization", "Activation",
+                         "GlobalAveragePooling1D", "BatchNormalization"};
+  const int64_t parameters[] = {2 * (3 * 16 + 4 * 16 + 16), 16, 0, 0, 24};
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(response.layers(i).type(), types[i]);
+    EXPECT_EQ(response.layers(i).output_size(), 8) << i;
+    EXPECT_EQ(response.layers(i).parameters(), parameters[i]) << i;
+  }
+  EXPECT_EQ(response.layers(3).name(), "pool");
+}
+
 TEST(ModelStatusesToProtoTest, MapsEveryStateAndField) {
   ModelStatus status;
   status.name = "m";
