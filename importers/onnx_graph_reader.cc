@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "importers/onnx_constant_folding.h"
 #include "importers/onnx_tensor.h"
 
 namespace biserve::onnx_import {
@@ -171,6 +172,7 @@ class GraphReader {
     for (const onnx::TensorProto& tensor : graph_.initializer()) {
       absl::StatusOr<ConstTensor> constant = ReadTensor(tensor);
       if (!constant.ok()) return constant.status();
+      fold_budget_ += 4 * constant->size();
       Value value;
       value.constant = *std::move(constant);
       values_[tensor.name()] = std::move(value);
@@ -340,6 +342,22 @@ class GraphReader {
     }
     const std::string& op = node.op_type();
     if (op == "Constant") return OpConstant(node);
+    if (AllConstant(node)) {
+      absl::StatusOr<std::optional<ConstTensor>> folded = Fold(node);
+      if (!folded.ok()) return Refuse(node, folded.status().message());
+      if (folded->has_value()) {
+        fold_budget_ -= (*folded)->size();
+        if (fold_budget_ < 0) {
+          return Refuse(node,
+                        "folds constants larger than the model's "
+                        "weights several times over");
+        }
+        Value value;
+        value.constant = **std::move(folded);
+        SetOutput(node, 0, std::move(value));
+        return absl::OkStatus();
+      }
+    }
     if (op == "Identity" || op == "Dropout") return OpIdentity(node);
     if (op == "Cast") return OpCast(node);
     if (op == "Shape") return OpShape(node);
@@ -367,6 +385,62 @@ class GraphReader {
     return Refuse(node,
                   "this op is not part of the PyTorch bidirectional RNN "
                   "patterns biserve reads (see docs/onnx.md)");
+  }
+
+  // ---- Constant folding -----------------------------------------------------
+
+  bool AllConstant(const onnx::NodeProto& node) {
+    bool any = false;
+    for (int i = 0; i < node.input_size(); ++i) {
+      if (node.input(i).empty()) continue;
+      const Value* value = Input(node, i);
+      if (value == nullptr || value->kind != Kind::kConstant) return false;
+      any = true;
+    }
+    return any;
+  }
+
+  // The shape ops on constants (an export without constant folding
+  // rearranges the weights at run time); nullopt for other ops.
+  absl::StatusOr<std::optional<ConstTensor>> Fold(const onnx::NodeProto& node) {
+    const std::string& op = node.op_type();
+    const ConstTensor& x = Input(node, 0)->constant;
+    const auto ints = [&](int i) {
+      return ConstInts(Input(node, i)).value_or(std::vector<int64_t>());
+    };
+    absl::StatusOr<ConstTensor> out = absl::UnimplementedError("");
+    if (op == "Transpose") {
+      out = FoldTranspose(
+          x, IntsAttribute(node, "perm").value_or(std::vector<int64_t>()));
+    } else if (op == "Slice") {
+      if (auto starts = IntsAttribute(node, "starts")) {
+        out = FoldSlice(
+            x, *starts,
+            IntsAttribute(node, "ends").value_or(std::vector<int64_t>()),
+            IntsAttribute(node, "axes").value_or(std::vector<int64_t>()), {});
+      } else {
+        out = FoldSlice(x, ints(1), ints(2), ints(3), ints(4));
+      }
+    } else if (op == "Concat") {
+      std::vector<const ConstTensor*> parts;
+      for (int i = 0; i < node.input_size(); ++i) {
+        parts.push_back(&Input(node, i)->constant);
+      }
+      out = FoldConcat(parts, IntAttribute(node, "axis", 0));
+    } else if (op == "Gather") {
+      out = FoldGather(x, Input(node, 1)->constant,
+                       IntAttribute(node, "axis", 0));
+    } else if (op == "Reshape") {
+      out = FoldReshape(x, ints(1), IntAttribute(node, "allowzero", 0) != 0);
+    } else if (op == "Squeeze") {
+      out = FoldSqueeze(x, AxesOf(node, 1).value_or(std::vector<int64_t>()));
+    } else if (op == "Unsqueeze") {
+      out = FoldUnsqueeze(x, AxesOf(node, 1).value_or(std::vector<int64_t>()));
+    } else {
+      return std::optional<ConstTensor>();
+    }
+    if (!out.ok()) return out.status();
+    return std::optional<ConstTensor>(*std::move(out));
   }
 
   absl::Status OpConstant(const onnx::NodeProto& node) {
@@ -1695,6 +1769,9 @@ class GraphReader {
   std::map<std::string, Role> roles_;
   std::map<int, int64_t> layer_hidden_;
   std::string lengths_input_;
+  // Elements constant folding may still create: a few times the weights, so
+  // that a hostile graph cannot grow constants without bound.
+  int64_t fold_budget_ = int64_t{1} << 20;
   OnnxNetwork network_;
 };
 
