@@ -15,8 +15,8 @@
 //    sequence's real steps.
 // 2. Speed: for each case and thread count, ORT (this process, one session
 //    per case and thread count, intraOpNumThreads = n, interOpNumThreads = 1)
-//    and biserve (build/bin/biserve_bench_onnx, a child process: import,
-//    Model::Create, then Evaluate() of the batch on an n-thread pool) in
+//    and biserve (build/bin/biserve_bench_onnx, a child process: the file
+//    through LoadAnyModelFile, then Evaluate() on an n-thread pool) in
 //    turn, which one goes first swapping every round; rounds are outermost,
 //    so each case's samples spread over the whole run. Each measurement is
 //    the median time per batch over at least --min-time seconds and 5 runs,
@@ -28,7 +28,7 @@
 //
 // --ort-no-spin sets ORT's session.intra_op.allow_spinning = 0: its idle
 // intra-op threads then sleep instead of spinning, which can help it on a
-// busy machine (the default spins, as Triton's ONNX Runtime backend does).
+// busy machine (ONNX Runtime's default is to spin).
 //
 // Progress goes to stderr, the report (markdown) to stdout. Without a
 // working importer (biserve_bench_onnx fails) it reports ORT alone and says
