@@ -279,8 +279,8 @@ absl::StatusOr<Weight> Hdf5Group::FloatDataset(
   const hid_t id = dataset_view.group_->id();
   if (bfloat16 && type_class == H5T_INTEGER && type_size == 2) {
     std::vector<uint16_t> bits(*count);
-    if (H5Dread(id, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                bits.data()) < 0) {
+    if (*count > 0 && H5Dread(id, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL,
+                              H5P_DEFAULT, bits.data()) < 0) {
       return Invalid(where, "cannot be read");
     }
     weight.values.reserve(*count);
