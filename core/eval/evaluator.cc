@@ -135,17 +135,6 @@ std::vector<RowMatrix> PackInitialState(const BidirectionalLayer& layer,
   return states;
 }
 
-void ApplyDense(const DenseLayer& dense, RowMatrix& x) {
-  RowMatrix y = x * dense.kernel;
-  y.rowwise() += dense.bias;
-  if (dense.activation != Activation::kLinear) {
-    for (int64_t r = 0; r < y.rows(); ++r) {
-      Activate(dense.activation, absl::Span<float>(&y(r, 0), y.cols()));
-    }
-  }
-  x = std::move(y);
-}
-
 // The first error of a sequence of `batch` that is not marked validated
 // for `model`, as "sequences[i]: ...".
 absl::Status ValidateBatch(const Model& model,
@@ -200,18 +189,15 @@ StackOutput RunLayers(const Model& model, const PackedLayout& layout,
   for (int index = 0; index < static_cast<int>(model.layers().size());
        ++index) {
     const StackLayer& layer = model.layers()[index];
-    if (const auto* dense = std::get_if<DenseLayer>(&layer)) {
-      ApplyDense(*dense, out.x);
-      continue;
-    }
     if (const auto* pool = std::get_if<GlobalPoolingLayer>(&layer)) {
       out.x = GlobalPool(*pool, layout, out.x,
                          keep.empty() ? nullptr : keep.data());
       out.sequences = false;
       continue;
     }
-    // Activation and normalization layers work on every row alone and keep
-    // the mask, as Keras' do.
+    // Dense, Activation and normalization layers work on every row alone
+    // and keep the mask, as Keras' do (ApplyRowLayer, core/model/model.h:
+    // the same code computes a signature's padding step).
     if (ApplyRowLayer(layer, out.x)) continue;
     const auto& bidi = std::get<BidirectionalLayer>(layer);
     const bool last = index == model.last_bidirectional();
