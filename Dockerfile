@@ -21,12 +21,16 @@ WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
-# Only the server and the command-line client (the HEALTHCHECK uses it):
-# no tests, no benchmarks, no Python stubs.
+# Only the server, the process it reads Keras files in
+# (biserve_keras_import, found beside the server: importers/isolated_import.h)
+# and the command-line client (the HEALTHCHECK uses it): no tests, no
+# benchmarks, no Python stubs.
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBISERVE_NATIVE=OFF \
       -DBISERVE_BUILD_TESTS=OFF -DBISERVE_BUILD_BENCH=OFF \
- && cmake --build build -j "$(nproc)" --target biserve_server biserve \
- && strip build/bin/biserve_server build/bin/biserve
+ && cmake --build build -j "$(nproc)" \
+      --target biserve_server biserve_keras_import biserve \
+ && strip build/bin/biserve_server build/bin/biserve_keras_import \
+      build/bin/biserve
 
 FROM debian:bookworm-slim AS runtime
 # Runtime libraries of biserve_server and biserve (ldd, mapped to packages):
@@ -92,7 +96,8 @@ RUN printf '%s\n' \
       > /usr/local/bin/biserve-healthcheck \
  && chmod 0755 /usr/local/bin/biserve-healthcheck
 
-COPY --from=build /src/build/bin/biserve_server /src/build/bin/biserve /usr/local/bin/
+COPY --from=build /src/build/bin/biserve_server \
+     /src/build/bin/biserve_keras_import /src/build/bin/biserve /usr/local/bin/
 # The bundled model repository (models/*/train, the training code, is left
 # out by .dockerignore). Mount another repository over /models, or pass
 # --model_repository=DIR.

@@ -21,7 +21,9 @@
 # 5. Runs the image once more on a repository mounted over /models holding
 #    a PyTorch export (tests/onnx/fixtures/tagger.onnx as tagger/1/
 #    model.onnx, when the fixture is there) and checks that ListModels shows
-#    it AVAILABLE: the runtime stage has what the ONNX import needs.
+#    it AVAILABLE: the runtime stage has what the ONNX import needs. A
+#    Keras fixture beside it (keras_tagger/1/model.keras) must be AVAILABLE
+#    too: the image ships biserve_keras_import, which reads it.
 #
 # The host client is build/bin/biserve when it exists; otherwise the same
 # client runs from the image in a second host-network container. Root (or
@@ -192,9 +194,16 @@ grep -E "listening on|ready:|SIGTERM|stopped" "$workdir/server.log" | sed 's/^/ 
 
 # ------------------------------------------------------------------ ONNX
 onnx_fixture=tests/onnx/fixtures/tagger.onnx
+keras_fixture=tests/keras/fixtures/keras_lstm_backward_layer_relu_concat_seq/keras3.10.0.keras
 if [ -f "$onnx_fixture" ]; then
   mkdir -p "$workdir/repo/tagger/1"
   cp "$onnx_fixture" "$workdir/repo/tagger/1/model.onnx"
+  # A Keras file too: read in biserve_keras_import, which the image must ship
+  # beside the server (importers/isolated_import.h).
+  if [ -f "$keras_fixture" ]; then
+    mkdir -p "$workdir/repo/keras_tagger/1"
+    cp "$keras_fixture" "$workdir/repo/keras_tagger/1/model.keras"
+  fi
   chmod -R a+rX "$workdir/repo"
   onnx_port=$(free_port "$port")
   onnx_metrics_port=$(free_port "$onnx_port")
@@ -219,6 +228,14 @@ if [ -f "$onnx_fixture" ]; then
     fail "tagger/1/model.onnx is not AVAILABLE"
   }
   log "ok: tagger/1/model.onnx (a PyTorch export) imported and AVAILABLE"
+  if [ -f "$keras_fixture" ]; then
+    grep -A8 '"name": "keras_tagger"' "$workdir/list.json" |
+      grep -q STATE_AVAILABLE || {
+      sed 's/^/  | /' "$workdir/list.json" >&2
+      fail "keras_tagger/1/model.keras is not AVAILABLE"
+    }
+    log "ok: keras_tagger/1/model.keras imported (biserve_keras_import) and AVAILABLE"
+  fi
 else
   log "skipped: no $onnx_fixture"
 fi

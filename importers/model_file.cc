@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "importers/isolated_import.h"
 #include "importers/keras_file_importer.h"
 #include "importers/onnx_importer.h"
 #include "proto/model_codec.h"
@@ -65,7 +66,9 @@ absl::StatusOr<v1::Model> ReadAnyModelFile(const std::string& path) {
     case ModelFileFormat::kKeras: {
       KerasImportOptions options;
       options.model_name = ModelNameFromPath(path);
-      return ImportKerasFile(path, options);
+      // In a process of its own: libhdf5 can crash, allocate without bound
+      // or loop forever on a damaged file (isolated_import.h).
+      return ImportKerasFileIsolated(path, options);
     }
     case ModelFileFormat::kBiserve:
       return ReadModelProto(path);

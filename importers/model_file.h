@@ -6,7 +6,9 @@
 //
 //   model.pb, model.pbtxt, *.json   biserve's own schema (LoadModelFile)
 //   *.onnx                          ImportOnnxFile, then Model::Create
-//   HDF5 or zip content, *.keras, *.h5   ImportKerasFile, then Model::Create
+//   HDF5 or zip content, *.keras, *.h5   ImportKerasFile in a process of its
+//                                   own (isolated_import.h), then
+//                                   Model::Create
 #pragma once
 
 #include <memory>

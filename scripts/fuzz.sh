@@ -30,9 +30,11 @@ for seeds in tests/fuzz/corpus/*/; do
   # H5HG_read): a buffer sized by the string's stored length but filled by
   # the heap object's (memcpy out of bounds), an allocation of whatever
   # length the file states (up to 4 GiB), an endless loop over a damaged
-  # global heap. None is in biserve's code; until they are worked around
-  # (a newer libhdf5, or HDF5 read in a separate process), the target runs
-  # only on request. Its seeds still replay in fuzz_replay_test.
+  # global heap. None is in biserve's code. The server and biserve_eval now
+  # read Keras files in a process of their own (importers/isolated_import.h:
+  # a crash, a runaway allocation or a hang there is an error status), but
+  # this target calls ImportKerasBytes in-process and still hits them, so it
+  # runs only on request. Its seeds still replay in fuzz_replay_test.
   if [ "$target" = keras_import ] && [ "${BISERVE_FUZZ_KERAS:-0}" != 1 ]; then
     echo "fuzz: keras_import: skipped (libhdf5 findings; BISERVE_FUZZ_KERAS=1 runs it)"
     continue
