@@ -73,4 +73,20 @@ std::optional<int> InputSize(const Struct& config) {
   return std::nullopt;
 }
 
+std::optional<int64_t> DeclaredTimeSteps(const Struct& config,
+                                         bool token_input) {
+  for (absl::string_view key : {"batch_input_shape", "batch_shape"}) {
+    const ListValue* shape = GetList(config, key);
+    if (shape == nullptr) continue;
+    if (shape->values_size() != (token_input ? 2 : 3)) return std::nullopt;
+    const Value& steps = shape->values(1);
+    if (steps.kind_case() != Value::kNumberValue ||
+        !(steps.number_value() >= 1 && steps.number_value() <= 1e15)) {
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(steps.number_value());
+  }
+  return std::nullopt;
+}
+
 }  // namespace biserve::importers

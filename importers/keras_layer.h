@@ -4,6 +4,7 @@
 // importer needs.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,5 +53,12 @@ bool IsInferenceNoOp(const KerasLayer& layer);
 // layer's batch_input_shape (Keras 2, TF.js) or batch_shape (Keras 3);
 // nullopt when absent or unknown.
 std::optional<int> InputSize(const google::protobuf::Struct& config);
+
+// The time dimension the same input shape declares: T of [None, T, F], or
+// of [None, T] when `token_input` (the model starts with an Embedding);
+// nullopt when absent, open (null) or not positive. Keras serves RNNs at any
+// length whatever it says, and so does biserve: this is informational.
+std::optional<int64_t> DeclaredTimeSteps(const google::protobuf::Struct& config,
+                                         bool token_input);
 
 }  // namespace biserve::importers

@@ -29,21 +29,28 @@ absl::Status SetInputDim(std::optional<int> input_size, v1::Model& model) {
   return absl::OkStatus();
 }
 
-// Converts `layers`, in order, into a model's layers and input_dim.
+// Converts `layers`, in order, into a model's layers, input_dim and
+// declared_time_steps (from the same input shape as the input_dim).
 absl::StatusOr<v1::Model> ConvertLayers(const std::vector<KerasLayer>& layers,
                                         KerasFlavour flavour,
                                         WeightMap& weights) {
   v1::Model model;
   std::optional<int> input_size;
+  // The config whose input shape gave input_size.
+  const google::protobuf::Struct* input_config = nullptr;
   bool first = true;  // no computing layer seen yet
   int bidirectional_count = 0;
   for (const KerasLayer& layer : layers) {
     if (IsInputLayer(layer)) {
-      if (!input_size.has_value()) input_size = InputSize(*layer.config);
+      if (!input_size.has_value()) {
+        input_size = InputSize(*layer.config);
+        input_config = layer.config;
+      }
       continue;
     }
     if (first && !input_size.has_value()) {
       input_size = InputSize(*layer.config);
+      input_config = layer.config;
     }
     if (IsInferenceNoOp(layer) || IsInferenceIdentity(layer)) continue;
     if (IsExtraLayer(layer)) {
@@ -66,6 +73,13 @@ absl::StatusOr<v1::Model> ConvertLayers(const std::vector<KerasLayer>& layers,
     return Invalid("model", "has no Bidirectional layer");
   }
   if (absl::Status s = SetInputDim(input_size, model); !s.ok()) return s;
+  if (input_config != nullptr && input_size.has_value()) {
+    const bool token_input = model.layers(0).has_embedding();
+    if (std::optional<int64_t> steps =
+            DeclaredTimeSteps(*input_config, token_input)) {
+      model.set_declared_time_steps(*steps);
+    }
+  }
   return model;
 }
 

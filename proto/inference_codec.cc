@@ -358,6 +358,7 @@ void ModelMetadataToProto(const ServableModel& servable,
   batching->set_max_queue_size(servable.batching.max_queue_size);
   response->set_max_sequences_per_request(limits.max_sequences_per_request);
   response->set_max_steps_per_sequence(limits.max_steps_per_sequence);
+  response->set_declared_time_steps(model.declared_time_steps());
 }
 
 void ModelStatusesToProto(const std::vector<ModelStatus>& statuses,

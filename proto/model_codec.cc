@@ -208,6 +208,7 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto) {
     }
   }
   spec.signature = SignatureFromProto(proto.signature());
+  spec.declared_time_steps = proto.declared_time_steps();
   return spec;
 }
 

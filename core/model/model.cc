@@ -678,6 +678,13 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
     return s;
   }
   model->input_dim_ = spec.input_dim;
+  if (spec.declared_time_steps < 0) {
+    return Invalid(model_label,
+                   absl::StrCat("declared_time_steps must not be negative, "
+                                "got ",
+                                spec.declared_time_steps));
+  }
+  model->declared_time_steps_ = spec.declared_time_steps;
   absl::StatusOr<std::vector<std::string>> names = BidirectionalNames(spec);
   if (!names.ok()) return names.status();
   const int count = static_cast<int>(spec.layers.size());

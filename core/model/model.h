@@ -4,6 +4,7 @@
 // may evaluate it at once; it is shared as std::shared_ptr<const Model>.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -210,6 +211,11 @@ class Model {
   // tensors; checked against the model by Create (CheckSignature).
   const std::optional<Signature>& signature() const { return signature_; }
 
+  // The time dimension the source model declared (e.g. a Keras input shape
+  // [None, 200, 64]); 0 when none. Informational: sequences of any length
+  // are served, as Keras itself allows for RNNs.
+  int64_t declared_time_steps() const { return declared_time_steps_; }
+
  private:
   // The width and time axis of the value the layers added so far output.
   struct StackShape;
@@ -243,6 +249,7 @@ class Model {
   int output_size_ = 0;
   RowVector padding_step_output_;
   std::optional<Signature> signature_;
+  int64_t declared_time_steps_ = 0;
 };
 
 }  // namespace biserve

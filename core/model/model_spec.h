@@ -6,6 +6,7 @@
 // presence so that Keras' defaults apply only where the file is silent.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>
@@ -125,6 +126,9 @@ struct ModelSpec {
   // Names and layouts for clients of the framework the model came from;
   // absent for models written for biserve.
   std::optional<Signature> signature;
+  // The time dimension the source model declared; 0 if none. Informational:
+  // any length is served.
+  int64_t declared_time_steps = 0;
 };
 
 }  // namespace biserve

@@ -98,6 +98,17 @@ TEST_F(ModelValidationTest, ValidModelLoadsWithItsShape) {
   EXPECT_EQ(b.forward.recurrent_activation, Activation::kSigmoid);
   EXPECT_TRUE(b.backward.go_backwards);
   EXPECT_TRUE((*model)->bidirectional(1).forward.reset_after);
+  EXPECT_EQ((*model)->declared_time_steps(), 0);
+}
+
+TEST_F(ModelValidationTest, DeclaredTimeStepsIsKeptAndMustNotBeNegative) {
+  spec_.declared_time_steps = 200;
+  auto model = Model::Create(spec_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->declared_time_steps(), 200);
+  spec_.declared_time_steps = -1;
+  EXPECT_THAT(Error(), HasSubstr("declared_time_steps must not be negative, "
+                                 "got -1"));
 }
 
 TEST_F(ModelValidationTest, WrongKernelShapeNamesLayerFieldAndShapes) {

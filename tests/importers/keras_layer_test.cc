@@ -65,5 +65,31 @@ TEST(InputSizeTest, LastDimensionOfEitherShapeKey) {
   EXPECT_EQ(InputSize(ParseJson(R"({})")), std::nullopt);
 }
 
+TEST(DeclaredTimeStepsTest, SecondDimensionOfAFeatureOrTokenShape) {
+  EXPECT_EQ(
+      DeclaredTimeSteps(ParseJson(R"({"batch_input_shape": [null, 200, 64]})"),
+                        /*token_input=*/false),
+      200);
+  EXPECT_EQ(DeclaredTimeSteps(ParseJson(R"({"batch_shape": [null, 12, 3]})"),
+                              /*token_input=*/false),
+            12);
+  EXPECT_EQ(DeclaredTimeSteps(ParseJson(R"({"batch_shape": [null, 30]})"),
+                              /*token_input=*/true),
+            30);
+  // Open, absent, or a shape of the other kind of input.
+  EXPECT_EQ(
+      DeclaredTimeSteps(ParseJson(R"({"batch_input_shape": [null, null, 7]})"),
+                        /*token_input=*/false),
+      std::nullopt);
+  EXPECT_EQ(DeclaredTimeSteps(ParseJson(R"({})"), /*token_input=*/false),
+            std::nullopt);
+  EXPECT_EQ(DeclaredTimeSteps(ParseJson(R"({"batch_shape": [null, 7]})"),
+                              /*token_input=*/false),
+            std::nullopt);
+  EXPECT_EQ(DeclaredTimeSteps(ParseJson(R"({"batch_shape": [null, 0, 3]})"),
+                              /*token_input=*/false),
+            std::nullopt);
+}
+
 }  // namespace
 }  // namespace biserve::importers

@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "importers/keras_config_upgrade.h"
 #include "tests/importers/json_for_test.h"
 
 namespace biserve::importers {
@@ -62,6 +63,53 @@ TEST_F(KerasModelConverterTest, InputSizeFromTheFirstLayerBeforeNoOps) {
   EXPECT_EQ(model->input_dim(), 3);
   ASSERT_EQ(model->layers_size(), 1);  // the Dropout is gone
   EXPECT_TRUE(model->layers(0).has_bidirectional());
+  EXPECT_EQ(model->declared_time_steps(), 0);  // [null, null, 3]: open
+}
+
+TEST_F(KerasModelConverterTest, DeclaredTimeStepsFromTheFirstLayersShape) {
+  std::string json = kSequential;
+  json.replace(json.find("[null, null, 3]"), 15, "[null, 200, 3]");
+  WeightMap weights = RnnWeights();
+  absl::StatusOr<v1::Model> model = Convert(json, weights);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->input_dim(), 3);
+  EXPECT_EQ(model->declared_time_steps(), 200);
+}
+
+TEST_F(KerasModelConverterTest, DeclaredTimeStepsFromAnInputLayer) {
+  // Keras 3 spells it batch_shape.
+  const std::string json =
+      R"({"class_name": "Sequential", "config": {"layers": [
+    {"class_name": "InputLayer", "config": {"name": "in",
+     "batch_shape": [null, 7, 3]}},)" +
+      std::string(kSequential)
+          .substr(std::string(kSequential)
+                      .find(R"({"class_name": "Bidirectional")"));
+  WeightMap weights = RnnWeights();
+  absl::StatusOr<v1::Model> model = Convert(json, weights);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->declared_time_steps(), 7);
+}
+
+TEST_F(KerasModelConverterTest, DeclaredTimeStepsFromKeras3BuildConfig) {
+  // A Sequential built by build(): no InputLayer, no batch_input_shape; the
+  // upgrade copies build_config's input_shape to the first layer.
+  root_ = ParseJson(R"({"class_name": "Sequential",
+    "build_config": {"input_shape": [null, 12, 3]},
+    "config": {"name": "built", "layers": [
+    {"class_name": "Bidirectional", "config": {"name": "bidi",
+     "merge_mode": "concat", "layer": {"class_name": "SimpleRNN",
+     "config": {"name": "rnn", "units": 2}}}}]}})");
+  UpgradeKerasModelConfig(root_);
+  absl::StatusOr<KerasModelConfig> config =
+      ParseKerasModelConfig(root_, "config.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  WeightMap weights = RnnWeights();
+  absl::StatusOr<v1::Model> model = ConvertKerasModel(
+      *config, KerasFlavour::kKeras2, weights, "served_name", "config.json");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->input_dim(), 3);
+  EXPECT_EQ(model->declared_time_steps(), 12);
 }
 
 TEST_F(KerasModelConverterTest, EveryWeightMustBelongToALayer) {

@@ -4,12 +4,15 @@
 // its expected_error.txt names.
 #include "importers/tfjs_importer.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/common/thread_pool.h"
+#include "core/eval/evaluator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/model_codec.h"
@@ -100,6 +103,49 @@ TEST(TfjsImporterKerasVersionTest, HardSigmoidFollowsTheKerasVersion) {
     EXPECT_EQ(bidi.layer().recurrent_activation(), expected) << version;
     EXPECT_EQ(bidi.backward_layer().recurrent_activation(), expected);
   }
+}
+
+// Input(shape=(6, 4)): the model declares 6 time steps. biserve carries
+// that as declared_time_steps and, as Keras does for RNNs, serves any length.
+TEST(TfjsImporterTimeStepsTest, DeclaredTimeStepsIsKeptAndOtherLengthsServe) {
+  absl::StatusOr<v1::Model> model = ImportTfjsLayersModel(
+      kModelDir +
+          "/keras_lstm_unroll_constraint_dropout_sum_last_dense"
+          "/model.json",
+      {});
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->declared_time_steps(), 6);
+  EXPECT_EQ(model->input_dim(), 4);
+  auto loaded = Model::Create(ModelSpecFromProto(*model));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->declared_time_steps(), 6);
+
+  auto pool = ThreadPool::Create({.num_threads = 1, .min_parallel_flops = 0});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  std::vector<float> features(11 * 4);
+  for (size_t i = 0; i < features.size(); ++i) {
+    features[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+  }
+  for (int64_t length : {1, 3, 11}) {
+    SequenceInput in;
+    in.length = length;
+    in.features = absl::MakeConstSpan(features.data(), length * 4);
+    auto results = Evaluate(**loaded, {in}, EvalOptions{}, **pool);
+    ASSERT_TRUE(results.ok()) << length << ": " << results.status();
+    const Tensor& output = (*results)[0].output;
+    EXPECT_EQ(output.shape, std::vector<int64_t>({2})) << length;
+    for (float v : output.values) EXPECT_TRUE(std::isfinite(v)) << length;
+  }
+  // Not the same for every length: the steps beyond a prefix count.
+  SequenceInput three;
+  three.length = 3;
+  three.features = absl::MakeConstSpan(features.data(), 12);
+  SequenceInput eleven;
+  eleven.length = 11;
+  eleven.features = absl::MakeConstSpan(features.data(), 44);
+  auto both = Evaluate(**loaded, {three, eleven}, EvalOptions{}, **pool);
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_NE((*both)[0].output.values, (*both)[1].output.values);
 }
 
 TEST(TfjsImporterErrorsTest, MissingModelJsonIsNotFound) {

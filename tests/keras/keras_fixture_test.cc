@@ -9,8 +9,11 @@
 // exactly the same outputs as the others and as ImportTfjsLayersModel of the
 // TF.js model (except where TF.js' masked-step outputs differ from Keras',
 // case.json's same_outputs_as_tfjs).
+#include <zip.h>
+
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -260,6 +263,81 @@ TEST_P(KerasCaseTest, EveryFormatGivesTheSameOutputs) {
   auto loaded = Model::Create(ModelSpecFromProto(*tfjs));
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ExpectSameResults(EvaluateGolden(**loaded, golden), reference);
+}
+
+// A copy of the .keras file at `from` with every `open` in its config.json
+// replaced by `fixed`, at `to`; empty when that fails.
+std::string RewriteKerasConfig(const std::string& from, const std::string& to,
+                               const std::string& open,
+                               const std::string& fixed) {
+  std::filesystem::copy_file(from, to,
+                             std::filesystem::copy_options::overwrite_existing);
+  int error = 0;
+  zip_t* archive = zip_open(to.c_str(), 0, &error);
+  if (archive == nullptr) return "";
+  zip_stat_t stat;
+  zip_file_t* file = zip_stat(archive, "config.json", 0, &stat) == 0
+                         ? zip_fopen(archive, "config.json", 0)
+                         : nullptr;
+  if (file == nullptr) {
+    zip_discard(archive);
+    return "";
+  }
+  std::string config(stat.size, '\0');
+  const zip_int64_t read = zip_fread(file, config.data(), config.size());
+  zip_fclose(file);
+  if (read != static_cast<zip_int64_t>(config.size())) {
+    zip_discard(archive);
+    return "";
+  }
+  for (size_t at = config.find(open); at != std::string::npos;
+       at = config.find(open, at + fixed.size())) {
+    config.replace(at, open.size(), fixed);
+  }
+  // libzip keeps the buffer until zip_close.
+  zip_source_t* source =
+      zip_source_buffer(archive, config.data(), config.size(), 0);
+  if (source == nullptr ||
+      zip_file_add(archive, "config.json", source, ZIP_FL_OVERWRITE) < 0) {
+    if (source != nullptr) zip_source_free(source);
+    zip_discard(archive);
+    return "";
+  }
+  return zip_close(archive) == 0 ? to : "";
+}
+
+// A Keras 3 .keras file whose input declares a fixed time dimension
+// (Input(batch_shape=(None, 9, 5))): imported with declared_time_steps 9,
+// and the golden sequences, of other lengths, evaluate exactly as with the
+// open time dimension, as Keras allows for RNNs.
+TEST(KerasFixedTimeStepsTest, DeclaredTimeStepsIsKeptAndAnyLengthServes) {
+  const std::string name = "keras_gru_reset_after_concat_seq_td_softmax";
+  const std::string original = kFixtureDir + "/" + name + "/keras3.10.0.keras";
+  const std::string fixed = RewriteKerasConfig(
+      original, ::testing::TempDir() + "/fixed_time_steps.keras",
+      "[null, null, 5]", "[null, 9, 5]");
+  ASSERT_FALSE(fixed.empty());
+  absl::StatusOr<v1::Model> open = ImportKerasFile(original, {});
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_EQ(open->declared_time_steps(), 0);
+  absl::StatusOr<v1::Model> model = ImportKerasFile(fixed, {});
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->declared_time_steps(), 9);
+
+  const KerasCase keras_case = ReadCase(name);
+  test::GoldenCase golden =
+      testing::ReadGoldenCase(kSourceDir + "/" + keras_case.expected);
+  bool other_length = false;
+  for (const test::GoldenSequence& seq : golden.sequences()) {
+    other_length |= seq.length() != 9;
+  }
+  EXPECT_TRUE(other_length);
+  auto loaded_open = Model::Create(ModelSpecFromProto(*open));
+  ASSERT_TRUE(loaded_open.ok()) << loaded_open.status();
+  auto loaded = Model::Create(ModelSpecFromProto(*model));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ExpectSameResults(EvaluateGolden(**loaded, golden),
+                    EvaluateGolden(**loaded_open, golden));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, KerasCaseTest, ::testing::ValuesIn(CaseNames()),

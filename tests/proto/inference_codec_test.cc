@@ -65,12 +65,14 @@ std::shared_ptr<const Model> Build(const ModelSpec& spec) {
 }
 
 // features [T, 3] -> Bidirectional(LSTM 4, sequences, concat) ->
-// Bidirectional(GRU 2, last step, sum) -> Dense(5, softmax).
-std::shared_ptr<const Model> FeatureModel() {
+// Bidirectional(GRU 2, last step, sum) -> Dense(5, softmax), declaring
+// `declared_time_steps` as its source's time dimension (0: none).
+std::shared_ptr<const Model> FeatureModel(int64_t declared_time_steps = 0) {
   std::mt19937 rng(1);
   ModelSpec spec;
   spec.name = "features";
   spec.input_dim = 3;
+  spec.declared_time_steps = declared_time_steps;
   spec.layers.push_back(
       Bidirectional(rng, "bi_lstm", CellType::kLstm, 4, 3, true, "concat"));
   spec.layers.push_back(
@@ -618,6 +620,18 @@ TEST(ModelMetadataToProtoTest, DescribesAFeatureModel) {
   EXPECT_EQ(response.batching().max_queue_size(), 50);
   EXPECT_EQ(response.max_sequences_per_request(), 7);
   EXPECT_EQ(response.max_steps_per_sequence(), 99);
+  EXPECT_EQ(response.declared_time_steps(), 0);
+}
+
+// A source model's fixed time dimension (Keras [None, 200, 3]) is reported
+// on its own; the served input shape keeps -1, since any length is served.
+TEST(ModelMetadataToProtoTest, DeclaredTimeStepsIsReportedApart) {
+  v1::GetModelMetadataResponse response;
+  ModelMetadataToProto(Servable(FeatureModel(200)), {4}, false, RequestLimits(),
+                       &response);
+  EXPECT_EQ(response.declared_time_steps(), 200);
+  ASSERT_GE(response.inputs_size(), 1);
+  EXPECT_EQ(Specs(response.inputs())[0], "features float32 [-1, 3]");
 }
 
 TEST(ModelMetadataToProtoTest, SequenceOutputsHaveATimeAxisOfMinusOne) {

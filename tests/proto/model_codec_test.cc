@@ -80,6 +80,13 @@ TEST(ModelCodecTest, KeepsPresenceOfOptionalFields) {
   EXPECT_EQ(bidi.backward_weights->bias.shape, std::vector<int64_t>{1});
 }
 
+TEST(ModelCodecTest, CopiesDeclaredTimeSteps) {
+  v1::Model proto = TinyProto();
+  EXPECT_EQ(ModelSpecFromProto(proto).declared_time_steps, 0);
+  proto.set_declared_time_steps(200);
+  EXPECT_EQ(ModelSpecFromProto(proto).declared_time_steps, 200);
+}
+
 TEST(ModelCodecTest, MapsEveryLayerKind) {
   v1::Model proto;
   proto.add_layers()->mutable_embedding()->set_output_dim(3);
