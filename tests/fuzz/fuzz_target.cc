@@ -20,16 +20,11 @@ int FuzzEvalJson(const uint8_t* data, size_t size);
 namespace {
 
 constexpr FuzzTarget kTargets[] = {
-    {"model_binary", FuzzModelBinary},
-    {"model_text", FuzzModelText},
-    {"model_json", FuzzModelJson},
-    {"model_config", FuzzModelConfig},
-    {"tfjs_import", FuzzTfjsImport},
-    {"onnx_import", FuzzOnnxImport},
-    {"keras_import", FuzzKerasImport},
-    {"predict_request", FuzzPredictRequest},
-    {"model_infer", FuzzModelInfer},
-    {"eval_json", FuzzEvalJson},
+    {"model_binary", FuzzModelBinary}, {"model_text", FuzzModelText},
+    {"model_json", FuzzModelJson},     {"model_config", FuzzModelConfig},
+    {"tfjs_import", FuzzTfjsImport},   {"onnx_import", FuzzOnnxImport},
+    {"keras_import", FuzzKerasImport}, {"predict_request", FuzzPredictRequest},
+    {"model_infer", FuzzModelInfer},   {"eval_json", FuzzEvalJson},
 };
 
 }  // namespace
