@@ -99,6 +99,11 @@ def read_tfjs_model(case):
             input_names.append('(implicit)')
         layer = read_layer(cls, cfg)
         ws = layer_weights(cfg['name'])
+        order = KERAS_WEIGHT_ORDER.get(cls)
+        if order:
+            # Keras' order (TF.js manifests list trainable weights first).
+            rank = {k: i for i, k in enumerate(order)}
+            ws = sorted(ws, key=lambda kv: rank[kv[0].split('/')[-1]])
         layer['weights'] = [v for _, v in ws]
         names[cfg['name']] = len(model['layers'])
         model['layers'].append(layer)
@@ -223,6 +228,12 @@ def rnn_config(cfg, class_name):
     return rnn
 
 
+KERAS_WEIGHT_ORDER = {
+    'BatchNormalization': ['gamma', 'beta', 'moving_mean', 'moving_variance'],
+    'LayerNormalization': ['gamma', 'beta'],
+}
+
+
 def read_layer(cls, cfg):
     if cls == 'Bidirectional':
         backward = cfg.get('backward_layer')
@@ -249,6 +260,21 @@ def read_layer(cls, cfg):
                 'mask_zero': bool(cfg.get('mask_zero'))}
     if cls == 'Masking':
         return {'kind': 'Masking', 'mask_value': float(cfg['mask_value'])}
+    if cls == 'Dropout':
+        return {'kind': 'Dropout', 'rate': float(cfg['rate'])}
+    if cls == 'Activation':
+        return {'kind': 'Activation', 'activation': cfg['activation']}
+    if cls in ('BatchNormalization', 'LayerNormalization'):
+        layer = {'kind': cls, 'epsilon': float(cfg['epsilon']),
+                 'center': bool(cfg['center']), 'scale': bool(cfg['scale'])}
+        if cls == 'BatchNormalization':
+            layer['momentum'] = float(cfg['momentum'])
+        # Normalized over the last axis (as the golden models are).
+        axis = cfg['axis']
+        assert axis == -1 or (isinstance(axis, list) and len(axis) == 1), axis
+        return layer
+    if cls in ('GlobalMaxPooling1D', 'GlobalAveragePooling1D'):
+        return {'kind': cls}
     raise ValueError('layer ' + cls)
 
 
@@ -262,7 +288,11 @@ SNAKE = {
     'SimpleRNN': 'simple_rnn', 'InputLayer': 'input_layer',
     'Dropout': 'dropout', 'SpatialDropout1D': 'spatial_dropout1d',
     'GaussianNoise': 'gaussian_noise', 'Sequential': 'sequential',
-    'Functional': 'model',
+    'Functional': 'model', 'Activation': 'activation',
+    'BatchNormalization': 'batch_normalization',
+    'LayerNormalization': 'layer_normalization',
+    'GlobalMaxPooling1D': 'global_max_pooling1d',
+    'GlobalAveragePooling1D': 'global_average_pooling1d',
 }
 CELL = {'LSTM': 'lstm_cell', 'GRU': 'gru_cell', 'SimpleRNN': 'simple_rnn_cell'}
 
@@ -461,6 +491,42 @@ def layer_config(fl, layer, names, input_shape, first_shape):
         c['stddev'] = layer['stddev']
         if fl.kind == 'k3':
             c['seed'] = None
+    elif kind == 'Activation':
+        # Keras 3 serializes swish by its function's name, silu.
+        c['activation'] = 'silu' if (
+            fl.kind == 'k3' and layer['activation'] == 'swish') \
+            else layer['activation']
+    elif kind in ('BatchNormalization', 'LayerNormalization'):
+        assert fl.kind != 'k22', kind
+        # tf.keras writes a built layer's axis as the list of positive axes
+        # ([2] after a 3D input); Keras 3 keeps BatchNormalization's int (-1)
+        # and makes LayerNormalization's a list in build() ([-1]).
+        if fl.kind != 'k3':
+            c['axis'] = [len(input_shape) - 1]
+        else:
+            c['axis'] = -1 if kind == 'BatchNormalization' else [-1]
+        if kind == 'BatchNormalization':
+            c['momentum'] = layer['momentum']
+        c['epsilon'] = layer['epsilon']
+        c['center'] = layer['center']
+        c['scale'] = layer['scale']
+        if kind == 'LayerNormalization' and fl.kind == 'k3':
+            c['rms_scaling'] = False
+        c['beta_initializer'] = fl.initializer('Zeros', {})
+        c['gamma_initializer'] = fl.initializer('Ones', {})
+        if kind == 'BatchNormalization':
+            c['moving_mean_initializer'] = fl.initializer('Zeros', {})
+            c['moving_variance_initializer'] = fl.initializer('Ones', {})
+        c['beta_regularizer'] = None
+        c['gamma_regularizer'] = None
+        c['beta_constraint'] = None
+        c['gamma_constraint'] = None
+        if kind == 'BatchNormalization' and fl.kind == 'k3':
+            c['synchronized'] = False
+    elif kind in ('GlobalMaxPooling1D', 'GlobalAveragePooling1D'):
+        assert fl.kind != 'k22', kind
+        c['data_format'] = 'channels_last'
+        c['keepdims'] = False
     else:
         raise ValueError(kind)
     if fl.kind == 'k22' and first_shape is None:
@@ -483,6 +549,8 @@ def output_shape(layer, shape):
         return [None, units]
     if kind in ('Dense', 'TimeDistributed'):
         return shape[:-1] + [layer['units']]
+    if kind in ('GlobalMaxPooling1D', 'GlobalAveragePooling1D'):
+        return [None, shape[-1]]
     return shape
 
 
@@ -534,8 +602,14 @@ def weight_names(fl, layer, names, stale, model_name, functional):
         keys = ['embeddings']
     elif kind in ('Dense', 'TimeDistributed'):
         keys = ['kernel', 'bias'][:len(ws)]
+    elif kind in ('BatchNormalization', 'LayerNormalization'):
+        keys = (['gamma'] if layer['scale'] else []) + (
+            ['beta'] if layer['center'] else [])
+        if kind == 'BatchNormalization':
+            keys += ['moving_mean', 'moving_variance']
     else:
         keys = []
+    assert len(keys) == len(ws), (kind, keys, len(ws))
     if fl.kind == 'k3':
         if kind == 'TimeDistributed':
             base = base + '/' + names['dense']
@@ -1053,6 +1127,18 @@ CASES = [
         'source': 'keras_gru_reset_after_concat_seq_td_softmax',
         'insert': [(1, {'kind': 'Dropout', 'rate': 0.2})],
         'files': ['keras3.10.0.h5', 'tf_keras2.15.0.keras'],
+        'needs': ['dropout']}),
+    # Normalization, pooling and Activation layers after the recurrent core.
+    ('tfjs_lstm_norm_dropout_average_pool_dense', {
+        'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras',
+                  'tf_keras2.15.0.keras', 'keras3.10.0.h5'],
+        'needs': ['dropout']}),
+    ('tfjs_gru_max_pool_batch_norm', {
+        'files': ['tf_keras2.9.0.h5', 'keras3.10.0.keras',
+                  'tf_keras2.15.0.keras', 'keras3.0.5.keras']}),
+    ('keras_masking_lstm_batch_norm_dropout_average_pool_dense', {
+        'files': ['tf_keras2.15.0.h5', 'keras3.10.0.keras',
+                  'tf_keras2.15.0.keras', 'tf_keras2.13.1.keras'],
         'needs': ['dropout']}),
 ]
 
