@@ -130,6 +130,35 @@ std::optional<Signature> SignatureFromProto(const v1::Signature& proto) {
                    .outputs = SignatureTensorsFromProto(proto.outputs())};
 }
 
+BidirectionalSpec BidirectionalFromProto(const v1::BidirectionalLayer& b) {
+  BidirectionalSpec bidi;
+  bidi.name = b.name();
+  bidi.layer = RnnFromProto(b.layer());
+  if (b.has_backward_weights()) {
+    bidi.backward_weights = WeightsFromProto(b.backward_weights());
+  }
+  if (b.has_backward_layer()) {
+    bidi.backward_layer = RnnFromProto(b.backward_layer());
+  }
+  bidi.merge_mode = b.merge_mode();
+  bidi.masked_step_output =
+      b.masked_step_output() == v1::MASKED_STEP_OUTPUT_STATE
+          ? MaskedStepOutput::kState
+          : MaskedStepOutput::kZeros;
+  return bidi;
+}
+
+DenseSpec DenseFromProto(const v1::DenseLayer& d) {
+  DenseSpec dense;
+  dense.name = d.name();
+  dense.units = d.units();
+  if (d.has_activation()) dense.activation = d.activation();
+  if (d.has_use_bias()) dense.use_bias = d.use_bias();
+  dense.kernel = TensorFromProto(d.kernel());
+  dense.bias = TensorFromProto(d.bias());
+  return dense;
+}
+
 }  // namespace
 
 Tensor TensorFromProto(const v1::Tensor& proto) {
@@ -150,37 +179,12 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto) {
                           TensorFromProto(e.embeddings()), e.mask_zero()});
         break;
       }
-      case v1::Layer::kBidirectional: {
-        const v1::BidirectionalLayer& b = layer.bidirectional();
-        BidirectionalSpec bidi;
-        bidi.name = b.name();
-        bidi.layer = RnnFromProto(b.layer());
-        if (b.has_backward_weights()) {
-          bidi.backward_weights = WeightsFromProto(b.backward_weights());
-        }
-        if (b.has_backward_layer()) {
-          bidi.backward_layer = RnnFromProto(b.backward_layer());
-        }
-        bidi.merge_mode = b.merge_mode();
-        bidi.masked_step_output =
-            b.masked_step_output() == v1::MASKED_STEP_OUTPUT_STATE
-                ? MaskedStepOutput::kState
-                : MaskedStepOutput::kZeros;
-        spec.layers.push_back(std::move(bidi));
+      case v1::Layer::kBidirectional:
+        spec.layers.push_back(BidirectionalFromProto(layer.bidirectional()));
         break;
-      }
-      case v1::Layer::kDense: {
-        const v1::DenseLayer& d = layer.dense();
-        DenseSpec dense;
-        dense.name = d.name();
-        dense.units = d.units();
-        if (d.has_activation()) dense.activation = d.activation();
-        if (d.has_use_bias()) dense.use_bias = d.use_bias();
-        dense.kernel = TensorFromProto(d.kernel());
-        dense.bias = TensorFromProto(d.bias());
-        spec.layers.push_back(std::move(dense));
+      case v1::Layer::kDense:
+        spec.layers.push_back(DenseFromProto(layer.dense()));
         break;
-      }
       case v1::Layer::kActivation:
         spec.layers.push_back(ActivationSpec{layer.activation().name(),
                                              layer.activation().activation()});
