@@ -56,6 +56,12 @@ class KerasServerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        # libhdf5's crash reproducer is a segfault only in a plain build: in
+        # a sanitized helper the overflow runs on into the sanitizer's own
+        # runtime and hangs until the 60 s import limit, which the plain
+        # build's isolated_import_test covers.
+        if os.environ.get("BISERVE_SANITIZE"):
+            raise unittest.SkipTest("needs a build without sanitizers")
         require_built(SERVER)
         cls.root = temp_root("keras_server_test_")
         cls.server = ServerProcess(make_repository(cls.root),
