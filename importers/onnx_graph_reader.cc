@@ -342,6 +342,8 @@ class GraphReader {
     }
     const std::string& op = node.op_type();
     if (op == "Constant") return OpConstant(node);
+    // Shape ops on constants only are folded here, so the handlers below
+    // see them only with a shape or data input.
     if (AllConstant(node)) {
       absl::StatusOr<std::optional<ConstTensor>> folded = Fold(node);
       if (!folded.ok()) return Refuse(node, folded.status().message());
@@ -691,20 +693,6 @@ class GraphReader {
       SetOutput(node, 0, std::move(value));
       return absl::OkStatus();
     }
-    if (axes && v.kind == Kind::kConstant) {
-      Value value = v;
-      std::vector<int64_t>& shape = value.constant.shape;
-      std::vector<int64_t> sorted = *axes;
-      const size_t rank = shape.size() + sorted.size();
-      for (int64_t& a : sorted) a = NormalizeAxis(a, rank);
-      std::sort(sorted.begin(), sorted.end());
-      for (int64_t a : sorted) {
-        if (a < 0) return Refuse(node, "axis out of range");
-        shape.insert(shape.begin() + a, 1);
-      }
-      SetOutput(node, 0, std::move(value));
-      return absl::OkStatus();
-    }
     return Refuse(node, "unsqueezes a value biserve cannot follow");
   }
 
@@ -715,13 +703,6 @@ class GraphReader {
     if (v.kind == Kind::kShape && !v.scalar && v.dims.size() == 1) {
       Value value = v;
       value.scalar = true;
-      SetOutput(node, 0, std::move(value));
-      return absl::OkStatus();
-    }
-    if (v.kind == Kind::kConstant) {
-      Value value = v;
-      std::vector<int64_t>& shape = value.constant.shape;
-      shape.erase(std::remove(shape.begin(), shape.end(), 1), shape.end());
       SetOutput(node, 0, std::move(value));
       return absl::OkStatus();
     }
@@ -753,7 +734,6 @@ class GraphReader {
                             const std::vector<const Value*>& parts) {
     Value value;
     value.kind = Kind::kShape;
-    bool all_constant = true;
     for (const Value* part : parts) {
       std::optional<std::vector<Dim>> dims = AsDims(*part);
       if (!dims)
@@ -761,15 +741,6 @@ class GraphReader {
                       "concatenates values biserve cannot "
                       "follow");
       value.dims.insert(value.dims.end(), dims->begin(), dims->end());
-      all_constant = all_constant && part->kind == Kind::kConstant;
-    }
-    if (all_constant && !parts[0]->constant.is_float) {
-      Value folded;
-      folded.constant.shape = {static_cast<int64_t>(value.dims.size())};
-      for (const Dim& dim : value.dims)
-        folded.constant.ints.push_back(dim.size);
-      SetOutput(node, 0, std::move(folded));
-      return absl::OkStatus();
     }
     SetOutput(node, 0, std::move(value));
     return absl::OkStatus();

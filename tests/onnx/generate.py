@@ -134,9 +134,10 @@ CASES = []
 
 
 def case(name, description, opset=DEFAULT_OPSET, batch=3, T=7, lengths=None, refuse=None,
-         edit=None, fixed_batch=False, **net):
+         edit=None, fixed_batch=False, fold=True, **net):
     CASES.append(dict(name=name, description=description, opset=opset, batch=batch, T=T,
-                      lengths=lengths, refuse=refuse, edit=edit, fixed_batch=fixed_batch, net=net))
+                      lengths=lengths, refuse=refuse, edit=edit, fixed_batch=fixed_batch,
+                      fold=fold, net=net))
 
 
 # Cell kinds, return (output, h_n[, c_n]) directly.
@@ -253,6 +254,11 @@ case('lstm_classifier_transpose_packed', 'nn.LSTM(4, 5, bidirectional=True) pack
      '2), time-major -> nn.Linear(10, 2) on h_n[-2:].transpose(0, 1).reshape(B, -1)',
      kind='lstm', inp=4, hidden=5, packed=True, lengths=[4, 7, 2], head='cls_transpose',
      head_out=2)
+case('lstm_head_unfolded', 'nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True) '
+     '-> nn.Linear(10, 3) on every step, exported with do_constant_folding=False: the weights are '
+     'rearranged at run time (Slice, Concat, Unsqueeze, Transpose on the parameters)',
+     kind='lstm', inp=4, hidden=5, layers=2, batch_first=True, head='step', head_out=3,
+     fold=False)
 case('rnn_relu_packed_batch_first', 'pack_padded_sequence(batch_first=True, enforce_sorted=False) '
      '-> nn.RNN(4, 7, nonlinearity=relu, bidirectional=True, batch_first=True) -> '
      'pad_packed_sequence; lengths INT64 input (ragged 2, 6, 4); returns (output, h_n)',
@@ -446,7 +452,7 @@ def export(model, c, inputs, names):
     buf = io.BytesIO()
     torch.onnx.export(model, tuple(t for _, t in inputs), buf, input_names=[n for n, _ in inputs],
                       output_names=names, dynamic_axes=dyn, opset_version=c['opset'],
-                      do_constant_folding=True)
+                      do_constant_folding=c['fold'])
     return buf.getvalue()
 
 
