@@ -18,7 +18,9 @@ for sanitizer in "${sanitizers[@]}"; do
   built=$(date +%s)
   # halt_on_error: a report fails the test that caused it.
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
-  ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
+  ASAN_OPTIONS="detect_leaks=1" \
+  LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp print_suppressions=0" \
+  UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1" \
     ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" --timeout 900
   done_at=$(date +%s)
   echo "test-sanitizers: $sanitizer: build $((built - start)) s, tests $((done_at - built)) s"
