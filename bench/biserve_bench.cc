@@ -4,13 +4,14 @@
 //
 // Names are BM_Bidirectional/<workload>/threads:<n>, n being the evaluation
 // pool's thread count (not Google Benchmark's ->Threads()), and
-// BM_GemmPeak/threads:<n>: n concurrent 1024^3 float GEMMs through the same
-// Eigen/BLAS path as the core. Counters (from wall time): seq_per_s, gflops
+// BM_GemmPeak/threads:<n>: n concurrent 1024^3 float GEMMs through the
+// packed kernels the core uses. Counters (from wall time): seq_per_s, gflops
 // (FLOPs per sequence = 2 directions x T x 2 x G x units x (input + units))
 // and peak_pct, the workload's gflops as a percentage of the GEMM peak
-// measured at start-up for the same thread count. BM_PackedGemm/<m>x<k>x<n>
+// measured at start-up for the same thread count (the better of the packed
+// kernels and OpenBLAS). BM_PackedGemm/<m>x<k>x<n>
 // times the packed kernel alone, one thread, on the products W3 and W4 make
-// (a step's h * U, a direction's input projection), where the CPU runs it.
+// (a step's h * U, a direction's input projection).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -38,18 +39,16 @@ namespace {
 constexpr int kGemmSize = 1024;
 
 // Runs `threads` GEMMs of kGemmSize^3 at once on a pool; returns GFLOP/s.
-// Through the GEMM the core uses for large products: the packed kernels
-// when PackedGemmForProjections(), else Eigen (and its BLAS).
-double GemmRound(ThreadPool& pool, int threads) {
+// Through biserve's packed kernels (`packed`), or Eigen and its BLAS.
+double GemmRound(ThreadPool& pool, int threads, bool packed) {
   static const RowMatrix a = RowMatrix::Random(kGemmSize, kGemmSize);
   static const RowMatrix b = RowMatrix::Random(kGemmSize, kGemmSize);
-  static const PackedMatrix packed =
-      PackedGemmForProjections() ? PackedMatrix(b) : PackedMatrix();
+  static const PackedMatrix packed_b(b);
   std::vector<RowMatrix> c(threads, RowMatrix(kGemmSize, kGemmSize));
   const auto start = std::chrono::steady_clock::now();
   pool.ParallelFor(threads, [&](int i) {
-    if (packed.rows() > 0) {
-      PackedGemm(a.data(), kGemmSize, kGemmSize, packed, c[i].data(),
+    if (packed) {
+      PackedGemm(a.data(), kGemmSize, kGemmSize, packed_b, c[i].data(),
                  kGemmSize);
     } else {
       c[i].noalias() = a * b;
@@ -62,29 +61,38 @@ double GemmRound(ThreadPool& pool, int threads) {
   return threads * 2.0 * kGemmSize * kGemmSize * kGemmSize / seconds / 1e9;
 }
 
-// The median of a few rounds, after one warm-up.
-double GemmPeak(int threads) {
-  auto pool = *ThreadPool::Create({.num_threads = threads});
-  GemmRound(*pool, threads);
+// The median GFLOP/s of a few rounds through the packed kernels (`packed`)
+// or the BLAS, after one warm-up.
+double MedianGemm(ThreadPool& pool, int threads, bool packed) {
+  GemmRound(pool, threads, packed);
   std::vector<double> rounds;
-  for (int i = 0; i < 7; ++i) rounds.push_back(GemmRound(*pool, threads));
+  for (int i = 0; i < 7; ++i)
+    rounds.push_back(GemmRound(pool, threads, packed));
   std::sort(rounds.begin(), rounds.end());
   return rounds[rounds.size() / 2];
+}
+
+// The machine's fp32 GEMM peak: the better of the packed kernels and the
+// BLAS, both printed.
+double GemmPeak(int threads) {
+  auto pool = *ThreadPool::Create({.num_threads = threads});
+  const double packed = MedianGemm(*pool, threads, true);
+  const double blas = MedianGemm(*pool, threads, false);
+  std::fprintf(stderr,
+               "GEMM 1024^3, %d thread(s): packed %.1f GFLOP/s, BLAS %.1f\n",
+               threads, packed, blas);
+  return std::max(packed, blas);
 }
 
 void BM_GemmPeak(benchmark::State& state, int threads) {
   auto pool = *ThreadPool::Create({.num_threads = threads});
   double sum = 0;
-  for (auto _ : state) sum += GemmRound(*pool, threads);
+  for (auto _ : state) sum += GemmRound(*pool, threads, /*packed=*/true);
   state.counters["gflops"] = sum / state.iterations();
 }
 
 // c = a * b on the packed kernel, [m, k] x [k, n], one thread.
 void BM_PackedGemm(benchmark::State& state, int m, int k, int n) {
-  if (!PackedGemmAvailable()) {
-    state.SkipWithError("no packed kernels on this CPU");
-    return;
-  }
   const RowMatrix a = RowMatrix::Random(m, k);
   const PackedMatrix b(RowMatrix::Random(k, n));
   RowMatrix c(m, b.padded_cols());
@@ -138,11 +146,10 @@ int main(int argc, char** argv) {
   using namespace biserve::bench;
   biserve::PrepareProcessForEvaluation();
   benchmark::Initialize(&argc, argv);
-  std::fprintf(stderr, "GEMM kernels: %s%s\n", biserve::GemmKernelName(),
-               biserve::PackedGemmForProjections()
-                   ? " (large GEMMs: biserve's packed AVX-512 kernels)"
-                   : "");
-  benchmark::AddCustomContext("gemm_kernels", biserve::GemmKernelName());
+  std::fprintf(stderr, "GEMM kernels: biserve's packed %s (BLAS: %s)\n",
+               biserve::PackedGemmIsa(), biserve::GemmKernelName());
+  benchmark::AddCustomContext("gemm_kernels", biserve::PackedGemmIsa());
+  benchmark::AddCustomContext("blas_kernels", biserve::GemmKernelName());
   std::map<int, double> peak;
   for (int threads : {1, 2}) {
     peak[threads] = GemmPeak(threads);

@@ -27,6 +27,7 @@
 #include "core/common/process_tuning.h"
 #include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
+#include "core/kernels/packed_gemm.h"
 #include "core/serving/model_registry.h"
 #include "core/serving/repository_watcher.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -438,7 +439,7 @@ int Run() {
   ServerMetrics metrics(*metrics_registry,
                         BuildInfo{.version = BISERVE_VERSION,
                                   .compiler = absl::StrCat("gcc ", __VERSION__),
-                                  .gemm_kernel = GemmKernelName(),
+                                  .gemm_kernel = PackedGemmIsa(),
                                   .batching = batching_enabled,
                                   .threads = counts.threads,
                                   .batch_threads = counts.batch_threads});

@@ -38,7 +38,7 @@ namespace biserve {
 struct BuildInfo {
   std::string version;
   std::string compiler;
-  std::string gemm_kernel;  // OpenBLAS' kernel set, or "Eigen"
+  std::string gemm_kernel;  // PackedGemmIsa(): avx512, avx2 or portable
   bool batching = true;
   int threads = 0;
   // Batches computed at once (executor threads without batching).

@@ -23,7 +23,7 @@ void Run(ThreadPool& pool, bool parallel, int n,
 struct DirectionWork {
   const RnnDirection* weights = nullptr;
   // x * W + input_bias of every packed row, [total_steps, width]: width is
-  // G * units, or whole panels for PackedGemm.
+  // G * units rounded up to PackedGemm's whole panels.
   RowMatrix projection;
   std::vector<uint8_t> started;  // [batch] with a mask; empty otherwise
   DirectionBuffers io;           // into projection, started and the result
@@ -54,10 +54,7 @@ void PrepareDirection(const BidirectionalLayer& layer, Direction which,
   const RnnDirection& dir = layer.direction(which);
   const bool forward = which == Direction::kForward;
   work.weights = &dir;
-  work.projection.resize(layout.total_steps(),
-                         dir.kernel_packed.rows() > 0
-                             ? dir.kernel_packed.padded_cols()
-                             : static_cast<int64_t>(dir.gates()) * dir.units);
+  work.projection.resize(layout.total_steps(), dir.kernel_packed.padded_cols());
   DirectionBuffers& io = work.io;
   io.projection = work.projection.data();
   io.projection_stride = work.projection.cols();
@@ -86,20 +83,11 @@ void PrepareDirection(const BidirectionalLayer& layer, Direction which,
 void Project(const RowMatrix& input, int64_t first, int64_t count,
              DirectionWork& work) {
   if (count <= 0) return;
-  const RnnDirection& dir = *work.weights;
   RowMatrix& projection = work.projection;
-  if (dir.kernel_packed.rows() > 0) {
-    // The packed kernel carries the input bias.
-    PackedGemm(input.data() + first * input.cols(), input.cols(), count,
-               dir.kernel_packed, projection.data() + first * projection.cols(),
-               projection.cols());
-    return;
-  }
-  const int64_t width = static_cast<int64_t>(dir.gates()) * dir.units;
-  projection.middleRows(first, count).leftCols(width).noalias() =
-      input.middleRows(first, count) * dir.kernel;
-  projection.middleRows(first, count).leftCols(width).rowwise() +=
-      dir.input_bias;
+  // The packed kernel carries the input bias.
+  PackedGemm(input.data() + first * input.cols(), input.cols(), count,
+             work.weights->kernel_packed,
+             projection.data() + first * projection.cols(), projection.cols());
 }
 
 // Both directions' input projections and recurrences, on the pool when

@@ -24,18 +24,17 @@ struct RangeWork {
           d.units),
         c(io.c == nullptr ? nullptr
                           : io.c + static_cast<int64_t>(first_row) * d.units),
-        packed(d.recurrent_packed.rows() > 0),
         gates(end_row - first_row,
-              packed ? d.recurrent_packed.padded_cols() : d.gates() * d.units),
+              d.recurrent_packed.padded_cols() +
+                  d.recurrent_candidate_packed.padded_cols()),
         scratch(end_row - first_row, d.units) {}
 
   // Row r here is sorted row first_row + r of the batch.
   MatrixMap h;  // [rows, units]
   float* c;     // [rows, units], LSTM's cell state; null for other cells
-  // Whether the recurrent kernel is packed for PackedGemm.
-  bool packed;
-  // h * U of the live rows, [rows, G * units] (packed: rounded up to whole
-  // panels; the extra columns are never read).
+  // h * U of the live rows, [rows, G * units] rounded up to PackedGemm's
+  // whole panels (the extra columns are never read). GRU with reset_after =
+  // false: its z and r columns' panels, then the candidate's.
   RowMatrix gates;
   RowMatrix scratch;  // per-row temporaries, [rows, units]
 };
@@ -80,13 +79,8 @@ class StepRows {
 
 // gates[0:k, 0:G * units] = h[0:k] * U, for the cells with one GEMM a step.
 void RecurrentGemm(const RnnDirection& d, int k, RangeWork& w) {
-  if (w.packed) {
-    PackedGemm(w.h.data(), d.units, k, d.recurrent_packed, w.gates.data(),
-               w.gates.cols());
-  } else {
-    w.gates.topRows(k).leftCols(d.gates() * d.units).noalias() =
-        w.h.topRows(k) * d.recurrent_kernel;
-  }
+  PackedGemm(w.h.data(), d.units, k, d.recurrent_packed, w.gates.data(),
+             w.gates.cols());
 }
 
 // Row updates. `g` holds h * U for the row (plus the recurrent bias where
@@ -155,10 +149,6 @@ void LstmStep(const RnnDirection& d, const StepRows& rows, int k,
 void GruResetAfterStep(const RnnDirection& d, const StepRows& rows, int k,
                        RangeWork& w) {
   RecurrentGemm(d, k, w);  // the packed kernel adds the bias itself
-  if (!w.packed) {
-    w.gates.topRows(k).leftCols(d.gates() * d.units).rowwise() +=
-        d.recurrent_bias;
-  }
   for (int r = 0; r < k; ++r) {
     if (!rows.Kept(r)) continue;
     GruResetAfterRow(d, rows.Input(r), &w.gates(r, 0), &w.h(r, 0));
@@ -172,9 +162,10 @@ void GruResetAfterStep(const RnnDirection& d, const StepRows& rows, int k,
 void GruResetBeforeStep(const RnnDirection& d, const StepRows& rows, int k,
                         RangeWork& w) {
   const int u = d.units;
-  const RowMatrix& recurrent = d.recurrent_kernel;  // [units, 3 * units]
-  w.gates.topRows(k).leftCols(2 * u).noalias() =
-      w.h.topRows(k) * recurrent.leftCols(2 * u);
+  // z and r into the first panels of gates, h~'s h U_h after them.
+  const int64_t candidate = d.recurrent_packed.padded_cols();
+  PackedGemm(w.h.data(), u, k, d.recurrent_packed, w.gates.data(),
+             w.gates.cols());
   for (int r = 0; r < k; ++r) {
     const float* x = rows.Input(r);
     float* g = &w.gates(r, 0);
@@ -183,15 +174,15 @@ void GruResetBeforeStep(const RnnDirection& d, const StepRows& rows, int k,
     Activate(d.recurrent_activation, Slice(g, 1, u));
     for (int j = 0; j < u; ++j) w.scratch(r, j) = g[u + j] * w.h(r, j);
   }
-  w.gates.topRows(k).rightCols(u).noalias() =
-      w.scratch.topRows(k) * recurrent.rightCols(u);
+  PackedGemm(w.scratch.data(), u, k, d.recurrent_candidate_packed,
+             &w.gates(0, candidate), w.gates.cols());
   for (int r = 0; r < k; ++r) {
     if (!rows.Kept(r)) continue;
     const float* x = rows.Input(r);
     float* g = &w.gates(r, 0);
-    float* hh = g + 2 * u;
+    float* hh = g + candidate;
     for (int j = 0; j < u; ++j) hh[j] += x[2 * u + j];
-    Activate(d.activation, Slice(g, 2, u));
+    Activate(d.activation, absl::Span<float>(hh, u));
     for (int j = 0; j < u; ++j) {
       w.h(r, j) = g[j] * w.h(r, j) + (1.0f - g[j]) * hh[j];
     }

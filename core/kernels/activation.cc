@@ -40,17 +40,32 @@ constexpr std::array<std::pair<absl::string_view, Activation>, 17> kNames = {{
 constexpr float kSeluAlpha = 1.6732632423543772848170429916717f;
 constexpr float kSeluScale = 1.0507009873554804934193349852946f;
 
-void Softmax(ArrayMap a) {
-  if (a.size() == 0) return;
-  a = (a - a.maxCoeff()).exp();
-  a /= a.sum();
+// Softmax and log-softmax over a row, summing in index order: Eigen's
+// vectorised reductions start their packets at the row's first aligned
+// address, so the order (and the last bits) would follow where the row sits
+// in a batch's buffer.
+void Softmax(absl::Span<float> row) {
+  if (row.empty()) return;
+  const float max = *std::max_element(row.begin(), row.end());
+  float sum = 0.0f;
+  for (float& v : row) {
+    v = std::exp(v - max);
+    sum += v;
+  }
+  for (float& v : row) v /= sum;
 }
 
 // x - max - log(sum(exp(x - max))): Keras' and PyTorch's stable form.
-void LogSoftmax(ArrayMap a) {
-  if (a.size() == 0) return;
-  a -= a.maxCoeff();
-  a -= std::log(a.exp().sum());
+void LogSoftmax(absl::Span<float> row) {
+  if (row.empty()) return;
+  const float max = *std::max_element(row.begin(), row.end());
+  float sum = 0.0f;
+  for (float& v : row) {
+    v -= max;
+    sum += std::exp(v);
+  }
+  const float log_sum = std::log(sum);
+  for (float& v : row) v -= log_sum;
 }
 
 }  // namespace
@@ -73,60 +88,76 @@ absl::string_view ActivationName(Activation activation) {
   return "unknown";
 }
 
-// Eigen's array functions are vectorised (tanh, logistic and exp as
-// rational or polynomial approximations accurate to a few float ulps), which
-// is what keeps the element-wise part of a recurrence step cheap.
+// Every activation is a plain loop over the row, each element computed the
+// same way wherever the row sits in memory: batch invariance. (Eigen's
+// array expressions compute an unaligned row's first and last elements with
+// scalar code and the rest with packets, whose exp and logistic differ from
+// the scalar ones in the last bits, so a row's result followed its address.)
+// tanh and sigmoid, the recurrences' own, are vectorised loops of our own
+// (vector_math.h); the simple ones vectorise as they are; the rest call
+// libm per element.
 void Activate(Activation activation, absl::Span<float> row) {
-  ArrayMap a(row.data(), static_cast<Eigen::Index>(row.size()));
+  float* x = row.data();
+  const int64_t n = static_cast<int64_t>(row.size());
   switch (activation) {
     case Activation::kLinear:
       return;
     case Activation::kTanh:
-      TanhInPlace(row.data(), a.size());
+      TanhInPlace(x, n);
       return;
     case Activation::kSigmoid:
-      SigmoidInPlace(row.data(), a.size());
+      SigmoidInPlace(x, n);
       return;
     case Activation::kHardSigmoid:
-      a = (0.2f * a + 0.5f).max(0.0f).min(1.0f);
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::min(std::max(0.2f * x[i] + 0.5f, 0.0f), 1.0f);
+      }
       return;
     case Activation::kHardSigmoidKeras3:
-      a = (a * (1.0f / 6.0f) + 0.5f).max(0.0f).min(1.0f);
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::min(std::max(x[i] * (1.0f / 6.0f) + 0.5f, 0.0f), 1.0f);
+      }
       return;
     case Activation::kRelu:
-      a = a.max(0.0f);
+      for (int64_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f);
       return;
     case Activation::kRelu6:
-      a = a.max(0.0f).min(6.0f);
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::min(std::max(x[i], 0.0f), 6.0f);
+      }
       return;
     case Activation::kElu:
-      a = (a > 0.0f).select(a, a.expm1());
+      for (float& v : row) v = v > 0.0f ? v : std::expm1(v);
       return;
     case Activation::kSelu:
-      a = kSeluScale * (a > 0.0f).select(a, kSeluAlpha * a.expm1());
+      for (float& v : row) {
+        v = kSeluScale * (v > 0.0f ? v : kSeluAlpha * std::expm1(v));
+      }
       return;
     case Activation::kSoftsign:
-      a = a / (1.0f + a.abs());
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::abs(x[i]));
       return;
     case Activation::kSoftplus:
       // log(1 + e^x) without overflow for large x.
-      a = a.max(0.0f) + (-a.abs()).exp().log1p();
+      for (float& v : row) {
+        v = std::max(v, 0.0f) + std::log1p(std::exp(-std::abs(v)));
+      }
       return;
     case Activation::kSwish:
-      a = a * a.logistic();
+      for (float& v : row) v = v / (1.0f + std::exp(-v));
       return;
     case Activation::kGelu:
-      // Exact (erf) form; erf is not in Eigen's core array functions.
+      // Exact (erf) form.
       for (float& v : row) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678f));
       return;
     case Activation::kExponential:
-      a = a.exp();
+      for (float& v : row) v = std::exp(v);
       return;
     case Activation::kSoftmax:
-      Softmax(a);
+      Softmax(row);
       return;
     case Activation::kLogSoftmax:
-      LogSoftmax(a);
+      LogSoftmax(row);
       return;
   }
 }

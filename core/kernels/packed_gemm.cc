@@ -13,10 +13,6 @@
 #define BISERVE_X86_KERNELS 1
 #endif
 
-#ifdef BISERVE_OPENBLAS
-extern "C" char* openblas_get_corename();
-#endif
-
 namespace biserve {
 
 PackedMatrix::PackedMatrix(const RowMatrix& b)
@@ -39,6 +35,18 @@ PackedMatrix::PackedMatrix(const RowMatrix& b, const RowVector& bias)
   std::memcpy(bias_.data(), bias.data(),
               std::min<int64_t>(bias.size(), cols_) * sizeof(float));
 }
+
+namespace {
+
+// Rows of a per pass over all panels. Each panel reads every row of a it is
+// given; a chunk of 96 rows (96 KB at depth 256) stays in L2 across the
+// panels, where all 6,400 rows of a W3 projection (6.5 MB) would come from
+// L3 once per panel. Measured on the Intel AVX-512 machine, one thread,
+// [6400 x 256] x [256 x 1024]: 95 GFLOP/s unchunked, 140-153 chunked by
+// 48 to 192 rows (depth blocks 96 to 128); 1024^3: 115 vs 130-140.
+constexpr int64_t kRowChunk = 96;
+
+}  // namespace
 
 #ifdef BISERVE_X86_KERNELS
 namespace {
@@ -88,14 +96,6 @@ __attribute__((target("avx512f"), always_inline)) inline void Rows512(
 // 64 KB, would come from L2 once per row block).
 constexpr int64_t kDepthBlock512 = 128;
 
-// Rows of a per pass over all panels. Each panel reads every row of a it is
-// given; a chunk of 96 rows (96 KB at depth 256) stays in L2 across the
-// panels, where all 6,400 rows of a W3 projection (6.5 MB) would come from
-// L3 once per panel. Measured on the Intel AVX-512 machine, one thread,
-// [6400 x 256] x [256 x 1024]: 95 GFLOP/s unchunked, 140-153 chunked by
-// 48 to 192 rows (depth blocks 96 to 128); 1024^3: 115 vs 130-140.
-constexpr int64_t kRowChunk = 96;
-
 // One panel of c = a * b: depth blocks outside, row blocks of 6 (then 4,
 // 2, 1) inside.
 __attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
@@ -128,72 +128,120 @@ __attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
   }
 }
 
-// Eight columns of an AVX2 accumulator's start: the bias, or zero.
-__attribute__((target("avx2,fma"), always_inline)) inline __m256 Start256(
-    const float* bias, int j) {
-  return bias != nullptr ? _mm256_load_ps(bias + 8 * j) : _mm256_setzero_ps();
+// The AVX2 version: R rows x 16 columns (columns j0 .. j0 + 15 of the
+// panel) in 2R ymm accumulators, over depths [k0, k1), started as Rows512's.
+// R = 6 holds 12 accumulators, 2 panel vectors and a broadcast in the 16
+// registers. Every element sums its depths in order, whatever R is.
+template <int R>
+__attribute__((target("avx2,fma"), always_inline)) inline void Rows256(
+    const float* a, int64_t lda, const float* b, int64_t k0, int64_t k1,
+    float* c, int64_t ldc, bool accumulate, const float* init) {
+  __m256 acc[R][2];
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      acc[i][j] = accumulate        ? _mm256_loadu_ps(c + i * ldc + 8 * j)
+                  : init != nullptr ? _mm256_load_ps(init + 8 * j)
+                                    : _mm256_setzero_ps();
+    }
+  }
+  for (int64_t k = k0; k < k1; ++k) {
+    const float* bk = b + k * 64;
+    const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
+    for (int i = 0; i < R; ++i) {
+      const __m256 x = _mm256_broadcast_ss(a + i * lda + k);
+      acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      _mm256_storeu_ps(c + i * ldc + 8 * j, acc[i][j]);
+    }
+  }
 }
 
-// The AVX2 version: 2 rows at a time, 64 columns in 8 ymm accumulators each.
+// One panel of c = a * b in AVX2: depth blocks outside, then 16-column
+// slabs (a 128-deep slab of the panel is 8 KB, in L1 while the rows stream
+// past), then row blocks of 6 (4, 2, 1).
 __attribute__((target("avx2,fma"))) void Panel256(const float* a, int64_t lda,
                                                   int64_t m, const float* b,
                                                   const float* bias,
                                                   int64_t depth, float* c,
                                                   int64_t ldc) {
-  int64_t r = 0;
-  for (; r + 2 <= m; r += 2) {
-    __m256 acc[2][8];
-    for (auto& row : acc) {
-      for (int j = 0; j < 8; ++j) row[j] = Start256(bias, j);
-    }
-    const float* ar = a + r * lda;
-    for (int64_t k = 0; k < depth; ++k) {
-      const float* bk = b + k * 64;
-      const __m256 x0 = _mm256_set1_ps(ar[k]);
-      const __m256 x1 = _mm256_set1_ps(ar[lda + k]);
-      for (int j = 0; j < 8; ++j) {
-        const __m256 bj = _mm256_loadu_ps(bk + 8 * j);
-        acc[0][j] = _mm256_fmadd_ps(x0, bj, acc[0][j]);
-        acc[1][j] = _mm256_fmadd_ps(x1, bj, acc[1][j]);
+  for (int64_t k0 = 0; k0 < depth; k0 += kDepthBlock512) {
+    const int64_t k1 = std::min(depth, k0 + kDepthBlock512);
+    const bool accumulate = k0 > 0;
+    for (int j0 = 0; j0 < PackedMatrix::kPanel; j0 += 16) {
+      const float* bj = b + j0;
+      const float* init = bias == nullptr ? nullptr : bias + j0;
+      float* cj = c + j0;
+      int64_t r = 0;
+      for (; r + 6 <= m; r += 6) {
+        Rows256<6>(a + r * lda, lda, bj, k0, k1, cj + r * ldc, ldc, accumulate,
+                   init);
+      }
+      if (m - r >= 4) {
+        Rows256<4>(a + r * lda, lda, bj, k0, k1, cj + r * ldc, ldc, accumulate,
+                   init);
+        r += 4;
+      }
+      if (m - r >= 2) {
+        Rows256<2>(a + r * lda, lda, bj, k0, k1, cj + r * ldc, ldc, accumulate,
+                   init);
+        r += 2;
+      }
+      if (m - r == 1) {
+        Rows256<1>(a + r * lda, lda, bj, k0, k1, cj + r * ldc, ldc, accumulate,
+                   init);
       }
     }
-    for (int i = 0; i < 2; ++i) {
-      for (int j = 0; j < 8; ++j) {
-        _mm256_storeu_ps(c + (r + i) * ldc + 8 * j, acc[i][j]);
-      }
-    }
-  }
-  for (; r < m; ++r) {
-    __m256 acc[8];
-    for (int j = 0; j < 8; ++j) acc[j] = Start256(bias, j);
-    for (int64_t k = 0; k < depth; ++k) {
-      const __m256 x = _mm256_set1_ps(a[r * lda + k]);
-      for (int j = 0; j < 8; ++j) {
-        acc[j] =
-            _mm256_fmadd_ps(x, _mm256_loadu_ps(b + k * 64 + 8 * j), acc[j]);
-      }
-    }
-    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(c + r * ldc + 8 * j, acc[j]);
   }
 }
 
-enum class Isa { kNone, kAvx2, kAvx512 };
+}  // namespace
+#endif  // BISERVE_X86_KERNELS
+
+namespace {
+
+// The portable version, for CPUs with neither AVX2 nor AVX-512 (and other
+// architectures): one row at a time, the panel's 64 columns in a local
+// array the compiler keeps in vector registers of the baseline ISA. Each
+// element sums its depths in order, so it is batch-invariant too.
+void PanelPortable(const float* a, int64_t lda, int64_t m, const float* b,
+                   const float* bias, int64_t depth, float* c, int64_t ldc) {
+  constexpr int kWidth = PackedMatrix::kPanel;
+  for (int64_t r = 0; r < m; ++r) {
+    float acc[kWidth];
+    for (int j = 0; j < kWidth; ++j) acc[j] = bias != nullptr ? bias[j] : 0.0f;
+    const float* ar = a + r * lda;
+    for (int64_t k = 0; k < depth; ++k) {
+      const float x = ar[k];
+      const float* bk = b + k * kWidth;
+      for (int j = 0; j < kWidth; ++j) acc[j] += x * bk[j];
+    }
+    std::memcpy(c + r * ldc, acc, sizeof(acc));
+  }
+}
+
+enum class Isa { kPortable, kAvx2, kAvx512 };
 
 Isa DetectIsa() {
+  Isa isa = Isa::kPortable;
+#ifdef BISERVE_X86_KERNELS
   __builtin_cpu_init();
-  Isa isa = Isa::kNone;
   if (__builtin_cpu_supports("avx512f")) {
     isa = Isa::kAvx512;
   } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     isa = Isa::kAvx2;
   }
+#endif
   // BISERVE_PACKED_ISA=avx2 or =none caps the kernels below what the CPU
   // runs: so that one machine can test every path, and so that a user can
   // rule them out when chasing a numerical difference.
   const char* cap = std::getenv("BISERVE_PACKED_ISA");
   if (cap == nullptr || *cap == '\0') return isa;
   const std::string value = cap;
-  if (value == "none") return Isa::kNone;
+  if (value == "none") return Isa::kPortable;
   if (value == "avx2") return isa == Isa::kAvx512 ? Isa::kAvx2 : isa;
   LogWarning(absl::StrCat("BISERVE_PACKED_ISA=", value,
                           " ignored; expected avx2 or none"));
@@ -203,20 +251,28 @@ Isa DetectIsa() {
 // Decided once; the CPU does not change under a running process.
 const Isa kIsa = DetectIsa();
 
+// One panel of c on this process's kernel set.
+void Panel(const float* a, int64_t lda, int64_t m, const float* b,
+           const float* bias, int64_t depth, float* c, int64_t ldc) {
+#ifdef BISERVE_X86_KERNELS
+  if (kIsa == Isa::kAvx512) return Panel512(a, lda, m, b, bias, depth, c, ldc);
+  if (kIsa == Isa::kAvx2) return Panel256(a, lda, m, b, bias, depth, c, ldc);
+#endif
+  PanelPortable(a, lda, m, b, bias, depth, c, ldc);
+}
+
 }  // namespace
 
-bool PackedGemmAvailable() { return kIsa != Isa::kNone; }
-
-bool PackedGemmForProjections() {
-  if (kIsa != Isa::kAvx512) return false;
-#ifdef BISERVE_OPENBLAS
-  // OpenBLAS' AVX-512 kernel sets (for the CPU, or forced by
-  // OPENBLAS_CORETYPE) beat ours on large GEMMs; the others do not.
-  const std::string core = openblas_get_corename();
-  return core != "SkylakeX" && core != "Cooperlake" && core != "SapphireRapids";
-#else
-  return true;
-#endif
+const char* PackedGemmIsa() {
+  switch (kIsa) {
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kPortable:
+      break;
+  }
+  return "portable";
 }
 
 void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
@@ -225,25 +281,10 @@ void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
     const int64_t rows = std::min(kRowChunk, m - r);
     const float* ar = a + r * lda;
     for (int64_t p = 0; p < b.panels(); ++p) {
-      float* cp = c + r * ldc + p * PackedMatrix::kPanel;
-      if (kIsa == Isa::kAvx512) {
-        Panel512(ar, lda, rows, b.panel(p), b.bias(p), b.rows(), cp, ldc);
-      } else {
-        Panel256(ar, lda, rows, b.panel(p), b.bias(p), b.rows(), cp, ldc);
-      }
+      Panel(ar, lda, rows, b.panel(p), b.bias(p), b.rows(),
+            c + r * ldc + p * PackedMatrix::kPanel, ldc);
     }
   }
 }
-
-#else  // not x86-64 with GCC: callers use a plain GEMM
-
-bool PackedGemmAvailable() { return false; }
-
-bool PackedGemmForProjections() { return false; }
-
-void PackedGemm(const float*, int64_t, int64_t, const PackedMatrix&, float*,
-                int64_t) {}
-
-#endif
 
 }  // namespace biserve

@@ -1,18 +1,27 @@
 // PackedMatrix and PackedGemm: C = A * B for a B known ahead of time (a
-// recurrent kernel), packed once into the layout the micro-kernel streams.
+// kernel of the model), packed once into the layout the micro-kernel
+// streams. Every product a request's result depends on goes through here:
+// the input projections, the recurrent steps and the Dense heads.
 //
-// Why: each recurrence step multiplies the live rows of h by the recurrent
-// kernel U. OpenBLAS packs U into its panel layout on every call, which for
-// 200 steps of a 4 MB U was 13% of W4's time; and at these shapes (a few
-// dozen rows) its kernels run far from peak. Measured on the AVX-512
+// Why our own kernel rather than a BLAS: batch invariance. Each element of C
+// sums its products in depth order, starting from the bias row, whatever
+// the number of rows and whichever rows it is computed with; so a sequence
+// gets the same bits batched with any others as alone. A BLAS picks kernels,
+// blockings and summation orders by shape (OpenBLAS on an AVX-512 CPU: 301
+// of 472 concurrently served sequences equal to their solo answers, max
+// difference 1.8e-7). And speed: OpenBLAS packs B on every call, which for
+// 200 steps of a 4 MB recurrent kernel was 13% of W4's time, and at a few
+// dozen rows its kernels run far from peak. Measured on the AVX-512
 // development machine, one thread, against cblas_sgemm: [64 x 256] x [256 x
-// 1024] 174 vs 112 GFLOP/s; [32 x 512] x [512 x 2048] 179 vs 76; [1 x 128] x
-// [128 x 512] 99 vs 43; [32 x 128] x [128 x 512] 136 vs 150.
+// 1024] 174 vs 112 GFLOP/s; [32 x 512] x [512 x 2048] 179 vs 76.
 //
-// The kernels use AVX-512 or AVX2 with FMA, chosen at run time; on a CPU
-// with neither, Available() is false and callers use a plain GEMM. The
-// environment variable BISERVE_PACKED_ISA=avx2 (or =none) holds them to AVX2
-// (or turns them off); another value is ignored with a warning on stderr.
+// Three kernel sets, chosen at run time: AVX-512, AVX2 with FMA, and a
+// portable one for any other CPU (plain C++ the compiler vectorises for the
+// baseline ISA). The environment variable BISERVE_PACKED_ISA=avx2 (or
+// =none) holds them to AVX2 (or the portable kernel), so that one machine
+// tests every path; another value is ignored with a warning on stderr. Each
+// set is batch-invariant on its own; the sets differ from each other in the
+// last bits (FMA rounds once, a multiply and an add twice).
 #pragma once
 
 #include <cstddef>
@@ -80,21 +89,15 @@ class PackedMatrix {
   std::vector<float, CacheLineAllocator<float>> bias_;
 };
 
-// Whether this CPU runs the packed kernels (AVX2 with FMA, or AVX-512).
-bool PackedGemmAvailable();
-
-// Whether the packed kernels should also take the large input projections
-// from the BLAS: when they run AVX-512 and the BLAS does not (an OpenBLAS
-// held to AVX2 kernels, as OPENBLAS_CORETYPE=Haswell does on an AVX-512
-// CPU, or Eigen's own SSE2 GEMM in a portable build). Measured on W3, two
-// threads: 0.79x ONNX Runtime with OpenBLAS' Haswell kernels for the
-// projections.
-bool PackedGemmForProjections();
+// The kernel set PackedGemm runs in this process: "avx512", "avx2" or
+// "portable".
+const char* PackedGemmIsa();
 
 // c[m, padded_cols] = a[m, b.rows()] * b (+ b's bias row, when it has one),
 // rows of `a` lda floats apart, of `c` ldc floats apart. Columns past b.cols()
 // receive zeros times a (plus the bias row's zero padding): junk the caller
-// ignores. REQUIRES: PackedGemmAvailable(); b.rows() >= 1;
+// ignores. Row i of c depends on row i of a and on b alone: the same bits
+// for any m and any neighbours. REQUIRES: b.rows() >= 1;
 // ldc >= b.padded_cols().
 void PackedGemm(const float* a, int64_t lda, int64_t m, const PackedMatrix& b,
                 float* c, int64_t ldc);

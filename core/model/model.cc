@@ -185,18 +185,22 @@ absl::Status SetBiases(const RnnLayerSpec& config,
   return absl::OkStatus();
 }
 
-// The packed copies of the kernels, where this CPU runs PackedGemm; they
-// add the biases as they multiply.
+// The packed copies of the kernels, which every product runs on
+// (PackedGemm); they add the biases as they multiply.
 void PackKernels(RnnDirection& d) {
-  if (PackedGemmForProjections()) {
-    d.kernel_packed = PackedMatrix(d.kernel, d.input_bias);
+  d.kernel_packed = PackedMatrix(d.kernel, d.input_bias);
+  if (d.cell == CellType::kGru && !d.reset_after) {
+    // Its recurrent GEMM is split in two: the z and r columns, then the
+    // candidate's, which wait for r.
+    const int u = d.units;
+    d.recurrent_packed = PackedMatrix(d.recurrent_kernel.leftCols(2 * u));
+    d.recurrent_candidate_packed =
+        PackedMatrix(d.recurrent_kernel.rightCols(u));
+    return;
   }
-  // GRU with reset_after = false splits its recurrent GEMM in two.
-  if (PackedGemmAvailable() && !(d.cell == CellType::kGru && !d.reset_after)) {
-    d.recurrent_packed =
-        d.reset_after ? PackedMatrix(d.recurrent_kernel, d.recurrent_bias)
-                      : PackedMatrix(d.recurrent_kernel);
-  }
+  d.recurrent_packed = d.reset_after
+                           ? PackedMatrix(d.recurrent_kernel, d.recurrent_bias)
+                           : PackedMatrix(d.recurrent_kernel);
 }
 
 // Builds one direction from its configuration (`config`) and weights.
@@ -359,6 +363,7 @@ absl::StatusOr<DenseLayer> BuildDense(const DenseSpec& spec, int input_size,
     if (!absent.ok()) return absent;
     layer.bias = RowVector::Zero(spec.units);
   }
+  layer.kernel_packed = PackedMatrix(layer.kernel, layer.bias);
   return layer;
 }
 
@@ -541,14 +546,18 @@ absl::string_view CellTypeName(CellType cell) {
 }
 
 void DenseLayer::Apply(RowMatrix& x) const {
-  RowMatrix y = x * kernel;
-  y.rowwise() += bias;
+  // PackedGemm writes whole panels (and adds the bias); the columns past
+  // units are dropped.
+  RowMatrix y(x.rows(), kernel_packed.padded_cols());
+  if (x.rows() > 0) {
+    PackedGemm(x.data(), x.cols(), x.rows(), kernel_packed, y.data(), y.cols());
+  }
   if (activation != Activation::kLinear) {
     for (Eigen::Index r = 0; r < y.rows(); ++r) {
-      Activate(activation, absl::Span<float>(&y(r, 0), y.cols()));
+      Activate(activation, absl::Span<float>(&y(r, 0), units()));
     }
   }
-  x = std::move(y);
+  x = y.leftCols(units());
 }
 
 void ActivationLayer::Apply(RowMatrix& x) const {

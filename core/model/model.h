@@ -53,13 +53,14 @@ struct RnnDirection {
   // GRU with reset_after = true: the recurrent bias, [3 * units], added to
   // h * U before the reset gate scales it. Empty otherwise.
   RowVector recurrent_bias;
-  // recurrent_kernel packed for PackedGemm, when this CPU runs it and the
-  // cell does one GEMM per step (all but GRU with reset_after = false), with
-  // recurrent_bias as its bias row for GRU with reset_after. Empty
-  // otherwise.
+  // recurrent_kernel packed for PackedGemm, with recurrent_bias as its bias
+  // row for GRU with reset_after; for GRU with reset_after = false, only its
+  // z and r columns ([units, 2 * units]).
   PackedMatrix recurrent_packed;
-  // kernel packed with input_bias as its bias row, when
-  // PackedGemmForProjections(); empty otherwise.
+  // GRU with reset_after = false: the candidate's columns of
+  // recurrent_kernel ([units, units]), packed. Empty otherwise.
+  PackedMatrix recurrent_candidate_packed;
+  // kernel packed, with input_bias as its bias row.
   PackedMatrix kernel_packed;
 
   int gates() const { return GateCount(cell); }
@@ -96,8 +97,9 @@ struct BidirectionalLayer {
 struct DenseLayer {
   std::string name;
   Activation activation = Activation::kLinear;
-  RowMatrix kernel;  // [input_size, units]
-  RowVector bias;    // [units]; zeros without use_bias
+  RowMatrix kernel;            // [input_size, units]
+  RowVector bias;              // [units]; zeros without use_bias
+  PackedMatrix kernel_packed;  // kernel with bias as its bias row
   int units() const { return static_cast<int>(kernel.cols()); }
   // x := activation(x * kernel + bias), row by row; x is [rows,
   // input_size] before and [rows, units] after.
