@@ -35,6 +35,7 @@
 #include "absl/strings/str_split.h"
 #include "client/biserve_client.h"
 #include "client/connection_flags.h"
+#include "core/common/process_tuning.h"
 #include "grpcpp/client_context.h"
 #include "proto/read_file.h"
 
@@ -774,5 +775,6 @@ int main(int argc, char** argv) {
       "--tls_client_key FILE; --tls_server_name NAME when connecting by IP.");
   biserve::ListConnectionFlagsInHelp();
   absl::ParseCommandLine(argc, argv);
+  biserve::TurnOffMutexDeadlockDetection();
   return biserve::Run();
 }

@@ -501,8 +501,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves bidirectional RNN models over gRPC.\n"
       "  biserve_server --model_repository models --port 8001\n"
-      "Each <model>/<version>/ folder holds one model.pb, model.pbtxt or\n"
-      "model.onnx (torch.onnx.export's file, imported when it loads).\n"
+      "Each <model>/<version>/ folder holds one model.pb, model.pbtxt,\n"
+      "model.onnx (torch.onnx.export's file), or model.keras or model.h5\n"
+      "(Keras' model.save), the last three imported when they load.\n"
       "Service biserve.v1.InferenceService (proto/biserve/v1/"
       "inference.proto), inference.GRPCInferenceService (Open Inference\n"
       "Protocol), grpc.health.v1.Health, and server reflection with\n"

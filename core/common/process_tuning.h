@@ -12,8 +12,19 @@ namespace biserve {
 // time. Large blocks now come from the heap and stay there for reuse; the
 // cost is that the heap keeps its high-water mark.
 //
+// Also turns off absl::Mutex's deadlock detection
+// (TurnOffMutexDeadlockDetection).
+//
 // REQUIRES: called before any thread starts.
 void PrepareProcessForEvaluation();
+
+// Debian's Abseil is built without NDEBUG, so every absl::Mutex (gRPC's, on
+// every call) maintains the debug-only lock-order graph: 1 to 2% of a loaded
+// server's CPU in GraphCycles alone (perf, bench/serving.sh). Release
+// builds of Abseil, as TF Serving and Triton ship them, have it off.
+// biserve's own locks are std::mutex underneath (core/common/mutex.h) and
+// checked by clang's thread-safety analysis instead.
+void TurnOffMutexDeadlockDetection();
 
 // Returns free heap memory to the system (malloc_trim): after a model
 // version unloads, so that its weights do not stay resident under the heap's
