@@ -68,6 +68,44 @@ void LogSoftmax(absl::Span<float> row) {
   for (float& v : row) v -= log_sum;
 }
 
+// The activations that call libm per element, and the row-wise ones.
+void ActivateWithLibm(Activation activation, absl::Span<float> row) {
+  switch (activation) {
+    case Activation::kElu:
+      for (float& v : row) v = v > 0.0f ? v : std::expm1(v);
+      return;
+    case Activation::kSelu:
+      for (float& v : row) {
+        v = kSeluScale * (v > 0.0f ? v : kSeluAlpha * std::expm1(v));
+      }
+      return;
+    case Activation::kSoftplus:
+      // log(1 + e^x) without overflow for large x.
+      for (float& v : row) {
+        v = std::max(v, 0.0f) + std::log1p(std::exp(-std::abs(v)));
+      }
+      return;
+    case Activation::kSwish:
+      for (float& v : row) v = v / (1.0f + std::exp(-v));
+      return;
+    case Activation::kGelu:
+      // Exact (erf) form.
+      for (float& v : row) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678f));
+      return;
+    case Activation::kExponential:
+      for (float& v : row) v = std::exp(v);
+      return;
+    case Activation::kSoftmax:
+      Softmax(row);
+      return;
+    case Activation::kLogSoftmax:
+      LogSoftmax(row);
+      return;
+    default:
+      break;
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Activation> ParseActivation(absl::string_view name) {
@@ -126,38 +164,18 @@ void Activate(Activation activation, absl::Span<float> row) {
         x[i] = std::min(std::max(x[i], 0.0f), 6.0f);
       }
       return;
-    case Activation::kElu:
-      for (float& v : row) v = v > 0.0f ? v : std::expm1(v);
-      return;
-    case Activation::kSelu:
-      for (float& v : row) {
-        v = kSeluScale * (v > 0.0f ? v : kSeluAlpha * std::expm1(v));
-      }
-      return;
     case Activation::kSoftsign:
       for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::abs(x[i]));
       return;
+    case Activation::kElu:
+    case Activation::kSelu:
     case Activation::kSoftplus:
-      // log(1 + e^x) without overflow for large x.
-      for (float& v : row) {
-        v = std::max(v, 0.0f) + std::log1p(std::exp(-std::abs(v)));
-      }
-      return;
     case Activation::kSwish:
-      for (float& v : row) v = v / (1.0f + std::exp(-v));
-      return;
     case Activation::kGelu:
-      // Exact (erf) form.
-      for (float& v : row) v = 0.5f * v * (1.0f + std::erf(v * 0.70710678f));
-      return;
     case Activation::kExponential:
-      for (float& v : row) v = std::exp(v);
-      return;
     case Activation::kSoftmax:
-      Softmax(row);
-      return;
     case Activation::kLogSoftmax:
-      LogSoftmax(row);
+      ActivateWithLibm(activation, row);
       return;
   }
 }
