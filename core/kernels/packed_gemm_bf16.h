@@ -10,9 +10,9 @@
 // machine (AVX512_BF16, but no AMX in its VM) vdpbf16ps issued at about 0.65
 // the rate of vfmadd231ps, and this kernel ran at 0.26x to 0.83x PackedGemm's
 // fp32 rate ([32 x 128] x [128 x 512] worst, [1 x 128] x [128 x 512] best;
-// measured while other work shared the machine). Zen 4 and Zen 5 issue
-// vdpbf16ps at the FMA rate, and Intel's fast bf16 path is AMX: both to be
-// measured before this is wired in.
+// measured while other work shared the machine). Whether AMD's Zen 4 and
+// Zen 5 issue vdpbf16ps at their FMA rate (twice the fp32 products), and
+// AMX on Intel, are to be measured before this is wired in.
 //
 // Batch invariance holds as for PackedGemm: each element of C sums its
 // depth pairs in order from the bias, whatever the rows around it.
