@@ -247,7 +247,16 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
     ASSERT_TRUE(stub_->ListModels(&context, {}, &list).ok());
   }
 
-  auto m = Scrape();
+  // A batch's compute metrics are recorded just after its replies go out:
+  // the last one may trail the last answer by a moment.
+  std::map<std::string, double> m = Scrape();
+  for (int i = 0;
+       i < 3000 &&
+       m["biserve_compute_duration_seconds_count{model=\"example\"}"] < 3;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    m = Scrape();
+  }
   auto at = [&](const std::string& sample) {
     auto it = m.find(sample);
     EXPECT_NE(it, m.end()) << sample << " missing";
@@ -322,7 +331,14 @@ TEST_F(MetricsTest, BatchesMergeRequestsUnderConcurrentLoad) {
     });
   }
   for (std::thread& t : clients) t.join();
-  auto m = Scrape();
+  // The last batch's metrics may trail its replies by a moment.
+  std::map<std::string, double> m = Scrape();
+  for (int i = 0;
+       i < 3000 && m["biserve_batch_requests_sum{model=\"example\"}"] < 160;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    m = Scrape();
+  }
   const double batches = m["biserve_batch_requests_count{model=\"example\"}"];
   const double requests = m["biserve_batch_requests_sum{model=\"example\"}"];
   EXPECT_EQ(requests, 160);
@@ -406,8 +422,11 @@ TEST_F(MetricsTest, ExpiredAndCancelledRequestsAreNeverComputed) {
 
   // Both were answered uncomputed, whenever the server noticed. (A request
   // whose deadline passed before it even arrived never reaches the queue.)
+  // A batch's compute metrics are recorded just after its replies go out,
+  // so the last one may trail the last answer: wait for it too.
   ASSERT_TRUE(wait_until([&] {
-    return sample("inflight_requests") == 0 && sample("queue_depth") == 0;
+    return sample("inflight_requests") == 0 && sample("queue_depth") == 0 &&
+           sample("compute_duration_seconds_count") >= 2;
   }));
   EXPECT_EQ(sample("compute_duration_seconds_count"), 2);
   EXPECT_EQ(sample("real_steps_total"), kBlockerSteps + 3);
