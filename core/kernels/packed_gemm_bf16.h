@@ -1,6 +1,6 @@
 // PackedMatrixBf16 and PackedGemmBf16: C = A * B with B stored in bfloat16
 // and every product accumulated in float32, on AVX512_BF16's vdpbf16ps (two
-// bf16 products per float lane per instruction: twice the fp32 FMA rate).
+// bf16 products per float lane per instruction, where an FMA does one).
 // A is rounded to bf16 as it is read; C, the bias and the accumulation stay
 // float32.
 //
@@ -14,7 +14,7 @@
 // fp32 kernel issues, so each instruction's two products do not make up
 // for its rate. Whether AMD's Zen 4 and Zen 5 issue vdpbf16ps at their FMA
 // rate, and AMX on Intel, are to be measured before this is wired in.
-
+//
 // Batch invariance holds as for PackedGemm: each element of C sums its
 // depth pairs in order from the bias, whatever the rows around it.
 #pragma once
