@@ -1,12 +1,32 @@
 #include "core/kernels/packed_gemm.h"
 
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <utility>
 
 #include "gtest/gtest.h"
 
 namespace biserve {
 namespace {
+
+// ctest runs the kernel tests again as .avx2 and .no_packed: each must run
+// the kernel set it names, or the three paths are not all tested.
+TEST(PackedGemmTest, RunsTheKernelSetBiservePackedIsaAsks) {
+  const char* cap = std::getenv("BISERVE_PACKED_ISA");
+  const std::string isa = PackedGemmIsa();
+  if (cap == nullptr || *cap == '\0') {
+    EXPECT_TRUE(isa == "avx512" || isa == "avx2" || isa == "portable") << isa;
+  } else if (std::string(cap) == "none") {
+    EXPECT_EQ(isa, "portable");
+  } else if (std::string(cap) == "avx2") {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      EXPECT_EQ(isa, "avx2");
+    }
+#endif
+  }
+}
 
 TEST(PackedGemmTest, MatchesAPlainProductForRaggedShapes) {
   std::mt19937 rng(5);

@@ -309,8 +309,14 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
   EXPECT_GT(at("process_start_time_seconds"), 1.7e9);
   bool build_info = false;
   for (const auto& [name, value] : m) {
-    if (name.rfind("biserve_build_info{", 0) == 0 && value == 1)
+    if (name.rfind("biserve_build_info{", 0) == 0 && value == 1) {
       build_info = true;
+      // The packed kernel set that computes every product.
+      EXPECT_TRUE(absl::StrContains(name, "gemm_kernel=\"avx512\"") ||
+                  absl::StrContains(name, "gemm_kernel=\"avx2\"") ||
+                  absl::StrContains(name, "gemm_kernel=\"portable\""))
+          << name;
+    }
   }
   EXPECT_TRUE(build_info);
 }
