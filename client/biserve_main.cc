@@ -7,6 +7,8 @@
 // NOT_FOUND, 3 INVALID_ARGUMENT, 14 UNAVAILABLE, ...); local problems use
 // the same codes (an unreadable file 5, bad JSON or flags 3), and a health
 // check that is not SERVING exits 14.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -145,6 +147,15 @@ int Run(const std::string& command) {
       BiserveClient::Create(options);
   if (!client.ok()) return Fail(client.status());
   BiserveClient& c = **client;
+  // A new channel's first connection attempt can fail and be retried after
+  // gRPC's backoff (about 1 s; seen under ThreadSanitizer as ENOENT): wait
+  // for it, briefly, as biserve_loadtest does. A server that cannot be
+  // reached still fails the call below with UNAVAILABLE and its reason.
+  c.channel()->WaitForConnected(
+      std::chrono::system_clock::now() +
+      std::min(std::chrono::seconds(3),
+               std::chrono::duration_cast<std::chrono::seconds>(
+                   absl::ToChronoSeconds(options.timeout))));
 
   if (command == "predict") return Predict(c);
   if (command == "metadata") {
