@@ -77,15 +77,15 @@ absl::StatusOr<v1::Model> ReadAnyModelFile(const std::string& path) {
 }
 
 absl::StatusOr<std::shared_ptr<const Model>> LoadAnyModelFile(
-    const std::string& path) {
+    const std::string& path, Precision precision) {
   // Our own files keep LoadModelFile's exact behaviour and messages.
   if (ModelFileFormatOf(path) == ModelFileFormat::kBiserve) {
-    return LoadModelFile(path);
+    return LoadModelFile(path, precision);
   }
   absl::StatusOr<v1::Model> proto = ReadAnyModelFile(path);
   if (!proto.ok()) return proto.status();
   absl::StatusOr<std::shared_ptr<const Model>> model =
-      Model::Create(ModelSpecFromProto(*proto));
+      Model::Create(ModelSpecFromProto(*proto), precision);
   if (!model.ok()) {
     // The importer promises a model that validates: this is its bug, but
     // the user still learns which file and why.

@@ -49,8 +49,9 @@ std::string ModelNameFromPath(const std::string& path);
 // is not a supported model; messages start with the path.
 absl::StatusOr<v1::Model> ReadAnyModelFile(const std::string& path);
 
-// ReadAnyModelFile, then Model::Create; messages start with the path.
+// ReadAnyModelFile, then Model::Create in `precision` (the one asked for);
+// messages start with the path.
 absl::StatusOr<std::shared_ptr<const Model>> LoadAnyModelFile(
-    const std::string& path);
+    const std::string& path, Precision precision = Precision::kFp32);
 
 }  // namespace biserve

@@ -359,6 +359,9 @@ void ModelMetadataToProto(const ServableModel& servable,
   response->set_max_sequences_per_request(limits.max_sequences_per_request);
   response->set_max_steps_per_sequence(limits.max_steps_per_sequence);
   response->set_declared_time_steps(model.declared_time_steps());
+  response->set_precision(std::string(PrecisionName(model.precision())));
+  response->set_precision_note(
+      PrecisionFallbackReason(model.requested_precision(), model.precision()));
 }
 
 void ModelStatusesToProto(const std::vector<ModelStatus>& statuses,

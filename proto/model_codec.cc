@@ -244,11 +244,11 @@ absl::StatusOr<v1::Model> ReadModelProto(const std::string& path) {
 }
 
 absl::StatusOr<std::shared_ptr<const Model>> LoadModelFile(
-    const std::string& path) {
+    const std::string& path, Precision precision) {
   absl::StatusOr<v1::Model> proto = ReadModelProto(path);
   if (!proto.ok()) return proto.status();
   absl::StatusOr<std::shared_ptr<const Model>> model =
-      Model::Create(ModelSpecFromProto(*proto));
+      Model::Create(ModelSpecFromProto(*proto), precision);
   if (!model.ok()) {
     return absl::Status(model.status().code(),
                         absl::StrCat(path, ": ", model.status().message()));

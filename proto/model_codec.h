@@ -24,8 +24,9 @@ ModelSpec ModelSpecFromProto(const v1::Model& proto);
 // column for text) or does not validate.
 absl::StatusOr<v1::Model> ReadModelProto(const std::string& path);
 
-// ReadModelProto, then Model::Create; messages start with the path.
+// ReadModelProto, then Model::Create in `precision` (the one asked for);
+// messages start with the path.
 absl::StatusOr<std::shared_ptr<const Model>> LoadModelFile(
-    const std::string& path);
+    const std::string& path, Precision precision = Precision::kFp32);
 
 }  // namespace biserve

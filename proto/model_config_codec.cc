@@ -61,6 +61,20 @@ absl::StatusOr<ModelConfig> ModelConfigFromProto(const v1::ModelConfig& proto) {
   if (absl::Status s = o.ApplyTo(BatchingOptions()).Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("batching.", s.message()));
   }
+  switch (proto.precision()) {
+    case v1::PRECISION_UNSPECIFIED:
+      break;
+    case v1::FP32:
+      config.precision = Precision::kFp32;
+      break;
+    case v1::BF16:
+      config.precision = Precision::kBf16;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("precision: unknown value ", proto.precision(),
+                       "; expected FP32 or BF16"));
+  }
   return config;
 }
 

@@ -28,6 +28,7 @@
 #include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
 #include "core/kernels/packed_gemm.h"
+#include "core/kernels/precision.h"
 #include "core/serving/model_registry.h"
 #include "core/serving/repository_watcher.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -114,6 +115,11 @@ ABSL_FLAG(int32_t, max_queue_size, 1024,
 ABSL_FLAG(int32_t, batch_threads, 0,
           "Batches computed at the same time. 0: one per two evaluation "
           "threads (each batch runs its two directions at once).");
+ABSL_FLAG(biserve::Precision, precision, biserve::Precision::kFp32,
+          "FP32 or BF16: the precision of models whose config.pbtxt names "
+          "none. BF16 stores weights in bfloat16 and accumulates in float32 "
+          "(docs/precision.md); on a CPU without AVX512_BF16 such models "
+          "serve in FP32 and say so (log, metadata).");
 ABSL_FLAG(bool, allow_non_finite, false,
           "Accept NaN and Inf in features and initial states (they then "
           "propagate into the outputs). By default such requests get "
@@ -258,6 +264,7 @@ absl::StatusOr<std::unique_ptr<RepositoryWatcher>> MakeWatcher(
   // there is accepted in version folders at once.
   watch.model_file_names = RepositoryModelFileNames();
   watch.load_model = LoadAnyModelFile;
+  watch.default_precision = absl::GetFlag(FLAGS_precision);
   watch.load_config = ReadModelConfig;
   watch.warm_up = [pool](const Model& model) { return WarmUp(model, *pool); };
   return RepositoryWatcher::Create(std::move(watch), registry);
@@ -436,13 +443,17 @@ int Run() {
 
   // Metrics first: every part below reports into them.
   auto metrics_registry = std::make_shared<prometheus::Registry>();
-  ServerMetrics metrics(*metrics_registry,
-                        BuildInfo{.version = BISERVE_VERSION,
-                                  .compiler = absl::StrCat("gcc ", __VERSION__),
-                                  .gemm_kernel = PackedGemmIsa(),
-                                  .batching = batching_enabled,
-                                  .threads = counts.threads,
-                                  .batch_threads = counts.batch_threads});
+  ServerMetrics metrics(
+      *metrics_registry,
+      BuildInfo{.version = BISERVE_VERSION,
+                .compiler = absl::StrCat("gcc ", __VERSION__),
+                .gemm_kernel = PackedGemmIsa(),
+                .bf16_kernel = PackedGemmBf16Isa(),
+                .default_precision =
+                    std::string(PrecisionName(absl::GetFlag(FLAGS_precision))),
+                .batching = batching_enabled,
+                .threads = counts.threads,
+                .batch_threads = counts.batch_threads});
   auto metrics_server = StartMetricsServer(metrics_registry);
   if (!metrics_server.ok()) {
     return Fail("cannot serve /metrics (--metrics_* flags): ",

@@ -122,6 +122,8 @@ void ExportBuild(prometheus::Registry& registry, const BuildInfo& build) {
       .Add({{"version", build.version},
             {"compiler", build.compiler},
             {"gemm_kernel", build.gemm_kernel},
+            {"bf16_kernel", build.bf16_kernel},
+            {"default_precision", build.default_precision},
             {"batching", build.batching ? "on" : "off"}})
       .Set(1);
   Gauges(registry, kThreads).Add({}).Set(build.threads);

@@ -39,6 +39,9 @@ struct BuildInfo {
   std::string version;
   std::string compiler;
   std::string gemm_kernel;  // PackedGemmIsa(): avx512, avx2 or portable
+  // PackedGemmBf16Isa(): avx512_bf16, or none (BF16 models serve in FP32).
+  std::string bf16_kernel;
+  std::string default_precision;  // --precision: FP32 or BF16
   bool batching = true;
   int threads = 0;
   // Batches computed at once (executor threads without batching).

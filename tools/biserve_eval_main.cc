@@ -2,7 +2,7 @@
 // prints the results as JSON, so a model can be checked before it is served.
 //
 //   biserve_eval --model models/example/1/model.pbtxt --input in.json
-//       [--outputs merged|directions|both] [--states]
+//       [--outputs merged|directions|both] [--states] [--precision BF16]
 #include <iostream>
 #include <iterator>
 #include <string>
@@ -15,6 +15,7 @@
 #include "core/common/process_tuning.h"
 #include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
+#include "core/kernels/precision.h"
 #include "importers/model_file.h"
 #include "proto/eval_json.h"
 #include "proto/input_file.h"
@@ -31,6 +32,10 @@ ABSL_FLAG(std::string, outputs, "merged",
 ABSL_FLAG(bool, states, false,
           "Also print the last Bidirectional layer's final states.");
 ABSL_FLAG(int, threads, 2, "Evaluation threads.");
+ABSL_FLAG(biserve::Precision, precision, biserve::Precision::kFp32,
+          "FP32 or BF16 (weights in bfloat16, float32 accumulation), as "
+          "config.pbtxt's precision. Where BF16 cannot run, FP32 is used and "
+          "a line on stderr says why.");
 
 namespace biserve {
 namespace {
@@ -56,8 +61,13 @@ absl::Status Run() {
   options.states = absl::GetFlag(FLAGS_states);
 
   absl::StatusOr<std::shared_ptr<const Model>> model =
-      LoadAnyModelFile(model_path);
+      LoadAnyModelFile(model_path, absl::GetFlag(FLAGS_precision));
   if (!model.ok()) return model.status();
+  if (const std::string fallback = PrecisionFallbackReason(
+          (*model)->requested_precision(), (*model)->precision());
+      !fallback.empty()) {
+    std::cerr << "biserve_eval: " << fallback << "\n";
+  }
   absl::StatusOr<std::string> json = ReadInput(absl::GetFlag(FLAGS_input));
   if (!json.ok()) return json.status();
   absl::StatusOr<std::vector<OwnedSequence>> sequences =

@@ -162,6 +162,10 @@ bool PackedGemmBf16Available() {
   return available;
 }
 
+const char* PackedGemmBf16Isa() {
+  return PackedGemmBf16Available() ? "avx512_bf16" : "none";
+}
+
 void PackedGemmBf16(const float* a, int64_t lda, int64_t m,
                     const PackedMatrixBf16& b, float* c, int64_t ldc) {
   // One conversion per call: the rows of a, in pairs, reused by every panel.

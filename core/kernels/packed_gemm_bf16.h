@@ -70,6 +70,8 @@ class PackedMatrixBf16 {
 // Rapids and later) and BISERVE_PACKED_ISA does not hold the kernels below
 // AVX-512.
 bool PackedGemmBf16Available();
+// "avx512_bf16" when PackedGemmBf16Available(), else "none".
+const char* PackedGemmBf16Isa();
 
 // c[m, padded_cols] = bf16(a[m, b.rows()]) * b (+ b's bias row), float32
 // accumulation; rows of `a` lda floats apart, of `c` ldc floats apart; the

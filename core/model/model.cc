@@ -185,22 +185,23 @@ absl::Status SetBiases(const RnnLayerSpec& config,
   return absl::OkStatus();
 }
 
-// The packed copies of the kernels, which every product runs on
+// The packed copies of a direction's kernels, which every product runs on
 // (PackedGemm); they add the biases as they multiply.
-void PackKernels(RnnDirection& d) {
-  d.kernel_packed = PackedMatrix(d.kernel, d.input_bias);
+void PackKernels(RnnDirection& d, Precision precision) {
+  d.kernel_packed = PackedWeights(d.kernel, d.input_bias, precision);
   if (d.cell == CellType::kGru && !d.reset_after) {
     // Its recurrent GEMM is split in two: the z and r columns, then the
     // candidate's, which wait for r.
     const int u = d.units;
-    d.recurrent_packed = PackedMatrix(d.recurrent_kernel.leftCols(2 * u));
+    d.recurrent_packed = PackedWeights(d.recurrent_kernel.leftCols(2 * u),
+                                       RowVector(), precision);
     d.recurrent_candidate_packed =
-        PackedMatrix(d.recurrent_kernel.rightCols(u));
+        PackedWeights(d.recurrent_kernel.rightCols(u), RowVector(), precision);
     return;
   }
-  d.recurrent_packed = d.reset_after
-                           ? PackedMatrix(d.recurrent_kernel, d.recurrent_bias)
-                           : PackedMatrix(d.recurrent_kernel);
+  d.recurrent_packed =
+      PackedWeights(d.recurrent_kernel,
+                    d.reset_after ? d.recurrent_bias : RowVector(), precision);
 }
 
 // Builds one direction from its configuration (`config`) and weights.
@@ -221,7 +222,6 @@ absl::StatusOr<RnnDirection> BuildDirection(const RnnLayerSpec& config,
   if (absl::Status s = SetActivations(config, where, d); !s.ok()) return s;
   if (absl::Status s = SetKernels(weights, where, d); !s.ok()) return s;
   if (absl::Status s = SetBiases(config, weights, where, d); !s.ok()) return s;
-  PackKernels(d);
   return d;
 }
 
@@ -363,7 +363,6 @@ absl::StatusOr<DenseLayer> BuildDense(const DenseSpec& spec, int input_size,
     if (!absent.ok()) return absent;
     layer.bias = RowVector::Zero(spec.units);
   }
-  layer.kernel_packed = PackedMatrix(layer.kernel, layer.bias);
   return layer;
 }
 
@@ -667,9 +666,11 @@ absl::StatusOr<std::vector<std::string>> BidirectionalNames(
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
-    const ModelSpec& spec) {
+    const ModelSpec& spec, Precision precision) {
   auto model = std::shared_ptr<Model>(new Model());
   model->name_ = spec.name;
+  model->requested_precision_ = precision;
+  model->precision_ = ServablePrecision(precision);
   const std::string model_label = spec.name.empty()
                                       ? std::string("model")
                                       : absl::StrCat("model '", spec.name, "'");
@@ -715,6 +716,7 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
   const auto* last = std::get_if<BidirectionalLayer>(&model->layers_.back());
   model->output_size_ =
       last != nullptr && last->merge_mode == MergeMode::kNone ? 0 : shape.width;
+  model->PackWeights();
   model->SetPaddingStepOutput();
   if (spec.signature.has_value()) {
     if (absl::Status s = CheckSignature(*spec.signature, *model); !s.ok()) {
@@ -723,6 +725,18 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(
     model->signature_ = spec.signature;
   }
   return std::shared_ptr<const Model>(std::move(model));
+}
+
+void Model::PackWeights() {
+  for (StackLayer& layer : layers_) {
+    if (auto* bidi = std::get_if<BidirectionalLayer>(&layer)) {
+      PackKernels(bidi->forward, precision_);
+      PackKernels(bidi->backward, precision_);
+    } else if (auto* dense = std::get_if<DenseLayer>(&layer)) {
+      dense->kernel_packed =
+          PackedWeights(dense->kernel, dense->bias, precision_);
+    }
+  }
 }
 
 void Model::SetPaddingStepOutput() {

@@ -15,7 +15,8 @@
 #include "absl/strings/string_view.h"
 #include "core/common/eigen_types.h"
 #include "core/kernels/activation.h"
-#include "core/kernels/packed_gemm.h"
+#include "core/kernels/packed_weights.h"
+#include "core/kernels/precision.h"
 #include "core/model/model_spec.h"
 #include "core/model/signature.h"
 #include "core/model/state_spec.h"
@@ -53,15 +54,17 @@ struct RnnDirection {
   // GRU with reset_after = true: the recurrent bias, [3 * units], added to
   // h * U before the reset gate scales it. Empty otherwise.
   RowVector recurrent_bias;
-  // recurrent_kernel packed for PackedGemm, with recurrent_bias as its bias
-  // row for GRU with reset_after; for GRU with reset_after = false, only its
-  // z and r columns ([units, 2 * units]).
-  PackedMatrix recurrent_packed;
+  // The packed copies every product runs on, in the model's precision
+  // (Model::precision), built by Create once the model is valid.
+  // recurrent_kernel, with recurrent_bias as its bias row for GRU with
+  // reset_after; for GRU with reset_after = false, only its z and r columns
+  // ([units, 2 * units]).
+  PackedWeights recurrent_packed;
   // GRU with reset_after = false: the candidate's columns of
-  // recurrent_kernel ([units, units]), packed. Empty otherwise.
-  PackedMatrix recurrent_candidate_packed;
-  // kernel packed, with input_bias as its bias row.
-  PackedMatrix kernel_packed;
+  // recurrent_kernel ([units, units]). Empty otherwise.
+  PackedWeights recurrent_candidate_packed;
+  // kernel, with input_bias as its bias row.
+  PackedWeights kernel_packed;
 
   int gates() const { return GateCount(cell); }
   int state_count() const { return StateCount(cell); }
@@ -97,9 +100,9 @@ struct BidirectionalLayer {
 struct DenseLayer {
   std::string name;
   Activation activation = Activation::kLinear;
-  RowMatrix kernel;            // [input_size, units]
-  RowVector bias;              // [units]; zeros without use_bias
-  PackedMatrix kernel_packed;  // kernel with bias as its bias row
+  RowMatrix kernel;             // [input_size, units]
+  RowVector bias;               // [units]; zeros without use_bias
+  PackedWeights kernel_packed;  // kernel with bias as its bias row
   int units() const { return static_cast<int>(kernel.cols()); }
   // x := activation(x * kernel + bias), row by row; x is [rows,
   // input_size] before and [rows, units] after.
@@ -166,8 +169,10 @@ class Model {
   // Validates `spec` the way Keras builds the same layers and returns the
   // model, or INVALID_ARGUMENT naming the layer, the field, and what was
   // expected and found.
+  // `precision` is the one asked for (config.pbtxt, --precision); the
+  // model packs its kernels in ServablePrecision(precision).
   static absl::StatusOr<std::shared_ptr<const Model>> Create(
-      const ModelSpec& spec);
+      const ModelSpec& spec, Precision precision = Precision::kFp32);
 
   const std::string& name() const { return name_; }
   // True when inputs are token ids (the first layer is an Embedding).
@@ -218,6 +223,12 @@ class Model {
   // are served, as Keras itself allows for RNNs.
   int64_t declared_time_steps() const { return declared_time_steps_; }
 
+  // The precision the kernels are stored and multiplied in, and the one
+  // asked for; they differ where this CPU has no bf16 kernel
+  // (PrecisionFallbackReason says why).
+  Precision precision() const { return precision_; }
+  Precision requested_precision() const { return requested_precision_; }
+
  private:
   // The width and time axis of the value the layers added so far output.
   struct StackShape;
@@ -228,6 +239,9 @@ class Model {
   // layers added so far, and adds it.
   absl::Status AddLayer(const LayerSpec& spec, int index, bool is_last,
                         StackShape& shape);
+  // Packs every kernel in precision_ (PackedWeights), once the layers are
+  // built and valid.
+  void PackWeights();
   // padding_step_output_, once the layers are built.
   void SetPaddingStepOutput();
   absl::Status AddBidirectional(const BidirectionalSpec& spec,
@@ -252,6 +266,8 @@ class Model {
   RowVector padding_step_output_;
   std::optional<Signature> signature_;
   int64_t declared_time_steps_ = 0;
+  Precision precision_ = Precision::kFp32;
+  Precision requested_precision_ = Precision::kFp32;
 };
 
 }  // namespace biserve

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "core/kernels/precision.h"
 
 namespace biserve {
 
@@ -49,6 +50,8 @@ struct BatchingOverrides {
 struct ModelConfig {
   VersionPolicy version_policy;
   BatchingOverrides batching;
+  // Asked for by config.pbtxt; unset: the server's --precision.
+  std::optional<Precision> precision;
 };
 
 }  // namespace biserve

@@ -357,16 +357,21 @@ bool RepositoryWatcher::UnloadUnkept(const std::string& name,
 bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
                                     const FileSignature& signature,
                                     WatchedModel& model) {
+  const Precision precision =
+      model.config.precision.value_or(options_.default_precision);
   auto watched = model.versions.find(version);
   if (watched != model.versions.end() &&
-      watched->second.signature == signature) {
+      watched->second.signature == signature &&
+      watched->second.precision == precision) {
     return watched->second.available;  // unchanged since its last load
   }
   bool reload = watched != model.versions.end() && watched->second.available;
+  const bool same_file = reload && watched->second.signature == signature;
   const std::string what =
       absl::StrCat("model ", name, " version ", version, ": ");
   WatchedVersion& entry = model.versions[version];
   entry.signature = signature;
+  entry.precision = precision;
   // Reasons reach clients (ListModels, FAILED_PRECONDITION): paths in them
   // are relative to the repository.
   if (const std::string refusal =
@@ -378,12 +383,17 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
     registry_->SetFailed(name, version, refusal);
     return entry.available;  // a serving copy keeps serving
   }
-  LogInfo(absl::StrCat(what, reload ? "file changed; reloading " : "loading ",
-                       signature.path));
+  LogInfo(absl::StrCat(
+      what,
+      !reload     ? "loading "
+      : same_file ? absl::StrCat("precision changed to ",
+                                 PrecisionName(precision), "; reloading ")
+                  : "file changed; reloading ",
+      signature.path, " in ", PrecisionName(precision)));
   registry_->SetLoading(name, version);
   const absl::Time start = clock_->Now();
   absl::StatusOr<std::shared_ptr<const Model>> loaded =
-      options_.load_model(signature.path);
+      options_.load_model(signature.path, precision);
   absl::Status status = loaded.status();
   if (status.ok() && options_.warm_up) {
     status = options_.warm_up(**loaded);
@@ -400,6 +410,11 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
         name, version,
         RepositoryRelative(status.message(), options_.repository_path));
     return entry.available;
+  }
+  if (const std::string fallback =
+          PrecisionFallbackReason(precision, (*loaded)->precision());
+      !fallback.empty()) {
+    LogWarning(absl::StrCat(what, fallback));
   }
   registry_->SetAvailable(name, version, *std::move(loaded));
   entry.available = true;

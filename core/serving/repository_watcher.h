@@ -64,10 +64,13 @@ class RepositoryWatcher {
     // Required: not empty.
     std::vector<std::string> model_file_names;
     // Reads and validates one model file (a path ending in one of
-    // model_file_names). Required.
+    // model_file_names), in the precision asked for. Required.
     std::function<absl::StatusOr<std::shared_ptr<const Model>>(
-        const std::string& path)>
+        const std::string& path, Precision precision)>
         load_model;
+    // The precision of a model whose config.pbtxt names none (the server's
+    // --precision).
+    Precision default_precision = Precision::kFp32;
     // Reads one config.pbtxt. Required.
     std::function<absl::StatusOr<ModelConfig>(const std::string& path)>
         load_config;
@@ -107,6 +110,9 @@ class RepositoryWatcher {
   };
   struct WatchedVersion {
     FileSignature signature;
+    // Asked for at its last load: a config.pbtxt that asks for another
+    // reloads the version.
+    Precision precision = Precision::kFp32;
     bool available = false;  // false: its last load failed
   };
   struct WatchedModel {

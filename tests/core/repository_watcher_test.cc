@@ -114,7 +114,7 @@ class RepositoryWatcherTest : public ::testing::Test {
     options.poll_interval = absl::Minutes(10);  // tests call PollOnce
     // The server's list (importers/model_file.h); core cannot include it.
     options.model_file_names = {"model.pb", "model.pbtxt", "model.onnx"};
-    options.load_model = [this](const std::string& path) {
+    options.load_model = [this](const std::string& path, Precision) {
       return FakeLoad(path);
     };
     options.load_config = ReadModelConfig;
@@ -1323,9 +1323,9 @@ TEST_F(RepositoryWatcherTest, ReloadingTheSameModel100TimesLeavesMemoryFlat) {
   ASSERT_TRUE(pool.ok());
   int loads = 0;
   RepositoryWatcher::Options options = DefaultOptions();
-  options.load_model = [&loads](const std::string& file) {
+  options.load_model = [&loads](const std::string& file, Precision precision) {
     ++loads;
-    return LoadModelFile(file);
+    return LoadModelFile(file, precision);
   };
   ThreadPool* pool_ptr = pool->get();
   options.warm_up = [pool_ptr](const Model& model) {
