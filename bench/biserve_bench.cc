@@ -30,6 +30,8 @@
 #include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
 #include "core/kernels/packed_gemm.h"
+#include "core/kernels/packed_weights.h"
+#include "core/kernels/precision.h"
 #include "core/model/model.h"
 #include "proto/model_codec.h"
 
@@ -91,10 +93,25 @@ void BM_GemmPeak(benchmark::State& state, int threads) {
   state.counters["gflops"] = sum / state.iterations();
 }
 
-// c = a * b on the packed kernel, [m, k] x [k, n], one thread.
-void BM_PackedGemm(benchmark::State& state, int m, int k, int n) {
+// Marks a benchmark of a precision this CPU cannot run (bf16 without
+// AVX512_BF16) as skipped, with the reason.
+void SkipUnservable(benchmark::State& state, Precision precision) {
+  // Google Benchmark may keep the pointer: one string per process.
+  static const std::string reason =
+      PrecisionFallbackReason(precision, ServablePrecision(precision));
+  state.SkipWithError(reason.c_str());
+}
+
+// c = a * b on the packed kernel of `precision`, [m, k] x [k, n], one
+// thread.
+void BM_PackedGemm(benchmark::State& state, int m, int k, int n,
+                   Precision precision) {
+  if (ServablePrecision(precision) != precision) {
+    SkipUnservable(state, precision);
+    return;
+  }
   const RowMatrix a = RowMatrix::Random(m, k);
-  const PackedMatrix b(RowMatrix::Random(k, n));
+  const PackedWeights b(RowMatrix::Random(k, n), RowVector(), precision);
   RowMatrix c(m, b.padded_cols());
   for (auto _ : state) {
     PackedGemm(a.data(), k, m, b, c.data(), c.cols());
@@ -105,9 +122,15 @@ void BM_PackedGemm(benchmark::State& state, int m, int k, int n) {
       2e-9 * m * k * n, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One workload's batch, evaluated in `precision` (its bf16 run beside the
+// fp32 one); peak_pct is against the machine's fp32 GEMM peak either way.
 void BM_Bidirectional(benchmark::State& state, const Workload& w, int threads,
-                      double peak_gflops) {
-  auto model = *Model::Create(ModelSpecFromProto(WorkloadModel(w)));
+                      Precision precision, double peak_gflops) {
+  auto model = *Model::Create(ModelSpecFromProto(WorkloadModel(w)), precision);
+  if (model->precision() != precision) {
+    SkipUnservable(state, precision);
+    return;
+  }
   auto pool = *ThreadPool::Create({.num_threads = threads});
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
@@ -150,6 +173,7 @@ int main(int argc, char** argv) {
                biserve::PackedGemmIsa(), biserve::GemmKernelName());
   benchmark::AddCustomContext("gemm_kernels", biserve::PackedGemmIsa());
   benchmark::AddCustomContext("blas_kernels", biserve::GemmKernelName());
+  benchmark::AddCustomContext("bf16_kernels", biserve::PackedGemmBf16Isa());
   std::map<int, double> peak;
   for (int threads : {1, 2}) {
     peak[threads] = GemmPeak(threads);
@@ -162,12 +186,18 @@ int main(int argc, char** argv) {
         threads)
         ->Unit(benchmark::kMillisecond);
   }
+  // BM_Bidirectional/<workload>/threads:<n>, then the same in bf16 as
+  // .../bf16: one run compares them.
   for (const Workload& w : Workloads()) {
     for (int threads : {1, 2}) {
-      benchmark::RegisterBenchmark((std::string("BM_Bidirectional/") + w.name +
-                                    "/threads:" + std::to_string(threads))
-                                       .c_str(),
-                                   BM_Bidirectional, w, threads, peak[threads])
+      const std::string name =
+          absl::StrCat("BM_Bidirectional/", w.name, "/threads:", threads);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Bidirectional, w, threads,
+                                   biserve::Precision::kFp32, peak[threads])
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark((name + "/bf16").c_str(), BM_Bidirectional,
+                                   w, threads, biserve::Precision::kBf16,
+                                   peak[threads])
           ->Unit(benchmark::kMillisecond);
     }
   }
@@ -175,9 +205,12 @@ int main(int argc, char** argv) {
   for (const auto& [m, k, n] :
        {std::tuple{64, 256, 1024}, std::tuple{6400, 256, 1024},
         std::tuple{32, 512, 2048}, std::tuple{6400, 512, 2048}}) {
-    benchmark::RegisterBenchmark(
-        absl::StrCat("BM_PackedGemm/", m, "x", k, "x", n).c_str(),
-        BM_PackedGemm, m, k, n)
+    const std::string name = absl::StrCat("BM_PackedGemm/", m, "x", k, "x", n);
+    benchmark::RegisterBenchmark(name.c_str(), BM_PackedGemm, m, k, n,
+                                 biserve::Precision::kFp32)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((name + "/bf16").c_str(), BM_PackedGemm, m, k,
+                                 n, biserve::Precision::kBf16)
         ->Unit(benchmark::kMillisecond);
   }
   benchmark::RunSpecifiedBenchmarks();

@@ -4,16 +4,13 @@
 // A is rounded to bf16 as it is read; C, the bias and the accumulation stay
 // float32.
 //
-// Groundwork for issue 19's opt-in bf16 precision: the kernel and its tests.
-// Not yet used by the evaluator (model config, flags and metadata come
-// with it). Not yet fast either: on the Intel Emerald Rapids development
-// machine (AVX512_BF16, but no AMX in its VM) this kernel levels off at
-// about 80 GFLOP/s, 0.46x to 0.60x PackedGemm's fp32 rate on shapes of 32
-// rows or more (1.03x on one row), one thread, idle machine: that is about
-// 1.25 G vdpbf16ps per second, a quarter of the 5.2 G FMAs per second the
-// fp32 kernel issues, so each instruction's two products do not make up
-// for its rate. Whether AMD's Zen 4 and Zen 5 issue vdpbf16ps at their FMA
-// rate, and AMX on Intel, are to be measured before this is wired in.
+// Models asking for BF16 precision run every product here (PackedWeights
+// in packed_weights.h picks it). Speed depends on the CPU's vdpbf16ps rate:
+// on the Intel Emerald Rapids development machine (AVX512_BF16, but no AMX
+// in its VM) it issues one per two cycles where an FMA issues two per
+// cycle, so this kernel runs at 0.5x to 0.6x PackedGemm's fp32 rate (about
+// 80 GFLOP/s, one thread; bench/RESULTS.md). Where a CPU issues it at its
+// FMA rate (to be measured on AMD's Zen 4 and Zen 5), it can reach 2x.
 //
 // Batch invariance holds as for PackedGemm: each element of C sums its
 // depth pairs in order from the bias, whatever the rows around it.
@@ -27,8 +24,9 @@
 
 namespace biserve {
 
-// float -> bfloat16 bits, rounding to nearest even (as vcvtneps2bf16 and
-// PyTorch's and TensorFlow's conversions do); NaN stays NaN.
+// float -> bfloat16 bits, rounding to nearest even (as vcvtne2ps2bf16 and
+// PyTorch's and TensorFlow's conversions do); NaN stays NaN, and float32
+// subnormals become a signed zero, as the instruction makes them.
 uint16_t ToBfloat16(float value);
 // bfloat16 bits -> float (exact).
 float FromBfloat16(uint16_t bits);

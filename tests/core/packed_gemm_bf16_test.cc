@@ -25,6 +25,10 @@ TEST(Bfloat16Test, RoundsToNearestEven) {
   // The largest float rounds up, past bf16's largest finite value.
   EXPECT_EQ(FromBfloat16(ToBfloat16(std::numeric_limits<float>::max())),
             std::numeric_limits<float>::infinity());
+  // float32 subnormals flush to a signed zero, as vcvtne2ps2bf16 does.
+  EXPECT_EQ(ToBfloat16(std::numeric_limits<float>::denorm_min()), 0x0000);
+  EXPECT_EQ(ToBfloat16(-std::ldexp(1.0f, -127)), 0x8000);
+  EXPECT_EQ(ToBfloat16(std::numeric_limits<float>::min()), 0x0080);
   for (float v : {0.0f, 0.5f, -3.25f, std::ldexp(1.0f, -70), 65536.0f}) {
     EXPECT_EQ(FromBfloat16(ToBfloat16(v)), v) << "exact in bf16: " << v;
   }
@@ -53,6 +57,36 @@ class PackedGemmBf16Test : public ::testing::Test {
     }
   }
 };
+
+// The kernel rounds a's rows with vcvtne2ps2bf16, 32 at a time with masked
+// tails: a times the identity gives back exactly ToBfloat16 of each value,
+// ties and subnormals included, at every depth position.
+TEST_F(PackedGemmBf16Test, RoundsInputsAsToBfloat16Does) {
+  for (int k : {1, 2, 15, 16, 17, 31, 32, 33, 77, 130}) {
+    RowMatrix a(1, k);
+    std::mt19937 rng(k);
+    std::uniform_real_distribution<float> value(-4.0f, 4.0f);
+    for (int j = 0; j < k; ++j) {
+      switch (j % 5) {
+        case 0:  // a tie, to be rounded to even
+          a(0, j) = 1.0f + (1 + 2 * (j % 3)) * std::ldexp(1.0f, -8);
+          break;
+        case 1:
+          a(0, j) = std::numeric_limits<float>::denorm_min() * (j + 1);
+          break;
+        default:
+          a(0, j) = value(rng);
+      }
+    }
+    const PackedMatrixBf16 identity(RowMatrix::Identity(k, k));
+    RowMatrix c(1, identity.padded_cols());
+    PackedGemmBf16(a.data(), k, 1, identity, c.data(), c.cols());
+    for (int j = 0; j < k; ++j) {
+      ASSERT_EQ(c(0, j), FromBfloat16(ToBfloat16(a(0, j))))
+          << "depth " << k << ", value " << j << ": " << a(0, j);
+    }
+  }
+}
 
 TEST_F(PackedGemmBf16Test, SumsTheRoundedProductsInFloat32) {
   std::mt19937 rng(3);
