@@ -4,14 +4,19 @@
 //
 //   node bench/peers/compare.js [--rounds 5] [--filter W2] [--threads 1,2]
 //                               [--min-time 1] [--bench build/bin/biserve_bench]
-//                               [--json out.json]
+//                               [--json out.json] [--bf16=false]
 //
 // For each workload and thread count it alternates, for --rounds rounds, one
 // biserve_bench measurement (a child process, Google Benchmark, --min-time
 // seconds) and one ONNX Runtime measurement (this process, median of runs
 // over at least --min-time seconds and 5 runs), swapping which goes first
 // every round. The ratio is ORT time / biserve time per round; the table shows
-// the median of those ratios, and the median times of the rounds. Progress
+// the median of those ratios, and the median times of the rounds. Each round
+// also measures biserve's bf16 run of the workload
+// (BM_Bidirectional/<w>/threads:<n>/bf16, weights in bfloat16, float32
+// accumulation) for the bf16 columns: its time, ORT time / bf16 time, and
+// biserve fp32 time / bf16 time. On a CPU without AVX512_BF16 those columns
+// say n/a and the header says why; --bf16=false leaves them out. Progress
 // goes to stderr, the report (one markdown table) to stdout.
 
 const { execFileSync, spawnSync } = require('child_process');
@@ -61,8 +66,8 @@ function runGoogleBenchmark(bench, name, minTime) {
   return b;
 }
 
-function runBiserve(bench, w, threads, minTime) {
-  const name = `BM_Bidirectional/${w.name}/threads:${threads}`;
+function runBiserve(bench, w, threads, minTime, suffix = '') {
+  const name = `BM_Bidirectional/${w.name}/threads:${threads}${suffix}`;
   const b = runGoogleBenchmark(bench, name, minTime);
   return {
     ms: toMs(b.real_time, b.time_unit),
@@ -133,6 +138,7 @@ async function main() {
     'min-time': 1,
     bench: '',
     json: '',
+    bf16: true,
   });
   const bench = opts.bench ? path.resolve(opts.bench) : path.join(REPO_ROOT, 'build', 'bin', 'biserve_bench');
   if (!fs.existsSync(bench)) {
@@ -165,6 +171,18 @@ async function main() {
     log(`${name}: ${b.gflops} GFLOP/s`);
   }
   const hasGemmPeak = threadCounts.some((n) => n in gemmPeak);
+  // Whether biserve_bench can run bf16 here: its first bf16 benchmark says
+  // (skipped with the reason on a CPU without AVX512_BF16).
+  let bf16Unavailable = '';
+  if (opts.bf16 && workloads.length > 0) {
+    try {
+      runBiserve(bench, workloads[0], threadCounts[0], 0.01, '/bf16');
+    } catch (e) {
+      bf16Unavailable = e.message;
+      log(`bf16 columns: n/a (${bf16Unavailable})`);
+    }
+  }
+  const withBf16 = opts.bf16 && !bf16Unavailable;
 
   const rows = [];
   for (const w of workloads) {
@@ -177,21 +195,26 @@ async function main() {
       for (let r = 0; r < opts.rounds; r++) {
         const measureOrt = () => oc.measure({ minTime, minRuns: 5 });
         const measureBiserve = () => runBiserve(bench, w, n, minTime);
+        const measureBf16 = () => (withBf16 ? runBiserve(bench, w, n, minTime, '/bf16') : null);
         let o;
         let b;
+        let h;
         if (r % 2 === 0) {
           b = measureBiserve();
+          h = measureBf16();
           o = await measureOrt();
         } else {
           o = await measureOrt();
+          h = measureBf16();
           b = measureBiserve();
         }
         if (Math.abs(b.steps - steps) > 0.005 * steps) {
           log(`warning: ${w.name}: biserve_bench counts ${b.steps.toFixed(0)} steps, this script ${steps}`);
         }
-        rounds.push({ biserve: b, ort: o, ratio: o.ms / b.ms });
+        rounds.push({ biserve: b, ort: o, bf16: h, ratio: o.ms / b.ms });
         log(
           `${w.name}/threads:${n} round ${r + 1}: biserve ${fmtMs(b.ms)} ms (${b.iterations} it), ` +
+            (h ? `bf16 ${fmtMs(h.ms)} ms, ` : '') +
             `ORT ${fmtMs(o.ms)} ms (${o.runs} runs), ratio ${(o.ms / b.ms).toFixed(2)}`,
         );
       }
@@ -210,6 +233,9 @@ async function main() {
         ratio: median(ratios),
         ratioMin: Math.min(...ratios),
         ratioMax: Math.max(...ratios),
+        bf16Ms: withBf16 ? median(rounds.map((x) => x.bf16.ms)) : NaN,
+        ortOverBf16: withBf16 ? median(rounds.map((x) => x.ort.ms / x.bf16.ms)) : NaN,
+        fp32OverBf16: withBf16 ? median(rounds.map((x) => x.biserve.ms / x.bf16.ms)) : NaN,
         biserveGflops: flops / biserveMs / 1e6,
         ortGflops: flops / ortMs / 1e6,
         ortGflopsPadded: paddedFlops / ortMs / 1e6,
@@ -229,6 +255,14 @@ async function main() {
     ['biserve GFLOP/s', (r) => fmtRate(r.biserveGflops)],
     ['ORT GFLOP/s', (r) => fmtRate(r.ortGflops) + (r.ragged ? ` (${fmtRate(r.ortGflopsPadded)} padded)` : '')],
   ];
+  if (opts.bf16) {
+    const na = (f) => (r) => (withBf16 ? f(r) : 'n/a');
+    columns.push(
+      ['biserve bf16 ms', na((r) => fmtMs(r.bf16Ms))],
+      ['ratio (ORT/bf16)', na((r) => r.ortOverBf16.toFixed(2))],
+      ['bf16 speed-up (fp32/bf16)', na((r) => r.fp32OverBf16.toFixed(2))],
+    );
+  }
   const pctOfPeak = (r) => (r.threads in gemmPeak ? `${((100 * r.biserveGflops) / gemmPeak[r.threads]).toFixed(0)}%` : '');
   if (hasGemmPeak) columns.push(['% of GEMM peak', pctOfPeak]);
 
@@ -246,6 +280,7 @@ async function main() {
       (blasCore ? `, OpenBLAS kernels: ${blasCore[1]}` : ''),
   );
   lines.push(`- onnxruntime-node ${ORT_VERSION} (CPU EP), node ${process.version}`);
+  if (bf16Unavailable) lines.push(`- bf16 columns n/a: ${bf16Unavailable}`);
   lines.push(
     `- ${opts.rounds} interleaved round(s), ≥${minTime} s per measurement; load average ` +
       `${loadBefore[0].toFixed(2)} before, ${os.loadavg()[0].toFixed(2)} after`,
