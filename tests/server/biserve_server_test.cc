@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -25,6 +26,8 @@
 #include "biserve/v1/inference.grpc.pb.h"
 #include "core/common/thread_pool.h"
 #include "core/eval/evaluator.h"
+#include "core/kernels/packed_gemm_bf16.h"
+#include "core/kernels/precision.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -152,8 +155,9 @@ v1::PredictRequest FeatureRequest(const std::string& model, int input_dim,
 
 // What core/ computes for `request` with the model file alone.
 std::vector<SequenceResult> Reference(const std::string& model_path,
-                                      const v1::PredictRequest& request) {
-  auto model = LoadModelFile(model_path);
+                                      const v1::PredictRequest& request,
+                                      Precision precision = Precision::kFp32) {
+  auto model = LoadModelFile(model_path, precision);
   EXPECT_TRUE(model.ok()) << model.status();
   auto pool = ThreadPool::Create({.num_threads = 1});
   std::vector<SequenceInput> inputs;
@@ -879,6 +883,65 @@ TEST(BiserveServerTest, ASecondServerOnAPortInUseRefusesToStart) {
   EXPECT_NE(second.exit_code, 0) << second.out;
   EXPECT_THAT(second.out, HasSubstr("cannot listen on"));
   EXPECT_EQ(first->Stop(), 0);
+}
+
+// The precision a model's config.pbtxt asks for, or --precision, is what it
+// serves in (where this CPU has a bf16 kernel; else FP32, said so), and what
+// metadata and biserve_build_info report.
+TEST(BiserveServerTest, PrecisionFromConfigOrFlagIsServedAndReported) {
+  const std::string repo = MakeRepository();
+  const std::string example = ReadText(kExampleModel);
+  AddVersion(repo, "as_flag", 1, example);
+  AddVersion(repo, "bf16", 1, example);
+  std::ofstream(repo + "/bf16/config.pbtxt") << "precision: BF16\n";
+  AddVersion(repo, "fp32", 1, example);
+  std::ofstream(repo + "/fp32/config.pbtxt") << "precision: FP32\n";
+  const bool has_bf16 = PackedGemmBf16Available();
+  for (const std::string flag : {"FP32", "BF16"}) {
+    SCOPED_TRACE("--precision=" + flag);
+    auto server = ServerProcess::Start(
+        {"--model_repository=" + repo, "--precision=" + flag});
+    ASSERT_NE(server, nullptr);
+    Client client(server->address());
+    for (const std::string model : {"as_flag", "bf16", "fp32"}) {
+      const std::string asked =
+          model == "as_flag" ? flag : absl::AsciiStrToUpper(model);
+      grpc::ClientContext context;
+      v1::GetModelMetadataRequest request;
+      request.set_model_name(model);
+      v1::GetModelMetadataResponse metadata;
+      ASSERT_TRUE(
+          client.stub().GetModelMetadata(&context, request, &metadata).ok());
+      const bool fallback = asked == "BF16" && !has_bf16;
+      EXPECT_EQ(metadata.precision(), fallback ? "FP32" : asked) << model;
+      if (fallback) {
+        EXPECT_THAT(metadata.precision_note(), HasSubstr("BF16 was asked"));
+        EXPECT_THAT(server->Log(), HasSubstr("BF16 was asked for"));
+      } else {
+        EXPECT_EQ(metadata.precision_note(), "") << model;
+      }
+      // The served bits are core/'s in that precision.
+      const v1::PredictRequest predict = FeatureRequest(model, 8, {5, 12, 1});
+      v1::PredictResponse response;
+      ASSERT_TRUE(client.Predict(predict, &response).ok());
+      ExpectMatchesReference(
+          response,
+          Reference(kExampleModel, predict,
+                    asked == "BF16" ? Precision::kBf16 : Precision::kFp32),
+          /*tolerance=*/0);
+    }
+    const std::string metrics =
+        testing::HttpGet(server->metrics_port(), "/metrics");
+    EXPECT_THAT(metrics,
+                HasSubstr(absl::StrCat("default_precision=\"", flag, "\"")));
+    EXPECT_THAT(metrics, HasSubstr(has_bf16 ? "bf16_kernel=\"avx512_bf16\""
+                                            : "bf16_kernel=\"none\""));
+    EXPECT_EQ(server->Stop(), 0);
+  }
+  const testing::CommandResult bad = testing::RunCommand(
+      BISERVE_BIN_DIR "/biserve_server --precision=FP8 --port=0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.out, HasSubstr("expected FP32 or BF16"));
 }
 
 }  // namespace
