@@ -1,8 +1,12 @@
 #include "tests/support/reference_model.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <vector>
+
+#include "core/kernels/packed_gemm_bf16.h"
 
 namespace biserve::testing {
 namespace {
@@ -15,12 +19,36 @@ Vec Activated(Activation a, Vec v) {
   return v;
 }
 
-// out[j] = b[j] + sum_i x[i] * w(i, j), for columns [col, col + n).
-Vec Affine(const Vec& x, const RowMatrix& w, int col, int n, const float* b) {
+// How the products round their factors: not at all (Keras' float32), to
+// the nearest bfloat16 (Precision::kBf16), or toward zero (a wrong bf16).
+enum class Rounding { kNone, kBf16, kBf16TowardZero };
+
+// The value a product reads for `v`.
+float ProductInput(float v, Rounding rounding) {
+  switch (rounding) {
+    case Rounding::kBf16:
+      return FromBfloat16(ToBfloat16(v));
+    case Rounding::kBf16TowardZero:
+      return FromBfloat16(
+          static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16));
+    default:
+      return v;
+  }
+}
+
+// out[j] = b[j] + sum_i x[i] * w(i, j), for columns [col, col + n), x[i]
+// and w(i, j) rounded as `rounding` says (to bfloat16, their product is
+// exact in float: 8 + 8 significant bits); the bias stays float32.
+Vec Affine(const Vec& x, const RowMatrix& w, int col, int n, const float* b,
+           Rounding rounding) {
+  Vec xr(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xr[i] = ProductInput(x[i], rounding);
   Vec out(n);
   for (int j = 0; j < n; ++j) {
     double sum = b ? b[col + j] : 0.0;
-    for (size_t i = 0; i < x.size(); ++i) sum += x[i] * w(i, col + j);
+    for (size_t i = 0; i < x.size(); ++i) {
+      sum += xr[i] * ProductInput(w(i, col + j), rounding);
+    }
     out[j] = static_cast<float>(sum);
   }
   return out;
@@ -34,8 +62,10 @@ struct DirectionOutput {
 
 // `keep[t]` false: Keras' mask skips step t (state and output carry over).
 // A masked step outputs zeros (Keras) or the state h (TensorFlow.js).
+// Every product rounds its factors as `rounding` says (Affine).
 DirectionOutput RunCell(const RnnDirection& d, Seq xs, std::vector<bool> keep,
-                        MaskedStepOutput masked, Vec h, Vec c) {
+                        MaskedStepOutput masked, Vec h, Vec c,
+                        Rounding rounding) {
   if (d.go_backwards) {
     std::reverse(xs.begin(), xs.end());
     std::reverse(keep.begin(), keep.end());
@@ -55,8 +85,8 @@ DirectionOutput RunCell(const RnnDirection& d, Seq xs, std::vector<bool> keep,
     started = true;
     if (d.cell == CellType::kLstm) {
       auto gate = [&](int g, Activation a) {
-        Vec in = Affine(x, d.kernel, g * u, u, bx);
-        Vec rec = Affine(h, d.recurrent_kernel, g * u, u, nullptr);
+        Vec in = Affine(x, d.kernel, g * u, u, bx, rounding);
+        Vec rec = Affine(h, d.recurrent_kernel, g * u, u, nullptr, rounding);
         for (int j = 0; j < u; ++j) in[j] += rec[j];
         return Activated(a, in);
       };
@@ -68,11 +98,11 @@ DirectionOutput RunCell(const RnnDirection& d, Seq xs, std::vector<bool> keep,
       Vec ac = Activated(d.activation, c);
       for (int j = 0; j < u; ++j) h[j] = o[j] * ac[j];
     } else if (d.cell == CellType::kGru) {
-      Vec xz = Affine(x, d.kernel, 0, u, bx);
-      Vec xr = Affine(x, d.kernel, u, u, bx);
-      Vec xh = Affine(x, d.kernel, 2 * u, u, bx);
-      Vec hz = Affine(h, d.recurrent_kernel, 0, u, bh);
-      Vec hr = Affine(h, d.recurrent_kernel, u, u, bh);
+      Vec xz = Affine(x, d.kernel, 0, u, bx, rounding);
+      Vec xr = Affine(x, d.kernel, u, u, bx, rounding);
+      Vec xh = Affine(x, d.kernel, 2 * u, u, bx, rounding);
+      Vec hz = Affine(h, d.recurrent_kernel, 0, u, bh, rounding);
+      Vec hr = Affine(h, d.recurrent_kernel, u, u, bh, rounding);
       Vec z(u), r(u);
       for (int j = 0; j < u; ++j) {
         z[j] = xz[j] + hz[j];
@@ -82,19 +112,19 @@ DirectionOutput RunCell(const RnnDirection& d, Seq xs, std::vector<bool> keep,
       r = Activated(d.recurrent_activation, r);
       Vec hh(u);
       if (d.reset_after) {
-        Vec hhr = Affine(h, d.recurrent_kernel, 2 * u, u, bh);
+        Vec hhr = Affine(h, d.recurrent_kernel, 2 * u, u, bh, rounding);
         for (int j = 0; j < u; ++j) hh[j] = xh[j] + r[j] * hhr[j];
       } else {
         Vec rh(u);
         for (int j = 0; j < u; ++j) rh[j] = r[j] * h[j];
-        Vec rec = Affine(rh, d.recurrent_kernel, 2 * u, u, nullptr);
+        Vec rec = Affine(rh, d.recurrent_kernel, 2 * u, u, nullptr, rounding);
         for (int j = 0; j < u; ++j) hh[j] = xh[j] + rec[j];
       }
       hh = Activated(d.activation, hh);
       for (int j = 0; j < u; ++j) h[j] = z[j] * h[j] + (1 - z[j]) * hh[j];
     } else {
-      Vec in = Affine(x, d.kernel, 0, u, bx);
-      Vec rec = Affine(h, d.recurrent_kernel, 0, u, nullptr);
+      Vec in = Affine(x, d.kernel, 0, u, bx, rounding);
+      Vec rec = Affine(h, d.recurrent_kernel, 0, u, nullptr, rounding);
       for (int j = 0; j < u; ++j) in[j] += rec[j];
       h = Activated(d.activation, in);
     }
@@ -208,14 +238,15 @@ Vec Pooled(PoolingType pooling, const Seq& x, const std::vector<bool>& keep) {
 }
 
 // Applies a layer other than Bidirectional to x, written from Keras'
-// equations. Returns false for a Bidirectional layer.
+// equations (Dense's product rounding as Affine does). Returns false for a
+// Bidirectional layer.
 bool ApplyOtherLayer(const StackLayer& layer, const std::vector<bool>& keep,
-                     Seq& x, bool& sequences) {
+                     Seq& x, bool& sequences, Rounding rounding) {
   if (const auto* dense = std::get_if<DenseLayer>(&layer)) {
     for (Vec& row : x) {
-      row = Activated(
-          dense->activation,
-          Affine(row, dense->kernel, 0, dense->units(), dense->bias.data()));
+      row = Activated(dense->activation,
+                      Affine(row, dense->kernel, 0, dense->units(),
+                             dense->bias.data(), rounding));
     }
   } else if (const auto* a = std::get_if<ActivationLayer>(&layer)) {
     for (Vec& row : x) row = Activated(a->activation, row);
@@ -236,6 +267,16 @@ bool ApplyOtherLayer(const StackLayer& layer, const std::vector<bool>& keep,
 
 SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
                                  const EvalOptions& options) {
+  return ReferenceEvaluate(model, input, options, ReferenceOptions());
+}
+
+SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
+                                 const EvalOptions& options,
+                                 const ReferenceOptions& reference) {
+  const Rounding rounding = !reference.bf16_products ? Rounding::kNone
+                            : reference.bf16_truncate
+                                ? Rounding::kBf16TowardZero
+                                : Rounding::kBf16;
   Seq x;
   std::vector<bool> keep;
   for (int64_t t = 0; t < input.length; ++t) {
@@ -258,7 +299,7 @@ SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
   for (int index = 0; index < static_cast<int>(model.layers().size());
        ++index) {
     const StackLayer& layer = model.layers()[index];
-    if (ApplyOtherLayer(layer, keep, x, sequences)) continue;
+    if (ApplyOtherLayer(layer, keep, x, sequences, rounding)) continue;
     const auto& bidi = std::get<BidirectionalLayer>(layer);
     std::vector<Vec> init;
     if (index == model.first_bidirectional()) {
@@ -268,13 +309,13 @@ SequenceResult ReferenceEvaluate(const Model& model, const SequenceInput& input,
       return i < init.size() ? init[i] : Vec(units, 0.0f);
     };
     const int fw_states = bidi.forward.state_count();
-    DirectionOutput fw =
-        RunCell(bidi.forward, x, keep, bidi.masked_step_output,
-                state(0, bidi.forward.units), state(1, bidi.forward.units));
+    DirectionOutput fw = RunCell(bidi.forward, x, keep, bidi.masked_step_output,
+                                 state(0, bidi.forward.units),
+                                 state(1, bidi.forward.units), rounding);
     DirectionOutput bw =
         RunCell(bidi.backward, x, keep, bidi.masked_step_output,
                 state(fw_states, bidi.backward.units),
-                state(fw_states + 1, bidi.backward.units));
+                state(fw_states + 1, bidi.backward.units), rounding);
     if (bidi.return_sequences) {
       std::reverse(bw.outputs.begin(), bw.outputs.end());
     } else {
