@@ -1,10 +1,18 @@
 #include "core/model/model_config.h"
 
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "core/kernels/precision.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/model_config_codec.h"
 
 namespace biserve {
 namespace {
@@ -197,6 +205,92 @@ TEST(ModelConfigTest, DefaultServesTheLatestVersionWithoutOverrides) {
   EXPECT_FALSE(config.batching.max_batch_steps.has_value());
   EXPECT_FALSE(config.batching.max_queue_delay_us.has_value());
   EXPECT_FALSE(config.batching.max_queue_size.has_value());
+}
+
+// config.pbtxt's precision, through ReadModelConfig (text) and
+// ModelConfigFromProto (the message).
+class ConfigPrecisionTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const std::string& path : written_) std::remove(path.c_str());
+  }
+
+  // Writes `content` to a file named after the test and the process (CTest
+  // runs tests in parallel processes) and reads it back as a config.
+  absl::StatusOr<ModelConfig> Read(const std::string& content) {
+    const std::string path = absl::StrCat(
+        ::testing::TempDir(), "model_config_test_", getpid(), "_",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+        "_config.pbtxt");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+    written_.push_back(path);
+    return ReadModelConfig(path);
+  }
+
+ private:
+  std::vector<std::string> written_;
+};
+
+TEST_F(ConfigPrecisionTest, Bf16IsRead) {
+  absl::StatusOr<ModelConfig> config = Read("precision: BF16\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->precision, Precision::kBf16);
+}
+
+TEST_F(ConfigPrecisionTest, Fp32IsReadAsAnExplicitChoice) {
+  absl::StatusOr<ModelConfig> config =
+      Read("version_policy { all {} }\nprecision: FP32\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  // Set, not absent: it overrides the server's --precision.
+  EXPECT_EQ(config->precision, Precision::kFp32);
+  EXPECT_EQ(config->version_policy.ToString(), "all");
+}
+
+TEST_F(ConfigPrecisionTest, AbsentLeavesItToTheServer) {
+  for (const char* content : {"", "version_policy { all {} }\n",
+                              "precision: PRECISION_UNSPECIFIED\n"}) {
+    absl::StatusOr<ModelConfig> config = Read(content);
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->precision, std::nullopt) << content;
+  }
+}
+
+TEST_F(ConfigPrecisionTest, UnknownNameIsATextParseErrorNamingIt) {
+  // Enum names are case-sensitive in text format; ParsePrecision's "bf16"
+  // is for --precision only.
+  for (const char* name : {"FP16", "bf16"}) {
+    absl::StatusOr<ModelConfig> config =
+        Read(absl::StrCat("precision: ", name, "\n"));
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument)
+        << name;
+    const std::string message(config.status().message());
+    EXPECT_THAT(message, HasSubstr("not a valid biserve.v1.ModelConfig"));
+    EXPECT_THAT(message, HasSubstr(absl::StrCat("\"", name, "\"")));
+    EXPECT_THAT(message, HasSubstr("\"precision\""));
+  }
+}
+
+TEST(ConfigPrecisionFromProtoTest, EachValueMapsAndUnknownNumbersAreRejected) {
+  v1::ModelConfig proto;
+  EXPECT_EQ(ModelConfigFromProto(proto)->precision, std::nullopt);
+  proto.set_precision(v1::BF16);
+  EXPECT_EQ(ModelConfigFromProto(proto)->precision, Precision::kBf16);
+  proto.set_precision(v1::FP32);
+  EXPECT_EQ(ModelConfigFromProto(proto)->precision, Precision::kFp32);
+  // proto3 enums are open: a number no name has (a newer client's value,
+  // or "precision: 7" in text) reaches the codec, which rejects it.
+  proto.set_precision(static_cast<v1::Precision>(7));
+  absl::StatusOr<ModelConfig> config = ModelConfigFromProto(proto);
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("precision: unknown value 7; expected FP32 or BF16"));
+}
+
+TEST_F(ConfigPrecisionTest, UnknownNumberInTextIsRejectedWithThePath) {
+  absl::StatusOr<ModelConfig> config = Read("precision: 7\n");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("unknown value 7"));
 }
 
 }  // namespace
