@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -1238,6 +1239,101 @@ TEST_F(RepositoryWatcherTest, DestructorWithoutStartReturns) {
   MakeWatcher();
   watcher_.reset();
   SUCCEED();
+}
+
+// --- Precision ---
+
+// The precision each load of a model file asked for, in order, by path.
+class PrecisionRecorder {
+ public:
+  // A loader for Options::load_model: records the precision asked for,
+  // then calls `load` (FakeLoad, which counts the load).
+  std::function<absl::StatusOr<std::shared_ptr<const Model>>(const std::string&,
+                                                             Precision)>
+  Loader(std::function<
+         absl::StatusOr<std::shared_ptr<const Model>>(const std::string&)>
+             load) {
+    return [this, load](const std::string& path, Precision precision) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        asked_[path].push_back(precision);
+      }
+      return load(path);
+    };
+  }
+  std::vector<Precision> Asked(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return asked_[path];
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::vector<Precision>> asked_;  // guarded by mu_
+};
+
+TEST_F(RepositoryWatcherTest, ConfigPrecisionReachesTheLoaderElseTheDefault) {
+  const std::string bf16 = WriteModel("bf16", 1, "bf16");
+  WriteConfig("bf16", "precision: BF16\n");
+  const std::string fp32 = WriteModel("fp32", 1, "fp32");
+  WriteConfig("fp32", "precision: FP32\n");
+  const std::string none = WriteModel("none", 1, "none");  // no config.pbtxt
+  const std::string other = WriteModel("other", 1, "other");
+  WriteConfig("other", "version_policy { all {} }\n");  // no precision
+  for (Precision default_precision : {Precision::kFp32, Precision::kBf16}) {
+    SCOPED_TRACE(PrecisionName(default_precision));
+    PrecisionRecorder recorder;
+    RepositoryWatcher::Options options = DefaultOptions();
+    options.default_precision = default_precision;
+    options.load_model = recorder.Loader(
+        [this](const std::string& path) { return FakeLoad(path); });
+    watcher_.reset();
+    MakeWatcher(std::move(options));
+    watcher_->PollOnce();
+    EXPECT_THAT(recorder.Asked(bf16), ElementsAre(Precision::kBf16));
+    EXPECT_THAT(recorder.Asked(fp32), ElementsAre(Precision::kFp32));
+    EXPECT_THAT(recorder.Asked(none), ElementsAre(default_precision));
+    EXPECT_THAT(recorder.Asked(other), ElementsAre(default_precision));
+  }
+}
+
+TEST_F(RepositoryWatcherTest, ChangingTheConfigPrecisionReloadsOnlyThen) {
+  const std::string path = WriteModel("m", 1, "one");
+  const std::string config = absl::StrCat(root_, "/m/config.pbtxt");
+  WriteConfig("m", "precision: FP32\n");
+  PrecisionRecorder recorder;
+  RepositoryWatcher::Options options = DefaultOptions();
+  options.load_model = recorder.Loader(
+      [this](const std::string& file) { return FakeLoad(file); });
+  MakeWatcher(std::move(options));
+  watcher_->PollOnce();
+  watcher_->PollOnce();  // nothing changed: no reload
+  EXPECT_THAT(recorder.Asked(path), ElementsAre(Precision::kFp32));
+  EXPECT_EQ(Loads(path), 1);
+
+  // The same size as before: the new modification time tells it apart.
+  WriteConfig("m", "precision: BF16\n");
+  Touch(config);
+  watcher_->PollOnce();
+  EXPECT_THAT(recorder.Asked(path),
+              ElementsAre(Precision::kFp32, Precision::kBf16));
+  EXPECT_EQ(Loads(path), 2);
+  EXPECT_EQ(Word("m"), "one");
+  EXPECT_THAT(States("m"), ElementsAre(Pair(1, VersionState::kAvailable)));
+  watcher_->PollOnce();
+  EXPECT_EQ(Loads(path), 2);
+
+  // A config change that keeps the precision re-reads the config only.
+  WriteConfig("m", "precision: BF16\nbatching { max_batch_size: 4 }\n");
+  watcher_->PollOnce();
+  EXPECT_EQ(Loads(path), 2);
+
+  // No config any more: the default (FP32) again, so one more load.
+  fs::remove(config);
+  watcher_->PollOnce();
+  EXPECT_THAT(
+      recorder.Asked(path),
+      ElementsAre(Precision::kFp32, Precision::kBf16, Precision::kFp32));
+  EXPECT_EQ(Loads(path), 3);
 }
 
 // --- Memory ---
