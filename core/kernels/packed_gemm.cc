@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/log.h"
+#include "core/kernels/packed_blocking.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -36,17 +37,7 @@ PackedMatrix::PackedMatrix(const RowMatrix& b, const RowVector& bias)
               std::min<int64_t>(bias.size(), cols_) * sizeof(float));
 }
 
-namespace {
-
-// Rows of a per pass over all panels. Each panel reads every row of a it is
-// given; a chunk of 96 rows (96 KB at depth 256) stays in L2 across the
-// panels, where all 6,400 rows of a W3 projection (6.5 MB) would come from
-// L3 once per panel. Measured on the Intel AVX-512 machine, one thread,
-// [6400 x 256] x [256 x 1024]: 95 GFLOP/s unchunked, 140-153 chunked by
-// 48 to 192 rows (depth blocks 96 to 128); 1024^3: 115 vs 130-140.
-constexpr int64_t kRowChunk = 96;
-
-}  // namespace
+namespace {}  // namespace
 
 #ifdef BISERVE_X86_KERNELS
 namespace {
@@ -91,11 +82,6 @@ __attribute__((target("avx512f"), always_inline)) inline void Rows512(
   }
 }
 
-// Depths per pass over the rows: 128 panel rows are 32 KB, which stay in L1
-// while every row block of c streams past them (a whole 256-deep panel,
-// 64 KB, would come from L2 once per row block).
-constexpr int64_t kDepthBlock512 = 128;
-
 // One panel of c = a * b: depth blocks outside, row blocks of 6 (then 4,
 // 2, 1) inside.
 __attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
@@ -103,28 +89,14 @@ __attribute__((target("avx512f"))) void Panel512(const float* a, int64_t lda,
                                                  const float* bias,
                                                  int64_t depth, float* c,
                                                  int64_t ldc) {
-  for (int64_t k0 = 0; k0 < depth; k0 += kDepthBlock512) {
-    const int64_t k1 = std::min(depth, k0 + kDepthBlock512);
+  for (int64_t k0 = 0; k0 < depth; k0 += kDepthBlock) {
+    const int64_t k1 = std::min(depth, k0 + kDepthBlock);
     const bool accumulate = k0 > 0;
-    int64_t r = 0;
-    for (; r + 6 <= m; r += 6) {
-      Rows512<6>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate,
-                 bias);
-    }
-    if (m - r >= 4) {
-      Rows512<4>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate,
-                 bias);
-      r += 4;
-    }
-    if (m - r >= 2) {
-      Rows512<2>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate,
-                 bias);
-      r += 2;
-    }
-    if (m - r == 1) {
-      Rows512<1>(a + r * lda, lda, b, k0, k1, c + r * ldc, ldc, accumulate,
-                 bias);
-    }
+    ForEachRowBlock(
+        m, [&](auto rows, int64_t r) __attribute__((target("avx512f"))) {
+          Rows512<decltype(rows)::value>(a + r * lda, lda, b, k0, k1,
+                                         c + r * ldc, ldc, accumulate, bias);
+        });
   }
 }
 
@@ -195,8 +167,8 @@ __attribute__((target("avx2,fma"))) void Panel256(const float* a, int64_t lda,
                                                   int64_t ldc) {
   const int64_t sixes = m / 6 * 6;
   const int64_t blocked = m - sixes >= 4 ? sixes + 4 : sixes;
-  for (int64_t k0 = 0; k0 < depth; k0 += kDepthBlock512) {
-    const int64_t k1 = std::min(depth, k0 + kDepthBlock512);
+  for (int64_t k0 = 0; k0 < depth; k0 += kDepthBlock) {
+    const int64_t k1 = std::min(depth, k0 + kDepthBlock);
     const bool accumulate = k0 > 0;
     for (int j0 = 0; j0 < PackedMatrix::kPanel; j0 += 16) {
       const float* init = bias == nullptr ? nullptr : bias + j0;

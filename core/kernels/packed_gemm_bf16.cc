@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/kernels/packed_blocking.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define BISERVE_BF16_KERNELS 1
@@ -55,10 +57,9 @@ PackedMatrixBf16::PackedMatrixBf16(const RowMatrix& b, const RowVector& bias)
 
 namespace {
 
-// Rows of a per pass over all panels, and depth pairs per pass over the
-// rows: PackedGemm's blocking (a 64-pair block of a panel is 16 KB).
-constexpr int64_t kRowChunk = 96;
-constexpr int64_t kPairBlock = 64;
+// Depth pairs per pass over the rows: PackedGemm's depth block (a 64-pair
+// block of a panel is 16 KB). Rows are chunked and blocked as PackedGemm's.
+constexpr int64_t kPairBlock = kDepthBlock / 2;
 
 // Rows of a as bf16 pairs, [m, pairs] words: a[r][2q] in the low half of
 // word q, a[r][2q + 1] (or zero past the depth) in the high half. The
@@ -153,25 +154,12 @@ __attribute__((target("avx512f,avx512bf16"))) void PanelBf16(
   for (int64_t q0 = 0; q0 < pairs; q0 += kPairBlock) {
     const int64_t q1 = std::min(pairs, q0 + kPairBlock);
     const bool accumulate = q0 > 0;
-    int64_t r = 0;
-    for (; r + 6 <= m; r += 6) {
-      RowsBf16<6>(a + r * pairs, pairs, b, q0, q1, c + r * ldc, ldc, accumulate,
-                  bias);
-    }
-    if (m - r >= 4) {
-      RowsBf16<4>(a + r * pairs, pairs, b, q0, q1, c + r * ldc, ldc, accumulate,
-                  bias);
-      r += 4;
-    }
-    if (m - r >= 2) {
-      RowsBf16<2>(a + r * pairs, pairs, b, q0, q1, c + r * ldc, ldc, accumulate,
-                  bias);
-      r += 2;
-    }
-    if (m - r == 1) {
-      RowsBf16<1>(a + r * pairs, pairs, b, q0, q1, c + r * ldc, ldc, accumulate,
-                  bias);
-    }
+    ForEachRowBlock(
+        m, [&](auto rows,
+               int64_t r) __attribute__((target("avx512f,avx512bf16"))) {
+          RowsBf16<decltype(rows)::value>(a + r * pairs, pairs, b, q0, q1,
+                                          c + r * ldc, ldc, accumulate, bias);
+        });
   }
 }
 
