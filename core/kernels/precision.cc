@@ -44,6 +44,11 @@ Precision ServablePrecision(Precision requested) {
 
 std::string PrecisionFallbackReason(Precision requested, Precision served) {
   if (requested == served) return "";
+  if (ServablePrecision(requested) == requested) {
+    // Not this CPU's doing: the loader built the model in another one.
+    return absl::StrCat(PrecisionName(requested), " was asked for; serving ",
+                        PrecisionName(served));
+  }
   return absl::StrCat(
       PrecisionName(requested), " was asked for; serving ",
       PrecisionName(served), ": ",
