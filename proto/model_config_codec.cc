@@ -3,12 +3,33 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "proto/parse_text_proto.h"
 #include "proto/read_file.h"
 
 namespace biserve {
+
+namespace {
+
+// nullopt for PRECISION_UNSPECIFIED (the server's --precision applies).
+absl::StatusOr<std::optional<Precision>> PrecisionFromProto(
+    v1::Precision precision) {
+  switch (precision) {
+    case v1::PRECISION_UNSPECIFIED:
+      return std::nullopt;
+    case v1::FP32:
+      return Precision::kFp32;
+    case v1::BF16:
+      return Precision::kBf16;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "precision: unknown value ", precision, "; expected FP32 or BF16"));
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfigFromProto(const v1::ModelConfig& proto) {
   ModelConfig config;
@@ -61,20 +82,10 @@ absl::StatusOr<ModelConfig> ModelConfigFromProto(const v1::ModelConfig& proto) {
   if (absl::Status s = o.ApplyTo(BatchingOptions()).Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("batching.", s.message()));
   }
-  switch (proto.precision()) {
-    case v1::PRECISION_UNSPECIFIED:
-      break;
-    case v1::FP32:
-      config.precision = Precision::kFp32;
-      break;
-    case v1::BF16:
-      config.precision = Precision::kBf16;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("precision: unknown value ", proto.precision(),
-                       "; expected FP32 or BF16"));
-  }
+  absl::StatusOr<std::optional<Precision>> precision =
+      PrecisionFromProto(proto.precision());
+  if (!precision.ok()) return precision.status();
+  config.precision = *precision;
   return config;
 }
 

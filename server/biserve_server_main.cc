@@ -430,6 +430,20 @@ int Fail(absl::string_view prefix, const absl::Status& status, int exit_code) {
   return exit_code;
 }
 
+// What biserve_build_info's labels and the thread gauges say.
+BuildInfo BuildInfoFromFlags(bool batching_enabled,
+                             const ThreadCounts& counts) {
+  return BuildInfo{.version = BISERVE_VERSION,
+                   .compiler = absl::StrCat("gcc ", __VERSION__),
+                   .gemm_kernel = PackedGemmIsa(),
+                   .bf16_kernel = PackedGemmBf16Isa(),
+                   .default_precision = std::string(
+                       PrecisionName(absl::GetFlag(FLAGS_precision))),
+                   .batching = batching_enabled,
+                   .threads = counts.threads,
+                   .batch_threads = counts.batch_threads};
+}
+
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
   // server (exit 1) rather than serving plaintext or failing every
@@ -443,17 +457,8 @@ int Run() {
 
   // Metrics first: every part below reports into them.
   auto metrics_registry = std::make_shared<prometheus::Registry>();
-  ServerMetrics metrics(
-      *metrics_registry,
-      BuildInfo{.version = BISERVE_VERSION,
-                .compiler = absl::StrCat("gcc ", __VERSION__),
-                .gemm_kernel = PackedGemmIsa(),
-                .bf16_kernel = PackedGemmBf16Isa(),
-                .default_precision =
-                    std::string(PrecisionName(absl::GetFlag(FLAGS_precision))),
-                .batching = batching_enabled,
-                .threads = counts.threads,
-                .batch_threads = counts.batch_threads});
+  ServerMetrics metrics(*metrics_registry,
+                        BuildInfoFromFlags(batching_enabled, counts));
   auto metrics_server = StartMetricsServer(metrics_registry);
   if (!metrics_server.ok()) {
     return Fail("cannot serve /metrics (--metrics_* flags): ",

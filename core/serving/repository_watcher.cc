@@ -22,6 +22,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// How a version's load starts in the log: a first load, or a reload of a
+// serving version because its file or its precision changed.
+std::string LoadReason(bool reload, bool same_file, Precision precision) {
+  if (!reload) return "loading ";
+  if (!same_file) return "file changed; reloading ";
+  return absl::StrCat("precision changed to ", PrecisionName(precision),
+                      "; reloading ");
+}
+
 // The size and modification time of `path`, or nullopt if it is not a
 // regular file.
 std::optional<std::pair<int64_t, int64_t>> Stat(const std::string& path) {
@@ -383,13 +392,8 @@ bool RepositoryWatcher::LoadVersion(const std::string& name, int64_t version,
     registry_->SetFailed(name, version, refusal);
     return entry.available;  // a serving copy keeps serving
   }
-  LogInfo(absl::StrCat(
-      what,
-      !reload     ? "loading "
-      : same_file ? absl::StrCat("precision changed to ",
-                                 PrecisionName(precision), "; reloading ")
-                  : "file changed; reloading ",
-      signature.path, " in ", PrecisionName(precision)));
+  LogInfo(absl::StrCat(what, LoadReason(reload, same_file, precision),
+                       signature.path, " in ", PrecisionName(precision)));
   registry_->SetLoading(name, version);
   const absl::Time start = clock_->Now();
   absl::StatusOr<std::shared_ptr<const Model>> loaded =
