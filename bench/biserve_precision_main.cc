@@ -458,20 +458,7 @@ absl::Status GoldenFixtures(const std::string& dir, ThreadPool& pool) {
                        ".json: no sequences, or not one "
                        "expected result per sequence"));
     }
-    std::vector<SequenceInput> batch;
-    for (const test::GoldenSequence& seq : golden.sequences()) {
-      SequenceInput in;
-      in.length = seq.length();
-      in.features =
-          absl::MakeConstSpan(seq.features().data(), seq.features_size());
-      in.token_ids =
-          absl::MakeConstSpan(seq.token_ids().data(), seq.token_ids_size());
-      for (const v1::Tensor& s : seq.initial_state()) {
-        in.initial_state.push_back(
-            absl::MakeConstSpan(s.values().data(), s.values_size()));
-      }
-      batch.push_back(in);
-    }
+    const std::vector<SequenceInput> batch = testing::GoldenBatch(golden);
     // What golden_check compares: the output, the directions and the last
     // layer's states where the case has them.
     EvalOptions options;
@@ -612,19 +599,12 @@ struct RealModel {
 // reference's outputs; refused files are skipped.
 absl::Status RealModels(const std::string& dir, ThreadPool& pool,
                         std::vector<RealModel>& loaded) {
-  std::vector<std::string> cases;
-  std::error_code error;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(dir + "/expected", error)) {
-    if (entry.path().extension() == ".json") {
-      cases.push_back(entry.path().stem().string());
-    }
-  }
+  const std::vector<std::string> cases =
+      testing::ListCases(dir + "/expected", /*directories=*/false);
   if (cases.empty()) {
     return absl::NotFoundError(
         absl::StrCat("no expected/*.json in --real_models ", dir));
   }
-  std::sort(cases.begin(), cases.end());
   std::vector<CaseReport> reports;
   std::vector<std::string> skipped;
   for (const std::string& name : cases) {

@@ -40,14 +40,7 @@ test::GoldenCase ReadGoldenCase(const std::string& path) {
   return golden;
 }
 
-void ExpectMatchesGoldenCase(const Model& model,
-                             const test::GoldenCase& golden) {
-  SCOPED_TRACE(golden.name() + ": " + golden.description());
-  ASSERT_EQ(golden.sequences_size(), golden.expected_size());
-  ASSERT_GT(golden.sequences_size(), 0);
-  const float tolerance =
-      golden.tolerance() > 0 ? static_cast<float>(golden.tolerance()) : 1e-5f;
-
+std::vector<SequenceInput> GoldenBatch(const test::GoldenCase& golden) {
   std::vector<SequenceInput> batch;
   for (const test::GoldenSequence& seq : golden.sequences()) {
     SequenceInput in;
@@ -62,6 +55,18 @@ void ExpectMatchesGoldenCase(const Model& model,
     }
     batch.push_back(in);
   }
+  return batch;
+}
+
+void ExpectMatchesGoldenCase(const Model& model,
+                             const test::GoldenCase& golden) {
+  SCOPED_TRACE(golden.name() + ": " + golden.description());
+  ASSERT_EQ(golden.sequences_size(), golden.expected_size());
+  ASSERT_GT(golden.sequences_size(), 0);
+  const float tolerance =
+      golden.tolerance() > 0 ? static_cast<float>(golden.tolerance()) : 1e-5f;
+
+  const std::vector<SequenceInput> batch = GoldenBatch(golden);
   EvalOptions options;
   options.directions = golden.expected(0).has_forward();
   options.states = golden.expected(0).states_size() > 0;

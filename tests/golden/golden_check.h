@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/eval/sequence_input.h"
 #include "core/model/model.h"
 #include "golden/golden_case.pb.h"
 
@@ -17,6 +18,9 @@ std::vector<std::string> ListCases(const std::string& folder, bool directories);
 
 // Reads a GoldenCase from proto3 JSON; fails the test on a parse error.
 test::GoldenCase ReadGoldenCase(const std::string& path);
+
+// The case's sequences as evaluator inputs, viewing `golden`'s storage.
+std::vector<SequenceInput> GoldenBatch(const test::GoldenCase& golden);
 
 // Adds gtest failures for every output that differs from the case's
 // expectation by more than its tolerance.

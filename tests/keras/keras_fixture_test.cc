@@ -154,20 +154,7 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(KerasFileTest);
 // The golden case's sequences through `model`, as one batch.
 std::vector<SequenceResult> EvaluateGolden(const Model& model,
                                            const test::GoldenCase& golden) {
-  std::vector<SequenceInput> batch;
-  for (const test::GoldenSequence& seq : golden.sequences()) {
-    SequenceInput in;
-    in.length = seq.length();
-    in.features =
-        absl::MakeConstSpan(seq.features().data(), seq.features_size());
-    in.token_ids =
-        absl::MakeConstSpan(seq.token_ids().data(), seq.token_ids_size());
-    for (const v1::Tensor& s : seq.initial_state()) {
-      in.initial_state.push_back(
-          absl::MakeConstSpan(s.values().data(), s.values_size()));
-    }
-    batch.push_back(in);
-  }
+  const std::vector<SequenceInput> batch = testing::GoldenBatch(golden);
   EvalOptions options;
   options.directions =
       golden.expected_size() > 0 && golden.expected(0).has_forward();
