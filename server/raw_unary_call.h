@@ -39,6 +39,14 @@ class RawUnaryCall final : public grpc::ServerUnaryReactor {
 
   void OnDone() override { delete this; }
 
+  // OnDone only frees the call and OnCancel does nothing, so gRPC may run
+  // them on the thread that completes the call instead of handing each
+  // call's end to its executor thread: one thread switch fewer per call,
+  // which matters most on a server with one CPU. (gRPC marks this hook
+  // "not API"; its own trivial reactors use it. If a gRPC release drops
+  // it, the `override` stops the build rather than silently losing it.)
+  bool InternalInlineable() override { return true; }
+
   Request request;
   Response response;
   RequestAdmission::Reservation reservation;
