@@ -1,7 +1,15 @@
 #include "core/common/process_tuning.h"
 
 #include <malloc.h>
+#include <sched.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
 #ifdef BISERVE_OPENBLAS
@@ -18,6 +26,27 @@ void PrepareProcessForEvaluation() {
 
 void TurnOffMutexDeadlockDetection() {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
+absl::Status UseBatchScheduling() {
+  // Every thread there is already (libraries start some when they load,
+  // e.g. OpenBLAS's pool); threads started later inherit the policy.
+  std::error_code error;
+  std::filesystem::directory_iterator tasks("/proc/self/task", error);
+  if (error) {
+    return absl::UnavailableError(absl::StrCat(
+        "SCHED_BATCH not set: /proc/self/task: ", error.message()));
+  }
+  const sched_param param = {.sched_priority = 0};
+  for (const std::filesystem::directory_entry& task : tasks) {
+    int tid = 0;
+    if (!absl::SimpleAtoi(task.path().filename().string(), &tid)) continue;
+    if (sched_setscheduler(tid, SCHED_BATCH, &param) != 0) {
+      return absl::UnavailableError(
+          absl::StrCat("SCHED_BATCH refused: ", std::strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void ReleaseFreeMemory() { malloc_trim(0); }

@@ -1,5 +1,6 @@
 // biserve_server end to end: the real binary on a loopback port, driven by a
 // real gRPC client. Each test starts its own server (ServerProcess).
+#include <sched.h>
 #include <signal.h>
 
 #include <atomic>
@@ -942,6 +943,44 @@ TEST(BiserveServerTest, PrecisionFromConfigOrFlagIsServedAndReported) {
       BISERVE_BIN_DIR "/biserve_server --precision=FP8 --port=0");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.out, HasSubstr("expected FP32 or BF16"));
+}
+
+// How many threads of process `pid` run under each scheduling policy.
+std::map<int, int> SchedulingPolicies(pid_t pid) {
+  std::map<int, int> policies;
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    int tid = 0;
+    if (!absl::SimpleAtoi(task.path().filename().string(), &tid)) continue;
+    const int policy = sched_getscheduler(tid);
+    if (policy >= 0) ++policies[policy & ~SCHED_RESET_ON_FORK];
+  }
+  return policies;
+}
+
+TEST(BiserveServerTest, ThreadsRunUnderSchedBatchUnlessTurnedOff) {
+  const std::string repo = MakeRepository();
+  AddVersion(repo, "example", 1, ReadText(kExampleModel));
+  const int started_with = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+  for (const bool on : {true, false}) {
+    SCOPED_TRACE(absl::StrCat("--sched_batch=", on));
+    auto server = ServerProcess::Start(
+        {"--model_repository=" + repo, absl::StrCat("--sched_batch=", on)});
+    ASSERT_NE(server, nullptr);
+    // A request first, so that gRPC's threads have started and served.
+    Client client(server->address());
+    v1::PredictResponse response;
+    ASSERT_TRUE(
+        client.Predict(FeatureRequest("example", 8, {5, 12}), &response).ok());
+    // Every thread: main, the batch thread, the pool's, gRPC's and the
+    // metrics server's (at least four).
+    const std::map<int, int> policies = SchedulingPolicies(server->pid());
+    ASSERT_EQ(policies.size(), 1u);
+    EXPECT_EQ(policies.begin()->first, on ? SCHED_BATCH : started_with);
+    EXPECT_GE(policies.begin()->second, 4);
+    EXPECT_THAT(server->Log(), ::testing::Not(HasSubstr("SCHED_BATCH")));
+    EXPECT_EQ(server->Stop(), 0);
+  }
 }
 
 }  // namespace
