@@ -43,6 +43,7 @@
 #include "prometheus/registry.h"
 #include "proto/model_config_codec.h"
 #include "server/inference_service.h"
+#include "server/memory_returner.h"
 #include "server/metrics.h"
 #include "server/metrics_http_server.h"
 #include "server/open_inference_service.h"
@@ -450,6 +451,11 @@ BuildInfo BuildInfoFromFlags(bool batching_enabled,
                    .batch_threads = counts.batch_threads};
 }
 
+RequestAdmission::Options AdmissionFromFlags(MemoryReturner* returner) {
+  return {.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes),
+          .returner = returner};
+}
+
 int Run() {
   // TLS files are checked before anything listens: a bad one stops the
   // server (exit 1) rather than serving plaintext or failing every
@@ -488,8 +494,8 @@ int Run() {
   }
   if (absl::Status s = CheckMemoryFlags(); !s.ok()) return Fail("", s, 2);
 
-  RequestAdmission admission(
-      {.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes)});
+  MemoryReturner returner({});
+  RequestAdmission admission(AdmissionFromFlags(&returner));
   InferenceService service(
       {.limits = LimitsFromFlags(),
        .batching_enabled = batching_enabled,

@@ -9,7 +9,7 @@ absl::Status RequestAdmission::Reserve(int64_t bytes,
   // Alone (nothing held but this request), a request always gets through:
   // it fits in --max_message_bytes, and the parse budget bounds the rest.
   if (held > options_.max_inflight_bytes && held != mine) {
-    inflight_bytes_.fetch_sub(bytes);
+    Unreserve(bytes);  // (the request is let go of too)
     return absl::UnavailableError(absl::StrCat(
         "the server holds ", held - mine,
         " bytes of requests in flight, and this one's ", mine,
@@ -19,6 +19,11 @@ absl::Status RequestAdmission::Reserve(int64_t bytes,
   reservation->owner_ = this;
   reservation->bytes_ = mine;
   return absl::OkStatus();
+}
+
+void RequestAdmission::Unreserve(int64_t bytes) {
+  inflight_bytes_.fetch_sub(bytes);
+  if (options_.returner != nullptr) options_.returner->Freed(bytes);
 }
 
 absl::Status RequestAdmission::Explain(const absl::Status& scan_status) const {

@@ -14,6 +14,9 @@
 //   beyond it a new request is refused at once (UNAVAILABLE: retry with
 //   backoff), so many large requests together cannot exhaust memory. A
 //   request is never refused by this when it would be the only one held.
+// - Large requests' memory goes back to the system once they are let go of
+//   (server/memory_returner.h), not kept in the arena of whichever gRPC
+//   thread received them.
 //
 // Thread-safety: Admit and Reservation may be used from any thread.
 #pragma once
@@ -28,6 +31,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/proto_buffer_reader.h"
 #include "proto/wire_scan.h"
+#include "server/memory_returner.h"
 
 namespace biserve {
 
@@ -43,6 +47,8 @@ class RequestAdmission {
     // Most bytes held by requests received and not yet answered: their
     // serialized size plus their parsed size.
     int64_t max_inflight_bytes = int64_t{256} << 20;
+    // Told of every reservation let go of; none if null.
+    MemoryReturner* returner = nullptr;
   };
 
   // Bytes reserved for one request until the reservation is destroyed.
@@ -69,7 +75,7 @@ class RequestAdmission {
     Reservation(RequestAdmission* owner, int64_t bytes)
         : owner_(owner), bytes_(bytes) {}
     void Release() {
-      if (owner_ != nullptr) owner_->inflight_bytes_.fetch_sub(bytes_);
+      if (owner_ != nullptr) owner_->Unreserve(bytes_);
       owner_ = nullptr;
     }
     RequestAdmission* owner_ = nullptr;
@@ -134,6 +140,8 @@ class RequestAdmission {
  private:
   // Adds `bytes` to `reservation` (empty or one of this admission's).
   absl::Status Reserve(int64_t bytes, Reservation* reservation);
+  // Gives back what a reservation held.
+  void Unreserve(int64_t bytes);
   // Adds what the limit is to the scanner's message.
   absl::Status Explain(const absl::Status& scan_status) const;
 

@@ -1,0 +1,61 @@
+#include "server/memory_returner.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "core/common/process_tuning.h"
+#include "core/common/thread_name.h"
+
+namespace biserve {
+
+MemoryReturner::MemoryReturner(Options options) : options_(std::move(options)) {
+  thread_ = std::thread([this] {
+    SetCurrentThreadName("biserve-memret");
+    Run();
+  });
+}
+
+MemoryReturner::~MemoryReturner() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  changed_.SignalAll();
+  thread_.join();
+}
+
+void MemoryReturner::Freed(int64_t bytes) {
+  if (bytes < options_.large_request_bytes) return;
+  {
+    MutexLock lock(&mu_);
+    if (pending_) return;
+    pending_ = true;
+  }
+  changed_.Signal();
+}
+
+void MemoryReturner::Run() {
+  absl::Time earliest = absl::InfinitePast();
+  while (WaitForReturn(earliest)) {
+    if (options_.release) {
+      options_.release();
+    } else {
+      ReleaseFreeMemory();
+    }
+    earliest = absl::Now() + options_.min_interval;
+  }
+}
+
+bool MemoryReturner::WaitForReturn(absl::Time earliest) {
+  MutexLock lock(&mu_);
+  while (!pending_ && !stopping_) changed_.Wait(&mu_);
+  const absl::Time at = std::max(absl::Now() + options_.settle, earliest);
+  bool timed_out = false;
+  while (!stopping_ && !timed_out) {
+    timed_out = changed_.WaitWithDeadline(&mu_, at);
+  }
+  pending_ = false;
+  return !stopping_;
+}
+
+}  // namespace biserve
