@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "importers/keras_file_importer.h"
+#include "tests/support/sanitized.h"
 
 namespace biserve {
 namespace {
@@ -25,14 +26,7 @@ const std::string kData = kSource + "/tests/importers/data/";
 
 // Under AddressSanitizer or ThreadSanitizer the helper's address space is not
 // limited (their shadow memory needs terabytes): the fault tests need a
-// plain build.
-// The sanitizers' runtimes, present only in sanitized builds (the TSan
-// build undefines __SANITIZE_THREAD__, so this is told at run time).
-extern "C" void __asan_init() __attribute__((weak));
-extern "C" void __tsan_init() __attribute__((weak));
-bool AddressSanitized() {
-  return &__asan_init != nullptr || &__tsan_init != nullptr;
-}
+// plain build (tests/support/sanitized.h).
 
 // A good file, with a fault injected into the helper (test_fault).
 IsolatedImportOptions Faulty(const std::string& fault) {
@@ -65,7 +59,7 @@ TEST(IsolatedImportTest, ImporterErrorsComeBackUnchanged) {
 }
 
 TEST(IsolatedImportTest, CrashIsInvalidArgumentNamingTheSignal) {
-  if (AddressSanitized()) GTEST_SKIP() << "ASan handles crashes";
+  if (Sanitized()) GTEST_SKIP() << "ASan handles crashes";
   const std::string path = kFixture + "/keras3.10.0.h5";
   auto model = ImportKerasFileIsolated(path, {}, Faulty("crash"));
   EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
@@ -85,7 +79,7 @@ TEST(IsolatedImportTest, HangIsKilledAtTheTimeout) {
 }
 
 TEST(IsolatedImportTest, HugeAllocationFailsInTheHelper) {
-  if (AddressSanitized()) GTEST_SKIP() << "ASan handles crashes";
+  if (Sanitized()) GTEST_SKIP() << "ASan handles crashes";
   const std::string path = kFixture + "/keras3.10.0.h5";
   auto model = ImportKerasFileIsolated(path, {}, Faulty("allocate"));
   EXPECT_EQ(model.status().code(), absl::StatusCode::kResourceExhausted);
