@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "core/common/process_tuning.h"
 #include "core/common/thread_name.h"
 
 namespace biserve {
@@ -36,24 +35,25 @@ void MemoryReturner::Freed(int64_t bytes) {
 
 void MemoryReturner::Run() {
   absl::Time earliest = absl::InfinitePast();
-  while (WaitForReturn(earliest)) {
-    if (options_.release) {
-      options_.release();
-    } else {
-      ReleaseFreeMemory();
-    }
+  bool follow_up = false;
+  while (WaitForReturn(earliest, &follow_up)) {
+    options_.release();
     earliest = absl::Now() + options_.min_interval;
   }
 }
 
-bool MemoryReturner::WaitForReturn(absl::Time earliest) {
+bool MemoryReturner::WaitForReturn(absl::Time earliest, bool* follow_up) {
   MutexLock lock(&mu_);
-  while (!pending_ && !stopping_) changed_.Wait(&mu_);
-  const absl::Time at = std::max(absl::Now() + options_.settle, earliest);
+  while (!pending_ && !*follow_up && !stopping_) changed_.Wait(&mu_);
+  const absl::Time at =
+      pending_ ? std::max(absl::Now() + options_.settle, earliest) : earliest;
   bool timed_out = false;
   while (!stopping_ && !timed_out) {
     timed_out = changed_.WaitWithDeadline(&mu_, at);
   }
+  // gRPC may free a request's bytes later than the settle time (a loaded
+  // machine): a return for requests gets one more an interval later.
+  *follow_up = pending_;
   pending_ = false;
   return !stopping_;
 }

@@ -9,8 +9,9 @@
 // nine refused 16 MB requests left 35 to 57 MB resident on a 2-core machine
 // (9 to 25 MB once returned), more with more threads. After a large request
 // is freed the server returns free memory (ReleaseFreeMemory) shortly
-// afterwards, once gRPC has dropped the request's bytes, and at most once
-// per interval, so a stream of large requests costs one heap walk per
+// afterwards, once gRPC has dropped the request's bytes, once more an
+// interval later (for bytes gRPC dropped late), and at most once per
+// interval, so a stream of large requests costs one heap walk per
 // interval. Small requests never trigger it: their memory is reused as it
 // is.
 //
@@ -24,6 +25,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "core/common/mutex.h"
+#include "core/common/process_tuning.h"
 
 namespace biserve {
 
@@ -39,7 +41,7 @@ class MemoryReturner {
     // At most one return per interval.
     absl::Duration min_interval = absl::Seconds(1);
     // What a return does; tests count the calls.
-    std::function<void()> release;  // default: ReleaseFreeMemory
+    std::function<void()> release = ReleaseFreeMemory;
   };
 
   explicit MemoryReturner(Options options);
@@ -53,9 +55,10 @@ class MemoryReturner {
  private:
   // Returns free memory whenever a large request was freed, until stopped.
   void Run();
-  // Waits for a large request, then for the settle time and `earliest`.
-  // False once stopping.
-  bool WaitForReturn(absl::Time earliest);
+  // Waits for a large request (or, if `*follow_up`, not), then for the
+  // settle time and `earliest`; sets `*follow_up` if a request was waited
+  // for. False once stopping.
+  bool WaitForReturn(absl::Time earliest, bool* follow_up);
 
   const Options options_;
   Mutex mu_;

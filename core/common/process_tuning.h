@@ -29,8 +29,8 @@ void PrepareProcessForEvaluation();
 void TurnOffMutexDeadlockDetection();
 
 // Puts every thread of the process, and so every thread started from then
-// on, under Linux's SCHED_BATCH policy: a thread that wakes up waits for the running
-// one's time slice instead of preempting it at once. On a busy CPU a
+// on, under Linux's SCHED_BATCH policy: a thread that wakes up waits for the
+// running one's time slice instead of preempting it at once. On a busy CPU a
 // server's network threads wake for every request and every reply; under
 // the default policy each wake-up interrupts the thread computing a batch
 // (on a pinned one-CPU server, W2 at concurrency 64: 7 thread switches per
@@ -45,8 +45,8 @@ absl::Status UseBatchScheduling();
 
 // Returns free heap memory to the system (malloc_trim): after a model
 // version unloads, so that its weights do not stay resident under the heap's
-// high-water mark. Costs a walk of the heap; call it after unloads, not per
-// request.
+// high-water mark, and after large requests (server/memory_returner.h).
+// Costs a walk of the heap; call it after such events, not per request.
 void ReleaseFreeMemory();
 
 // The GEMM kernel set OpenBLAS runs (e.g. "Cooperlake", "Haswell"), for
